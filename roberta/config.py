@@ -1,0 +1,144 @@
+"""RobertaConfig: one dataclass, transformers' field names, RoBERTa's defaults.
+
+The field names match `transformers.RobertaConfig` so a `config.json` written by either library
+reads in the other unchanged. Keys we do not model (`architectures`, `torch_dtype`, ...) are kept in
+`extra` and written back out, so a round trip loses nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Shapes of the named presets. Positions are always sequence length + 2 (RoBERTa's position ids
+# start at padding_idx + 1), so 128 tokens need 130 positions and 512 need 514.
+PRESETS: dict[str, dict[str, Any]] = {
+    # For tests: well under 1M parameters.
+    "nano": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                 intermediate_size=256, vocab_size=1024, max_position_embeddings=130),
+    # Learns visibly within a minute on a 2-core CPU: the live Train tab's default.
+    "micro": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=512, vocab_size=4096, max_position_embeddings=130),
+    "tiny": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                 intermediate_size=1024, vocab_size=8192, max_position_embeddings=258),
+    "mini": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6,
+                 intermediate_size=1536, vocab_size=8192, max_position_embeddings=514),
+    "small": dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8,
+                  intermediate_size=2048, vocab_size=16384, max_position_embeddings=514),
+    # The shapes of FacebookAI/roberta-base and roberta-large.
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072, vocab_size=50265, max_position_embeddings=514),
+    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                  intermediate_size=4096, vocab_size=50265, max_position_embeddings=514),
+}
+
+
+@dataclass
+class RobertaConfig:
+    vocab_size: int = 50265
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    max_position_embeddings: int = 514
+    type_vocab_size: int = 1
+    layer_norm_eps: float = 1e-5  # roberta-base's value; transformers' class default is 1e-12
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    classifier_dropout: float | None = None  # None: use hidden_dropout_prob
+    initializer_range: float = 0.02
+    pad_token_id: int = 1
+    bos_token_id: int = 0
+    eos_token_id: int = 2
+    num_labels: int = 2
+    id2label: dict[int, str] | None = None
+    label2id: dict[str, int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.id2label is None:
+            self.id2label = {i: f"LABEL_{i}" for i in range(self.num_labels)}
+        # JSON turns int keys into strings; give them back their type.
+        self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+        self.num_labels = len(self.id2label)
+        if self.label2id is None:
+            self.label2id = {v: k for k, v in self.id2label.items()}
+        self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field of an impossible configuration."""
+        positive = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                    "intermediate_size", "max_position_embeddings", "type_vocab_size")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads})")
+        if self.max_position_embeddings < self.pad_token_id + 2:
+            raise ValueError(
+                f"max_position_embeddings ({self.max_position_embeddings}) is too small: RoBERTa "
+                f"positions start at pad_token_id + 1 = {self.pad_token_id + 1}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if not self.layer_norm_eps > 0:
+            raise ValueError(f"layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            if not 0 <= getattr(self, name) < self.vocab_size:
+                raise ValueError(f"{name} ({getattr(self, name)}) is outside the vocabulary "
+                                 f"(vocab_size {self.vocab_size})")
+        if self.hidden_act != "gelu":
+            raise ValueError(f"hidden_act must be 'gelu' (RoBERTa's erf GELU), got "
+                             f"{self.hidden_act!r}")
+
+    @property
+    def max_sequence_length(self) -> int:
+        """Longest input the position table covers: two rows sit below the first position."""
+        return self.max_position_embeddings - self.pad_token_id - 1
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> RobertaConfig:
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    # --- config.json, as transformers reads and writes it ---------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        data["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        return {**self.extra, **data, "model_type": "roberta"}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RobertaConfig:
+        model_type = data.get("model_type", "roberta")
+        if model_type != "roberta":
+            raise ValueError(f"config.json describes a {model_type!r} model, not 'roberta'")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known and k != "model_type"}
+        return cls(**kwargs, extra=extra)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> RobertaConfig:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read config {path}: {err}") from err
+        if not isinstance(data, dict):
+            raise ValueError(f"config {path} is not a JSON object")
+        try:
+            return cls.from_dict(data)
+        except TypeError as err:  # e.g. a field of the wrong type
+            raise ValueError(f"config {path} is invalid: {err}") from err

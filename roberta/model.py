@@ -1,0 +1,357 @@
+"""RoBERTa in one file: embeddings, attention, post-LN encoder layers, and the two task heads.
+
+Read top to bottom. Module and parameter names follow transformers' `modeling_roberta.py`
+(`embeddings.word_embeddings`, `encoder.layer.N.attention.self.query`, `lm_head.dense`, ...), so a
+real checkpoint's state_dict loads with no mapping table. Shapes in comments use
+B = batch, T = sequence length, C = hidden size, nh = heads, hs = head size, V = vocabulary.
+
+What makes it RoBERTa rather than BERT at this level (the rest is data and training):
+- position ids start at padding_idx + 1, so padding has its own position row;
+- one token type, no next-sentence head;
+- the tokenizer is byte-level BPE (roberta/tokenizer.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import RobertaConfig
+from .hub import PretrainedMixin
+
+IGNORE_INDEX = -100  # label of positions that are not scored (PyTorch's cross_entropy default)
+
+
+@dataclass
+class RobertaOutput:
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    last_hidden_state: torch.Tensor | None = None  # (B, T, C)
+    pooler_output: torch.Tensor | None = None  # (B, C), RobertaModel with a pooler only
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + each layer: L+1 x (B, T, C)
+    attentions: tuple[torch.Tensor, ...] | None = None  # each layer's probabilities: L x (B, nh, T, T)
+
+
+def create_position_ids(input_ids: torch.Tensor, padding_idx: int) -> torch.Tensor:
+    """[0, 5, 6, 2, 1, 1] -> [2, 3, 4, 5, 1, 1]: real tokens count up from padding_idx + 1 and
+    padding keeps position padding_idx (fairseq's convention, which RoBERTa inherited)."""
+    not_pad = input_ids.ne(padding_idx).int()
+    return (torch.cumsum(not_pad, dim=1) * not_pad).long() + padding_idx
+
+
+def attention(q, k, v, key_mask=None, dropout_p=0.0, need_weights=False):
+    """Scaled dot-product attention over the sequence axis.
+
+    q, k, v: (B, nh, T, hs). key_mask: (B, 1, 1, T) bool, True where the key is a real token, so
+    padding is never attended to. Returns (output (B, nh, T, hs), probabilities (B, nh, T, T) or
+    None). The fused kernel cannot return probabilities, so the Attention tab takes the explicit
+    path; the two agree to ~1e-7 in fp32.
+    """
+    if not need_weights:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout_p)
+        return out, None
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, nh, T, T)
+    if key_mask is not None:
+        scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
+    probs = scores.softmax(dim=-1)
+    return F.dropout(probs, dropout_p) @ v, probs
+
+
+class RobertaEmbeddings(nn.Module):
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.padding_idx = config.pad_token_id
+        self.max_length = config.max_sequence_length
+        C = config.hidden_size
+        self.word_embeddings = nn.Embedding(config.vocab_size, C, padding_idx=self.padding_idx)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, C,
+                                                padding_idx=self.padding_idx)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, C)
+        self.LayerNorm = nn.LayerNorm(C, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids, token_type_ids=None):  # (B, T) -> (B, T, C)
+        if input_ids.size(1) > self.max_length:
+            raise ValueError(f"sequence of {input_ids.size(1)} tokens is longer than the "
+                             f"model's {self.max_length} positions")
+        positions = create_position_ids(input_ids, self.padding_idx)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)
+        if token_type_ids is None:  # every token is type 0: add that row, skip the lookup
+            x = x + self.token_type_embeddings.weight[0]
+        else:
+            x = x + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+class RobertaSelfAttention(nn.Module):
+    """Multi-head self-attention. Query, key and value come from one fused Linear (one matmul
+    instead of three); state_dict hooks save and load them as transformers' separate
+    `query`, `key` and `value`, so checkpoints never see the fusion."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.dropout_p = config.attention_probs_dropout_prob
+        self.register_state_dict_post_hook(_split_qkv)
+        self.register_load_state_dict_pre_hook(_fuse_qkv)
+
+    def forward(self, x, key_mask=None, head_mask=None, need_weights=False):
+        B, T, C = x.shape
+        qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_size)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, nh, T, hs)
+        dropout_p = self.dropout_p if self.training else 0.0
+        out, probs = attention(q, k, v, key_mask, dropout_p, need_weights)
+        if head_mask is not None:  # (nh,) of 0/1: a switched-off head contributes nothing
+            head_mask = head_mask.view(1, -1, 1, 1).to(out.dtype)
+            out = out * head_mask
+            probs = probs * head_mask if probs is not None else None
+        return out.transpose(1, 2).reshape(B, T, C), probs
+
+
+_QKV_NAMES = ("query", "key", "value")
+
+
+def _split_qkv(module, state_dict, prefix, local_metadata):
+    """Save the fused qkv under transformers' names: self.query, self.key, self.value."""
+    for kind in ("weight", "bias"):
+        fused = state_dict.pop(f"{prefix}qkv.{kind}")
+        for name, part in zip(_QKV_NAMES, fused.chunk(3, dim=0), strict=True):
+            state_dict[f"{prefix}{name}.{kind}"] = part
+
+
+def _fuse_qkv(module, state_dict, prefix, *args):
+    """Load transformers' separate query/key/value into the fused qkv."""
+    for kind in ("weight", "bias"):
+        names = [f"{prefix}{name}.{kind}" for name in _QKV_NAMES]
+        if all(name in state_dict for name in names):
+            state_dict[f"{prefix}qkv.{kind}"] = torch.cat([state_dict.pop(n) for n in names])
+
+
+class RobertaAddNorm(nn.Module):
+    """dense -> dropout -> add the residual -> LayerNorm: the post-LN sublayer output of BERT and
+    RoBERTa, LN(x + Dropout(Sublayer(x))). transformers names its two uses `attention.output`
+    and `output`."""
+
+    def __init__(self, in_features: int, config: RobertaConfig):
+        super().__init__()
+        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(residual + self.dropout(self.dense(x)))
+
+
+class RobertaAttention(nn.Module):
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.self = RobertaSelfAttention(config)
+        self.output = RobertaAddNorm(config.hidden_size, config)
+
+    def forward(self, x, key_mask=None, head_mask=None, need_weights=False):
+        context, probs = self.self(x, key_mask, head_mask, need_weights)
+        return self.output(context, x), probs
+
+
+class RobertaIntermediate(nn.Module):
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+
+    def forward(self, x):  # (B, T, C) -> (B, T, 4C)
+        return F.gelu(self.dense(x))  # the exact (erf) GELU, not the tanh approximation
+
+
+class RobertaLayer(nn.Module):
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.attention = RobertaAttention(config)
+        self.intermediate = RobertaIntermediate(config)
+        self.output = RobertaAddNorm(config.intermediate_size, config)
+
+    def forward(self, x, key_mask=None, head_mask=None, need_weights=False):
+        x, probs = self.attention(x, key_mask, head_mask, need_weights)
+        return self.output(self.intermediate(x), x), probs
+
+
+class RobertaEncoder(nn.Module):
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(RobertaLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, x, key_mask=None, head_mask=None, output_attentions=False,
+                output_hidden_states=False):
+        hidden_states, attentions = [x], []
+        for i, layer in enumerate(self.layer):
+            x, probs = layer(x, key_mask, None if head_mask is None else head_mask[i],
+                             output_attentions)
+            hidden_states.append(x)
+            attentions.append(probs)
+        return (x, tuple(hidden_states) if output_hidden_states else None,
+                tuple(attentions) if output_attentions else None)
+
+
+class RobertaPooler(nn.Module):
+    """dense -> tanh on <s>. Only the bare RobertaModel has it (roberta-base ships its weights);
+    the task heads below do not use it."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, x):  # (B, T, C) -> (B, C)
+        return torch.tanh(self.dense(x[:, 0]))
+
+
+def init_weights(module: nn.Module, std: float) -> None:
+    """RoBERTa's initialisation: normal(0, std) weights, zero biases, LayerNorm at identity, and
+    the padding rows of embeddings zero."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.padding_idx is not None:
+            nn.init.zeros_(module.weight[module.padding_idx])
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def _as_head_mask(head_mask, config: RobertaConfig, dtype) -> torch.Tensor | None:
+    """Accept (nh,) for every layer or (L, nh); 1 keeps a head, 0 switches it off."""
+    if head_mask is None:
+        return None
+    head_mask = torch.as_tensor(head_mask, dtype=dtype)
+    L, nh = config.num_hidden_layers, config.num_attention_heads
+    if head_mask.shape == (nh,):
+        head_mask = head_mask.expand(L, nh)
+    if head_mask.shape != (L, nh):
+        raise ValueError(f"head_mask must have shape ({L}, {nh}) or ({nh},), "
+                         f"got {tuple(head_mask.shape)}")
+    return head_mask
+
+
+class RobertaModel(PretrainedMixin, nn.Module):
+    """The encoder: token ids -> contextual vectors, one per token."""
+
+    def __init__(self, config: RobertaConfig, add_pooling_layer: bool = True):
+        super().__init__()
+        self.config = config
+        self.embeddings = RobertaEmbeddings(config)
+        self.encoder = RobertaEncoder(config)
+        self.pooler = RobertaPooler(config) if add_pooling_layer else None
+        self.apply(lambda m: init_weights(m, config.initializer_range))
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, head_mask=None,
+                output_attentions=False, output_hidden_states=False) -> RobertaOutput:
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
+        # Padding is excluded as a *key*; padded queries still compute (and are ignored later).
+        key_mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
+        head_mask = _as_head_mask(head_mask, self.config, x.dtype)
+        if head_mask is not None:
+            head_mask = head_mask.to(x.device)
+        x, hidden_states, attentions = self.encoder(x, key_mask, head_mask, output_attentions,
+                                                    output_hidden_states)
+        pooled = self.pooler(x) if self.pooler is not None else None
+        return RobertaOutput(last_hidden_state=x, pooler_output=pooled,
+                             hidden_states=hidden_states, attentions=attentions)
+
+
+class RobertaLMHead(nn.Module):
+    """dense -> GELU -> LayerNorm -> decoder. The decoder's weight is the word-embedding matrix
+    (tied); its bias is this head's own `bias` (transformers saves it under both names)."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = self.decoder.bias
+
+    def forward(self, x):  # (..., C) -> (..., V)
+        return self.decoder(self.layer_norm(F.gelu(self.dense(x))))
+
+
+class RobertaForMaskedLM(PretrainedMixin, nn.Module):
+    """The encoder plus the masked-language-model head.
+
+    Sparse prediction: with `labels`, the LM head runs only where a label is set (not -100),
+    because in pretraining ~85% of positions are never scored and in a tiny model the
+    vocabulary projection is ~40% of the FLOPs. Then `.logits` is (N, V) for the N scored
+    positions in row-major order, i.e. `logits[i]` predicts `labels[labels != -100][i]`.
+    Without labels, `.logits` is (B, T, V) for every position.
+    """
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.config = config
+        self.roberta = RobertaModel(config, add_pooling_layer=False)
+        self.lm_head = RobertaLMHead(config)
+        self.lm_head.apply(lambda m: init_weights(m, config.initializer_range))
+        self.lm_head.decoder.weight = self.roberta.embeddings.word_embeddings.weight
+
+    def forward(self, input_ids, attention_mask=None, labels=None, head_mask=None,
+                output_attentions=False, output_hidden_states=False,
+                token_type_ids=None) -> RobertaOutput:
+        out = self.roberta(input_ids, attention_mask, token_type_ids, head_mask,
+                           output_attentions, output_hidden_states)
+        x = out.last_hidden_state  # (B, T, C)
+        loss = None
+        if labels is None:
+            logits = self.lm_head(x)  # (B, T, V)
+        else:
+            scored = labels != IGNORE_INDEX  # (B, T)
+            logits = self.lm_head(x[scored])  # (N, V)
+            loss = F.cross_entropy(logits.float(), labels[scored])
+        return RobertaOutput(loss=loss, logits=logits, last_hidden_state=x,
+                             hidden_states=out.hidden_states, attentions=out.attentions)
+
+
+class RobertaClassificationHead(nn.Module):
+    """dropout -> dense -> tanh -> dropout -> out_proj, on the <s> token."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        p = config.classifier_dropout
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob if p is None else p)
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, x):  # (B, T, C) -> (B, num_labels)
+        x = self.dropout(x[:, 0])
+        x = self.dropout(torch.tanh(self.dense(x)))
+        return self.out_proj(x)
+
+
+class RobertaForSequenceClassification(PretrainedMixin, nn.Module):
+    """The encoder plus a classification head on <s>. num_labels == 1 means regression (MSE)."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.config = config
+        self.roberta = RobertaModel(config, add_pooling_layer=False)
+        self.classifier = RobertaClassificationHead(config)
+        self.classifier.apply(lambda m: init_weights(m, config.initializer_range))
+
+    def forward(self, input_ids, attention_mask=None, labels=None, head_mask=None,
+                output_attentions=False, output_hidden_states=False,
+                token_type_ids=None) -> RobertaOutput:
+        out = self.roberta(input_ids, attention_mask, token_type_ids, head_mask,
+                           output_attentions, output_hidden_states)
+        logits = self.classifier(out.last_hidden_state)  # (B, num_labels)
+        loss = None
+        if labels is not None:
+            if self.config.num_labels == 1:
+                loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
+            else:
+                loss = F.cross_entropy(logits.float(), labels)
+        return RobertaOutput(loss=loss, logits=logits, last_hidden_state=out.last_hidden_state,
+                             hidden_states=out.hidden_states, attentions=out.attentions)
