@@ -113,7 +113,8 @@ class RobertaConfig:
     # --- config.json, as transformers reads and writes it ---------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "extra"}
         data["id2label"] = {str(k): v for k, v in self.id2label.items()}
         return {**self.extra, **data, "model_type": "roberta"}
 

@@ -154,7 +154,7 @@ def match_state_dict(model: torch.nn.Module, weights: dict[str, torch.Tensor],
     not_float = [k for k in expected if k in weights and not weights[k].is_floating_point()]
     if not_float:
         raise ValueError(f"checkpoint tensors are not floating point: {_summarise(not_float)}")
-    state = {k: weights[k] if k in weights else v for k, v in expected.items()}
+    state = {k: weights.get(k, v) for k, v in expected.items()}
     return state, fresh
 
 

@@ -32,8 +32,8 @@ class RobertaOutput:
     logits: torch.Tensor | None = None
     last_hidden_state: torch.Tensor | None = None  # (B, T, C)
     pooler_output: torch.Tensor | None = None  # (B, C), RobertaModel with a pooler only
-    hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + each layer: L+1 x (B, T, C)
-    attentions: tuple[torch.Tensor, ...] | None = None  # each layer's probabilities: L x (B, nh, T, T)
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + each layer: L+1 x (B,T,C)
+    attentions: tuple[torch.Tensor, ...] | None = None  # each layer's probabilities: L x (B,nh,T,T)
 
 
 def create_position_ids(input_ids: torch.Tensor, padding_idx: int) -> torch.Tensor:

@@ -1,0 +1,669 @@
+"""Pretraining and fine-tuning loops that yield metric events and can be stopped.
+
+`Pretrainer(...).run()` and `Finetuner(...).run()` are generators of `TrainEvent`s: the command
+line prints them, the app draws them. Setting the stop flag (`trainer.stop()`) ends the run at
+the next step with a usable model; a NaN/inf loss ends it with a "failed" event before the bad
+update touches the weights. Checkpoints are Hugging Face model directories plus the optimizer,
+schedule, RNG and step, written atomically, so a resumed run continues the same curve.
+
+Data order is a pure function of (seed, step): batch k of epoch e is rows of a permutation seeded
+by (seed, e). With the masker's generator state saved, resuming replays exactly what an
+uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .baselines import macro_f1, tfidf_baseline, unigram_baseline
+from .data import ClassificationData, PackedSequences, pack_documents, split_documents
+from .inference import FillMaskResult, fill_mask
+from .masking import DynamicMasker, MaskingConfig, StaticMaskedDataset
+from .model import RobertaForMaskedLM, RobertaForSequenceClassification
+from .tokenizer import RobertaTokenizer
+
+TRAINER_STATE_NAME = "trainer_state.json"
+OPTIMIZER_STATE_NAME = "optimizer.pt"  # tensors, ints and floats only: read with weights_only
+
+DEFAULT_PROBES = (
+    "The government said the new <mask> would cost millions.",
+    "This coffee tastes <mask> and I will buy it again.",
+    "The film was a huge <mask> at the box office.",
+    "I gave my dog a <mask> and he loved it.",
+)
+
+
+class TrainingError(ValueError):
+    """Impossible settings or data for a run, in a plain sentence."""
+
+
+# --- settings --------------------------------------------------------------------------------
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 1000
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.0  # linear decay from the peak down to this fraction at max_steps
+    weight_decay: float = 0.01
+    adam_betas: tuple[float, float] = (0.9, 0.98)
+    adam_eps: float = 1e-6
+    grad_clip: float = 1.0  # 0 disables clipping
+    grad_accum_steps: int = 1
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    device: str = "auto"  # auto | cpu | cuda | mps | cuda:N
+    seed: int = 0
+    eval_every: int = 50
+    checkpoint_every: int = 0  # 0: only at the end (when output_dir is set)
+    output_dir: str | None = None
+
+    def validate(self) -> None:
+        for name in ("max_steps", "batch_size", "grad_accum_steps", "eval_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise TrainingError(f"{name} must be a positive integer, "
+                                    f"got {getattr(self, name)!r}")
+        if not 0 < self.learning_rate < 1:
+            raise TrainingError(f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
+        if self.warmup_steps < 0:
+            raise TrainingError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise TrainingError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.checkpoint_every < 0:
+            raise TrainingError("weight_decay, grad_clip and checkpoint_every must be >= 0")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise TrainingError(f"precision must be auto, fp32, bf16 or fp16, "
+                                f"got {self.precision!r}")
+
+
+@dataclass
+class PretrainConfig(TrainConfig):
+    seq_length: int = 128
+    validation_fraction: float = 0.02
+    packing: str = "full_sentences"  # or doc_sentences (RoBERTa paper, section 4.2)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    static_masking: bool = False  # the paper's baseline: masks fixed once, duplicated copies
+    static_copies: int = 10
+    eval_sequences: int = 256  # validation sequences scored at every evaluation
+    probes: tuple[str, ...] = DEFAULT_PROBES
+
+    def validate(self) -> None:
+        super().validate()
+        if not isinstance(self.seq_length, int) or self.seq_length < 8:
+            raise TrainingError(f"seq_length must be an integer >= 8, got {self.seq_length!r}")
+        if not 0 < self.validation_fraction < 0.5:
+            raise TrainingError("validation_fraction must be in (0, 0.5)")
+        if self.static_copies < 1 or self.eval_sequences < 1:
+            raise TrainingError("static_copies and eval_sequences must be positive")
+
+
+@dataclass
+class FinetuneConfig(TrainConfig):
+    max_steps: int = 300
+    batch_size: int = 32
+    learning_rate: float = 2e-4
+    warmup_steps: int = 30
+    seq_length: int = 128
+    validation_fraction: float = 0.1
+    eval_every: int = 25
+
+
+# --- events ----------------------------------------------------------------------------------
+
+@dataclass
+class TrainEvent:
+    kind: str  # start | step | eval | checkpoint | done | stopped | failed
+    step: int
+    total_steps: int
+    elapsed: float  # seconds since the run started
+    metrics: dict[str, float] = field(default_factory=dict)
+    probes: list[FillMaskResult] | None = None
+    message: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.kind in ("done", "stopped", "failed")
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the pace so far."""
+        if self.step == 0:
+            return None
+        return self.elapsed / self.step * (self.total_steps - self.step)
+
+
+# --- devices and precision -------------------------------------------------------------------
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise TrainingError(f"unknown device {name!r}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device 'cuda' was asked for but CUDA is not available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise TrainingError("device 'mps' was asked for but MPS is not available")
+    return device
+
+
+def cpu_supports_bf16() -> bool:
+    """bf16 matmuls are only fast on CPUs with native bf16 (AVX512-BF16 or AMX); elsewhere
+    they are emulated and ~50x slower than fp32 (measured on an AVX2-only EPYC)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if device.type == "cpu" and cpu_supports_bf16() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise TrainingError("fp16 needs a CUDA device (with a grad scaler); use bf16 or fp32")
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless running under torchrun with a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+# --- the shared engine -----------------------------------------------------------------------
+
+class Trainer:
+    """Optimizer, schedule, precision, the step (accumulation, clipping, NaN guard), the loop,
+    the stop flag and checkpoints. Subclasses supply batches, evaluation and the final report."""
+
+    config: TrainConfig
+
+    def __init__(self, model: torch.nn.Module, config: TrainConfig):
+        config.validate()
+        self.config = config
+        self.device = pick_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        self.rank, self.world_size = _world()
+        self.model = model.to(self.device)
+        self.train_model = self.model  # what forward/backward runs through (DDP-wrapped if any)
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = torch.nn.parallel.DistributedDataParallel(self.model,
+                                                                         device_ids=ids)
+        decay = [p for p in model.parameters() if p.ndim >= 2]  # not biases, not LayerNorm
+        no_decay = [p for p in model.parameters() if p.ndim < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.learning_rate, betas=config.adam_betas, eps=config.adam_eps,
+            fused=self.device.type == "cuda")
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        self.step = 0
+        self._stop = threading.Event()
+        self._epoch_order: tuple[int, torch.Tensor] | None = None
+
+    def lr_factor(self, step: int) -> float:
+        """Linear warmup, then linear decay to min_lr_ratio at max_steps (RoBERTa's schedule)."""
+        c = self.config
+        if step < c.warmup_steps:
+            return (step + 1) / (c.warmup_steps + 1)
+        progress = (step - c.warmup_steps) / max(1, c.max_steps - c.warmup_steps)
+        return max(c.min_lr_ratio, 1.0 - (1.0 - c.min_lr_ratio) * progress)
+
+    def stop(self) -> None:
+        """Ask the run to end after the current step; safe from another thread."""
+        self._stop.set()
+
+    # Subclass hooks.
+    def micro_batch(self, index: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def evaluate(self) -> tuple[dict[str, float], list[FillMaskResult] | None]:
+        raise NotImplementedError
+
+    def final_report(self) -> dict[str, float]:
+        return {}
+
+    def save_extra(self, directory: Path) -> None:
+        """Anything besides the model a checkpoint needs (the tokenizer)."""
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    # Data order: a pure function of (seed, index), so resuming replays the same batches.
+    def rows_for(self, index: int, num_rows: int) -> torch.Tensor:
+        """Row indices of global micro-batch `index` for this rank, over `num_rows` examples."""
+        per_batch = self.config.batch_size * self.world_size
+        batches_per_epoch = num_rows // per_batch
+        epoch, k = divmod(index, batches_per_epoch)
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
+            g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+            self._epoch_order = (epoch, torch.randperm(num_rows, generator=g))
+        rows = self._epoch_order[1][k * per_batch:(k + 1) * per_batch]
+        return rows[self.rank::self.world_size]
+
+    def epoch_of(self, index: int, num_rows: int) -> int:
+        return index // (num_rows // (self.config.batch_size * self.world_size))
+
+    def _optimizer_step(self) -> tuple[float, float, int] | None:
+        """One update from grad_accum_steps micro-batches: (loss, grad norm, tokens), or None
+        when the loss or gradients are not finite (the weights are left untouched)."""
+        c = self.config
+        self.train_model.train()
+        total_loss = torch.zeros((), device=self.device)
+        tokens = 0
+        for micro in range(c.grad_accum_steps):
+            batch = {k: v.to(self.device, non_blocking=True)
+                     for k, v in self.micro_batch(self.step * c.grad_accum_steps + micro).items()}
+            tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else \
+                batch["input_ids"].numel()
+            last = micro == c.grad_accum_steps - 1
+            sync = contextlib.nullcontext() if last or self.world_size == 1 else \
+                self.train_model.no_sync()
+            with sync:
+                with autocast(self.device, self.precision):
+                    loss = self.train_model(**batch).loss / c.grad_accum_steps
+                if not torch.isfinite(loss):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    return None
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
+            total_loss += loss.detach()
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        parameters = [p for p in self.model.parameters() if p.grad is not None]
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            parameters, c.grad_clip if c.grad_clip > 0 else float("inf"))
+        if not torch.isfinite(grad_norm) and self.scaler is None:
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        if self.scaler:  # skips the update itself when fp16 gradients overflowed
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.world_size > 1:
+            dist.all_reduce(total_loss, op=dist.ReduceOp.AVG)
+        return float(total_loss), float(grad_norm), tokens * self.world_size
+
+    def run(self) -> Iterator[TrainEvent]:
+        c = self.config
+        start = time.perf_counter()
+        first_step = self.step
+
+        def event(kind, metrics=None, probes=None, message=""):
+            return TrainEvent(kind, self.step, c.max_steps, time.perf_counter() - start,
+                              metrics or {}, probes, message)
+
+        yield event("start", {"precision": self.precision},
+                    message=f"training on {self.device} in {self.precision}")
+        last_eval = -1
+        tokens_per_s = 0.0
+        try:
+            while self.step < c.max_steps:
+                if self._stop.is_set():
+                    yield event("stopped", message=f"stopped at step {self.step}")
+                    return
+                t0 = time.perf_counter()
+                result = self._optimizer_step()
+                if result is None:
+                    yield event("failed", message=(
+                        f"the loss became NaN or infinite at step {self.step + 1}; the weights "
+                        f"are those of step {self.step}. Lower the learning rate "
+                        f"({c.learning_rate:g}) or use fp32."))
+                    return
+                loss, grad_norm, tokens = result
+                self.step += 1
+                dt = time.perf_counter() - t0
+                rate = tokens / dt
+                # Smooth the rate; the first steps pay one-off warm-up costs.
+                tokens_per_s = rate if self.step == first_step + 1 else \
+                    0.8 * tokens_per_s + 0.2 * rate
+                yield event("step", {"loss": loss, "lr": self.scheduler.get_last_lr()[0],
+                                     "grad_norm": grad_norm, "tokens_per_s": tokens_per_s})
+                if self.step % c.eval_every == 0 or self.step == c.max_steps:
+                    metrics, probes = self.evaluate()
+                    last_eval = self.step
+                    yield event("eval", metrics, probes)
+                if (c.output_dir and c.checkpoint_every and self.step % c.checkpoint_every == 0
+                        and self.step < c.max_steps):
+                    self.save_checkpoint(c.output_dir)
+                    yield event("checkpoint", message=f"checkpoint written to {c.output_dir}")
+            if last_eval != self.step:
+                metrics, probes = self.evaluate()
+                yield event("eval", metrics, probes)
+            report = self.final_report()
+            if c.output_dir:
+                self.save_checkpoint(c.output_dir)
+            yield event("done", report, message=f"finished {self.step} steps")
+        except (TrainingError, ValueError, RuntimeError, OSError) as err:
+            yield event("failed", message=f"{type(err).__name__}: {err}")
+
+    # --- checkpoints -------------------------------------------------------------------------
+
+    def save_checkpoint(self, directory: str | os.PathLike) -> Path | None:
+        """Model (Hugging Face format) + optimizer, schedule, RNG and step, written to a
+        temporary directory that then replaces `directory` in one rename. Rank 0 only."""
+        if self.rank != 0:
+            return None
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            self.model.save_pretrained(tmp)
+            self.save_extra(tmp)
+            state = {"optimizer": self.optimizer.state_dict(),
+                     "scheduler": self.scheduler.state_dict(),
+                     "torch_rng": torch.get_rng_state(), **self.extra_state()}
+            if self.scaler:
+                state["scaler"] = self.scaler.state_dict()
+            if torch.cuda.is_available():
+                state["cuda_rng"] = torch.cuda.get_rng_state_all()
+            torch.save(state, tmp / OPTIMIZER_STATE_NAME)
+            config = {k: v for k, v in dataclasses.asdict(self.config).items()}
+            (tmp / TRAINER_STATE_NAME).write_text(json.dumps(
+                {"step": self.step, "precision": self.precision, "config": config},
+                indent=2, default=str) + "\n")
+            old = directory.with_name(f".{directory.name}.old")
+            if directory.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                directory.rename(old)
+            tmp.rename(directory)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return directory
+
+    def load_training_state(self, directory: str | os.PathLike) -> None:
+        """Restore optimizer, schedule, RNG and step from a checkpoint (model loaded already)."""
+        directory = Path(directory)
+        try:
+            info = json.loads((directory / TRAINER_STATE_NAME).read_text())
+            state = torch.load(directory / OPTIMIZER_STATE_NAME, map_location="cpu",
+                               weights_only=True)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            raise TrainingError(f"cannot resume from {directory}: {err}") from err
+        if self.scaler and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.load_extra_state(state)
+        self.step = int(info["step"])
+
+
+def run_to_end(trainer: Trainer, on_event=None) -> TrainEvent:
+    """Consume a run, optionally calling `on_event` for each event; return the last one."""
+    last = None
+    for last in trainer.run():
+        if on_event:
+            on_event(last)
+    return last
+
+
+# --- pretraining -----------------------------------------------------------------------------
+
+@dataclass
+class PretrainingData:
+    train: PackedSequences
+    validation: PackedSequences
+
+
+def prepare_pretraining_data(texts: Sequence[str], tokenizer: RobertaTokenizer, seq_length: int,
+                             validation_fraction: float = 0.02, seed: int = 0,
+                             packing: str = "full_sentences") -> PretrainingData:
+    """Split by document (never inside one), tokenize, and pack into sequences."""
+    train_docs, val_docs = split_documents(list(texts), validation_fraction, seed)
+    if not train_docs or not val_docs:
+        raise TrainingError(f"need at least 2 documents to hold some out for validation, "
+                            f"got {len(texts)}")
+
+    def pack(docs):
+        return pack_documents(tokenizer.encode_batch_ids(docs), seq_length, mode=packing,
+                              bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id,
+                              pad_id=tokenizer.pad_token_id)
+
+    return PretrainingData(pack(train_docs), pack(val_docs))
+
+
+class Pretrainer(Trainer):
+    """Masked-language-model pretraining with dynamic (or static) masking."""
+
+    config: PretrainConfig
+
+    def __init__(self, model: RobertaForMaskedLM, tokenizer: RobertaTokenizer,
+                 data: PretrainingData, config: PretrainConfig):
+        config.validate()
+        if model.config.vocab_size < tokenizer.vocab_size:
+            raise TrainingError(f"the model's vocabulary ({model.config.vocab_size}) is smaller "
+                                f"than the tokenizer's ({tokenizer.vocab_size})")
+        if data.train.input_ids.size(1) > model.config.max_sequence_length:
+            raise TrainingError(f"sequences of {data.train.input_ids.size(1)} tokens do not fit "
+                                f"the model's {model.config.max_sequence_length} positions")
+        super().__init__(model, config)
+        if len(data.train) < config.batch_size * self.world_size:
+            raise TrainingError(f"the corpus packs into {len(data.train)} training sequences, "
+                                f"fewer than one batch of {config.batch_size * self.world_size}:"
+                                f" add text or lower the batch size")
+        self.tokenizer = tokenizer
+        self.data = data
+        # Each rank its own masking stream.
+        self.masker = self._masker(seed=config.seed * 7919 + self.rank)
+        self._validation = self._validation_batches()
+        self.static = None
+        if config.static_masking:  # masks drawn once, up front, static_copies per sequence
+            self.static = StaticMaskedDataset(
+                data.train.input_ids, data.train.attention_mask, n_copies=config.static_copies,
+                **self._masking_args(), seed=config.seed * 7919 + self.rank)
+
+    def _masking_args(self) -> dict[str, Any]:
+        tok = self.tokenizer
+        return dict(mask_token_id=tok.mask_token_id, vocab_size=tok.vocab_size,
+                    special_ids=tok.special_ids, config=self.config.masking,
+                    word_start=tok.word_start_mask() if self.config.masking.whole_word else None)
+
+    def _masker(self, seed: int) -> DynamicMasker:
+        return DynamicMasker(**self._masking_args(), seed=seed)
+
+    def _validation_batches(self) -> list[dict[str, torch.Tensor]]:
+        """Validation masks are drawn once, so every evaluation scores the same predictions."""
+        masker = self._masker(seed=1_234_567)
+        n = min(len(self.data.validation), self.config.eval_sequences)
+        batches = []
+        for start in range(0, n, self.config.batch_size):
+            ids = self.data.validation.input_ids[start:start + self.config.batch_size]
+            mask = self.data.validation.attention_mask[start:start + self.config.batch_size]
+            masked = masker(ids, attention_mask=mask)
+            batches.append({"input_ids": masked.input_ids, "attention_mask": mask,
+                            "labels": masked.labels})
+        return batches
+
+    def micro_batch(self, index: int) -> dict[str, torch.Tensor]:
+        train = self.data.train
+        rows = self.rows_for(index, len(train))
+        ids, mask = train.input_ids[rows], train.attention_mask[rows]
+        if self.static is not None:  # the paper's baseline: this epoch's fixed copy
+            masked = self.static.batch(rows, epoch=self.epoch_of(index, len(train)))
+        else:
+            masked = self.masker(ids, attention_mask=mask)
+        new_ids, labels = masked.input_ids, masked.labels
+        batch = {"input_ids": new_ids, "labels": labels}
+        if not bool(mask.all()):  # packed sequences are usually full: skip the mask then
+            batch["attention_mask"] = mask
+        return batch
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[dict[str, float], list[FillMaskResult]]:
+        self.model.eval()
+        loss_sum, correct, count = 0.0, 0, 0
+        for batch in self._validation:
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            with autocast(self.device, self.precision):
+                out = self.model(**batch)
+            targets = batch["labels"][batch["labels"] != -100]
+            loss_sum += float(out.loss) * targets.numel()
+            correct += int((out.logits.argmax(-1) == targets).sum())
+            count += targets.numel()
+        loss = loss_sum / max(count, 1)
+        metrics = {"val_loss": loss, "val_perplexity": math.exp(min(loss, 50)),
+                   "val_accuracy": correct / max(count, 1)}
+        probes = [fill_mask(self.model, self.tokenizer, p) for p in self.config.probes]
+        return metrics, probes
+
+    def unigram_baseline(self) -> dict[str, float]:
+        """The context-free baseline on exactly the validation predictions evaluate() scores."""
+        targets = torch.cat([b["labels"][b["labels"] != -100] for b in self._validation])
+        train_ids = self.data.train.input_ids[self.data.train.attention_mask.bool()]
+        return unigram_baseline(train_ids, targets, self.tokenizer.special_ids,
+                                self.tokenizer.vocab_size)
+
+    def final_report(self) -> dict[str, float]:
+        baseline = self.unigram_baseline()
+        return {"unigram_accuracy": baseline["accuracy"],
+                "unigram_perplexity": baseline["perplexity"]}
+
+    def save_extra(self, directory: Path) -> None:
+        self.tokenizer.save_pretrained(directory)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"masker": self.masker.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.masker.load_state_dict(state["masker"])
+
+    @classmethod
+    def resume(cls, directory: str | os.PathLike, data: PretrainingData,
+               config: PretrainConfig) -> Pretrainer:
+        model = RobertaForMaskedLM.from_pretrained(directory)
+        tokenizer = RobertaTokenizer.from_pretrained(directory)
+        trainer = cls(model, tokenizer, data, config)
+        trainer.load_training_state(directory)
+        return trainer
+
+
+# --- fine-tuning -----------------------------------------------------------------------------
+
+class Finetuner(Trainer):
+    """Sequence classification: validation accuracy and macro-F1 as it trains, the best
+    validation checkpoint kept, then test scores beside the TF-IDF baseline on the same split."""
+
+    config: FinetuneConfig
+
+    def __init__(self, model: RobertaForSequenceClassification, tokenizer: RobertaTokenizer,
+                 data: ClassificationData, config: FinetuneConfig):
+        from .data import train_test_split_classification
+
+        config.validate()
+        if model.config.num_labels != data.num_labels:
+            raise TrainingError(f"the model has {model.config.num_labels} classes, the data "
+                                f"{data.num_labels}")
+        super().__init__(model, config)
+        self.tokenizer = tokenizer
+        self.data = data
+        split = train_test_split_classification(
+            ClassificationData(data.train_texts, data.train_labels, label_names=data.label_names),
+            config.validation_fraction, config.seed)  # its "test" part is our validation set
+        self.train_split, self.val_split = split.train_texts, split.test_texts
+        if len(split.train_texts) < config.batch_size:
+            raise TrainingError(f"{len(split.train_texts)} training examples are fewer than "
+                                f"one batch of {config.batch_size}")
+        max_length = min(config.seq_length, model.config.max_sequence_length)
+        self._train = tokenizer(split.train_texts, max_length=max_length)
+        self._train_labels = torch.tensor(split.train_labels)
+        self._val = (tokenizer(split.test_texts, max_length=max_length), split.test_labels)
+        self._test = (tokenizer(data.test_texts, max_length=max_length), data.test_labels) \
+            if data.test_texts else None
+        self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+
+    def micro_batch(self, index: int) -> dict[str, torch.Tensor]:
+        rows = self.rows_for(index, len(self._train_labels))
+        mask = self._train["attention_mask"][rows]
+        width = int(mask.sum(1).max())  # trim the padding this batch does not need
+        return {"input_ids": self._train["input_ids"][rows, :width],
+                "attention_mask": mask[:, :width], "labels": self._train_labels[rows]}
+
+    @torch.no_grad()
+    def score(self, encoded: dict[str, torch.Tensor], labels: Sequence[int]) -> dict[str, float]:
+        self.model.eval()
+        predictions, loss_sum = [], 0.0
+        labels_t = torch.tensor(list(labels))
+        for start in range(0, len(labels_t), 64):
+            mask = encoded["attention_mask"][start:start + 64]
+            width = int(mask.sum(1).max())
+            with autocast(self.device, self.precision):
+                out = self.model(encoded["input_ids"][start:start + 64, :width].to(self.device),
+                                 attention_mask=mask[:, :width].to(self.device),
+                                 labels=labels_t[start:start + 64].to(self.device))
+            loss_sum += float(out.loss) * mask.size(0)
+            predictions += out.logits.argmax(-1).tolist()
+        accuracy = sum(int(p == y) for p, y in zip(predictions, labels, strict=True))
+        return {"accuracy": accuracy / len(predictions), "loss": loss_sum / len(predictions),
+                "macro_f1": macro_f1(predictions, labels, self.data.num_labels)}
+
+    def evaluate(self) -> tuple[dict[str, float], None]:
+        scores = self.score(*self._val)
+        if self.best is None or scores["accuracy"] > self.best[0]:
+            self.best = (scores["accuracy"], self.step,
+                         {k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        return {f"val_{k}": v for k, v in scores.items()}, None
+
+    def baseline(self) -> dict[str, float]:
+        """TF-IDF + logistic regression on the same training split, scored on the test set (or
+        on validation when there is no test set)."""
+        test_texts, test_labels = (self.data.test_texts, self.data.test_labels) if \
+            self._test else (self.val_split, self._val[1])
+        return tfidf_baseline(self.train_split, self._train_labels.tolist(), test_texts,
+                              test_labels, self.data.num_labels)
+
+    def final_report(self) -> dict[str, float]:
+        """Restore the best validation checkpoint, then score it on the test set."""
+        report: dict[str, float] = {}
+        if self.best is not None:
+            self.model.load_state_dict(self.best[2])
+            report["best_step"] = self.best[1]
+            report["best_val_accuracy"] = self.best[0]
+        if self._test is not None:
+            report.update({f"test_{k}": v for k, v in self.score(*self._test).items()})
+        report.update({f"baseline_{k}": v for k, v in self.baseline().items()})
+        return report
+
+    def save_extra(self, directory: Path) -> None:
+        self.tokenizer.save_pretrained(directory)
