@@ -1,9 +1,11 @@
-"""RoBERTa Lab: build the UI and launch it (Hugging Face Spaces runs this file)."""
+"""RoBERTa Lab: build the UI and launch it (Hugging Face Spaces runs this file).
 
-import gradio as gr
+Gradio reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT itself (Spaces sets 0.0.0.0:7860).
+"""
 
-with gr.Blocks(title="RoBERTa Lab") as demo:
-    gr.Markdown("# RoBERTa Lab\nThe app is being built; the library is in `roberta/`.")
+from roberta.ui.app import build_app, launch_kwargs
+
+demo = build_app()
 
 if __name__ == "__main__":
-    demo.launch()
+    demo.launch(**launch_kwargs())

@@ -334,8 +334,10 @@ TEXT_COLUMN_NAMES = ("text", "review", "sentence", "content", "body", "document"
 LABEL_COLUMN_NAMES = ("label", "labels", "score", "sentiment", "class", "target", "y", "category")
 
 
-def _mb(n_bytes: int) -> str:
-    return f"{n_bytes / 1e6:.1f} MB"
+def _size(n_bytes: int) -> str:
+    if n_bytes >= 1_000_000:
+        return f"{n_bytes / 1e6:.1f} MB"
+    return f"{n_bytes / 1e3:.1f} KB" if n_bytes >= 1000 else f"{n_bytes} bytes"
 
 
 def decode_text(data: bytes, source: str = "The text", encoding: str | None = None) -> str:
@@ -376,7 +378,7 @@ def _split_documents_text(text: str, split_paragraphs: bool) -> list[str]:
 def _check_size(n_bytes: int, max_bytes: int, source: str) -> None:
     if n_bytes > max_bytes:
         raise DataError(
-            f"{source} is {_mb(n_bytes)}, more than the {_mb(max_bytes)} limit. "
+            f"{source} is {_size(n_bytes)}, more than the {_size(max_bytes)} limit. "
             "Use a smaller sample or raise the limit."
         )
 

@@ -30,6 +30,7 @@ class MaskPrediction:
 
 @dataclass
 class FillMaskResult:
+    text: str
     tokens: list[str]  # the tokenization, readable
     predictions: list[MaskPrediction]  # one per <mask>, left to right
     truncated: bool  # the text was longer than the model takes and was cut
@@ -70,8 +71,8 @@ def fill_mask(model: RobertaForMaskedLM, tokenizer: RobertaTokenizer, text: str,
         predictions.append(MaskPrediction(position, [
             Candidate(tokenizer.token_display(t), i, p)
             for t, i, p in zip(tokens, indices, values, strict=True)]))
-    return FillMaskResult([tokenizer.token_display(t) for t in encoding.tokens], predictions,
-                          encoding.truncated)
+    return FillMaskResult(text, [tokenizer.token_display(t) for t in encoding.tokens],
+                          predictions, encoding.truncated)
 
 
 def classify(model: RobertaForSequenceClassification, tokenizer: RobertaTokenizer,

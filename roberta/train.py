@@ -638,6 +638,11 @@ class Finetuner(Trainer):
         return {"accuracy": accuracy / len(predictions), "loss": loss_sum / len(predictions),
                 "macro_f1": macro_f1(predictions, labels, self.data.num_labels)}
 
+    def test_scores(self) -> dict[str, float]:
+        if self._test is None:
+            raise TrainingError("this task has no test set")
+        return self.score(*self._test)
+
     def evaluate(self) -> tuple[dict[str, float], None]:
         scores = self.score(*self._val)
         if self.best is None or scores["accuracy"] > self.best[0]:
@@ -661,7 +666,7 @@ class Finetuner(Trainer):
             report["best_step"] = self.best[1]
             report["best_val_accuracy"] = self.best[0]
         if self._test is not None:
-            report.update({f"test_{k}": v for k, v in self.score(*self._test).items()})
+            report.update({f"test_{k}": v for k, v in self.test_scores().items()})
         report.update({f"baseline_{k}": v for k, v in self.baseline().items()})
         return report
 

@@ -202,7 +202,7 @@ def test_cp1252_file_reads_when_its_encoding_is_given(tmp_path):
 def test_too_large_upload(tmp_path):
     path = tmp_path / "big.txt"
     path.write_text("word " * 1000)
-    with pytest.raises(DataError, match="more than the 0.0 MB limit"):
+    with pytest.raises(DataError, match=r"is 5\.0 KB, more than the 100 bytes limit"):
         data.read_text_file(path, max_bytes=100)
     with pytest.raises(DataError, match="limit"):
         data.read_text_folder(tmp_path, max_bytes=100)

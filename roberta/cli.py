@@ -1,0 +1,374 @@
+"""`python -m roberta pretrain|finetune|fill-mask|classify|export|recipe`.
+
+Every subcommand is a thin shell over the library: parse flags, call the public functions,
+print events. `torchrun --nproc_per_node=N -m roberta pretrain ...` runs data-parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from .config import PRESETS, RobertaConfig
+from .masking import MaskingConfig
+
+
+def _add_training_flags(p: argparse.ArgumentParser, *, steps: int, batch: int, lr: float,
+                        warmup: int, eval_every: int) -> None:
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--max-steps", type=int, default=steps)
+    g.add_argument("--batch-size", type=int, default=batch, help="per process")
+    g.add_argument("--lr", type=float, default=lr, help="peak learning rate")
+    g.add_argument("--warmup-steps", type=int, default=warmup)
+    g.add_argument("--min-lr-ratio", type=float, default=0.0)
+    g.add_argument("--weight-decay", type=float, default=0.01)
+    g.add_argument("--grad-clip", type=float, default=1.0)
+    g.add_argument("--grad-accum", type=int, default=1)
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--eval-every", type=int, default=eval_every)
+    g.add_argument("--checkpoint-every", type=int, default=0)
+    g.add_argument("--seq-length", type=int, default=128)
+    g.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m roberta", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pretrain", help="masked-LM pretraining")
+    p.add_argument("--out", required=True, help="output directory (Hugging Face format)")
+    p.add_argument("--preset", choices=list(PRESETS), default="tiny")
+    p.add_argument("--layers", type=int, help="override the preset's num_hidden_layers")
+    p.add_argument("--hidden", type=int, help="override hidden_size")
+    p.add_argument("--heads", type=int, help="override num_attention_heads")
+    p.add_argument("--ffn", type=int, help="override intermediate_size")
+    p.add_argument("--corpus", default="bundled",
+                   help="'bundled', 'bundled+wikipedia', a .txt file or a folder of .txt files")
+    p.add_argument("--tokenizer", help="tokenizer directory (default: train one on the corpus)")
+    p.add_argument("--vocab-size", type=int, default=None,
+                   help="vocabulary of a newly trained tokenizer (default: the preset's)")
+    p.add_argument("--init", help="start from this masked-LM directory instead of scratch")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--mask-rate", type=float, default=0.15)
+    p.add_argument("--mask-fraction", type=float, default=0.8, help="of chosen: -> <mask>")
+    p.add_argument("--random-fraction", type=float, default=0.1, help="of chosen: -> random")
+    p.add_argument("--whole-word", action="store_true")
+    p.add_argument("--static-masking", action="store_true", help="the paper's static baseline")
+    p.add_argument("--packing", choices=["full_sentences", "doc_sentences"],
+                   default="full_sentences")
+    _add_training_flags(p, steps=1000, batch=16, lr=1e-3, warmup=50, eval_every=100)
+
+    f = sub.add_parser("finetune", help="fine-tune a sequence classifier")
+    f.add_argument("--init", required=True, help="masked-LM (or classifier) directory")
+    f.add_argument("--out", help="output directory (default: <init>-<task>)")
+    f.add_argument("--task", default="sentiment", help="'sentiment' (bundled) or 'csv'")
+    f.add_argument("--csv", help="CSV file with a text and a label column (--task csv)")
+    f.add_argument("--text-column")
+    f.add_argument("--label-column")
+    f.add_argument("--validation-fraction", type=float, default=0.1)
+    _add_training_flags(f, steps=300, batch=32, lr=2e-4, warmup=30, eval_every=25)
+
+    m = sub.add_parser("fill-mask", help="top-k guesses for each <mask>")
+    m.add_argument("text")
+    m.add_argument("--model", help="masked-LM directory or hub id (default: the embedded one)")
+    m.add_argument("--top-k", type=int, default=5)
+
+    c = sub.add_parser("classify", help="class probabilities for a text")
+    c.add_argument("text")
+    c.add_argument("--model", help="classifier directory (default: the embedded one)")
+
+    e = sub.add_parser("export", help="copy a model directory to a clean Hugging Face "
+                                      "directory (no optimizer state), optionally fp16")
+    e.add_argument("model")
+    e.add_argument("--out", required=True)
+    e.add_argument("--fp16", action="store_true")
+
+    r = sub.add_parser("recipe", help="reproducible recipes, e.g. the embedded default models")
+    r.add_argument("name", choices=["bundled"])
+    r.add_argument("--out", default=None, help="assets directory (default: the repo's assets/)")
+    r.add_argument("--pretrain-steps", type=int, help="override the recipe's step count")
+    r.add_argument("--finetune-steps", type=int, help="override the recipe's step count")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    return parser
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _init_distributed() -> tuple[int, int]:
+    """Under torchrun: join the process group (nccl on GPU, gloo on CPU); (rank, world)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend)
+    return dist.get_rank(), world
+
+
+def _read_corpus(spec: str) -> list[str]:
+    from .data import bundled_pretraining_corpus, read_text_file, read_text_folder
+    if spec in ("bundled", "bundled+wikipedia"):
+        return bundled_pretraining_corpus(include_wikipedia=spec.endswith("wikipedia"))
+    path = Path(spec)
+    if path.is_dir():
+        return read_text_folder(path)
+    if path.is_file():
+        return read_text_file(path)
+    raise ValueError(f"--corpus {spec!r} is neither 'bundled' nor an existing file or folder")
+
+
+def _masking(args) -> MaskingConfig:
+    return MaskingConfig(mlm_probability=args.mask_rate, mask_fraction=args.mask_fraction,
+                         random_fraction=args.random_fraction, whole_word=args.whole_word)
+
+
+def _training_kwargs(args) -> dict:
+    return dict(max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.lr,
+                warmup_steps=args.warmup_steps, min_lr_ratio=args.min_lr_ratio,
+                weight_decay=args.weight_decay, grad_clip=args.grad_clip,
+                grad_accum_steps=args.grad_accum, precision=args.precision, device=args.device,
+                seed=args.seed, eval_every=args.eval_every,
+                checkpoint_every=args.checkpoint_every, seq_length=args.seq_length)
+
+
+class EventPrinter:
+    """A tqdm bar with loss and tokens/s, evaluation lines above it, and a metrics.jsonl log."""
+
+    def __init__(self, total: int, log_path: Path | None, enabled: bool = True):
+        from tqdm import tqdm
+        self.enabled = enabled
+        self.bar = tqdm(total=total, unit="step", dynamic_ncols=True, disable=not enabled)
+        self.log = open(log_path, "a") if (log_path and enabled) else None  # noqa: SIM115
+
+    def __call__(self, event) -> None:
+        if not self.enabled:
+            return
+        if self.log:
+            self.log.write(json.dumps({"kind": event.kind, "step": event.step,
+                                       "elapsed": round(event.elapsed, 3), **event.metrics,
+                                       "message": event.message}) + "\n")
+            self.log.flush()
+        if event.kind == "start":
+            self.bar.reset(total=event.total_steps)
+            self.bar.update(event.step)
+            self.bar.write(event.message)
+        elif event.kind == "step":
+            self.bar.update(event.step - self.bar.n)
+            m = event.metrics
+            self.bar.set_postfix(loss=f"{m['loss']:.3f}", tok_s=f"{m['tokens_per_s']:.0f}",
+                                 lr=f"{m['lr']:.2e}")
+        elif event.kind == "eval":
+            text = "  ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
+            self.bar.write(f"step {event.step}: {text}")
+            for probe in event.probes or []:
+                guesses = ", ".join(repr(c.token) for c in probe.predictions[0].candidates)
+                self.bar.write(f"    {probe.text[:60]} -> {guesses}")
+        elif event.finished:
+            self.bar.close()
+            text = "  ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
+            print(f"{event.kind}: {event.message} {text}".rstrip())
+            if self.log:
+                self.log.close()
+
+
+# --- subcommands -----------------------------------------------------------------------------
+
+def cmd_pretrain(args) -> int:
+    from .model import RobertaForMaskedLM
+    from .tokenizer import RobertaTokenizer
+    from .train import PretrainConfig, Pretrainer, prepare_pretraining_data
+
+    rank, world = _init_distributed()
+    out = Path(args.out)
+    if args.resume and not (out / "trainer_state.json").is_file():
+        raise ValueError(f"--resume: no checkpoint in {out}")
+    if not args.resume and (out / "model.safetensors").exists():
+        raise ValueError(f"{out} already holds a model; pass --resume to continue it or choose "
+                         f"another --out (nothing is overwritten)")
+    texts = _read_corpus(args.corpus)
+    overrides = {k: v for k, v in dict(num_hidden_layers=args.layers, hidden_size=args.hidden,
+                                       num_attention_heads=args.heads,
+                                       intermediate_size=args.ffn).items() if v is not None}
+    config = RobertaConfig.preset(args.preset, **overrides)  # validated before any work
+
+    if args.resume:
+        tokenizer = RobertaTokenizer.from_pretrained(out)
+    elif args.tokenizer or args.init:
+        tokenizer = RobertaTokenizer.from_pretrained(args.tokenizer or args.init)
+    else:  # rank 0 trains it; the others wait and load the very same files
+        tok_dir = out / "tokenizer"
+        if rank == 0:
+            print(f"training a byte-level BPE tokenizer on {len(texts)} documents ...")
+            RobertaTokenizer.train(texts, vocab_size=args.vocab_size or config.vocab_size,
+                                   model_max_length=args.seq_length).save_pretrained(tok_dir)
+        if world > 1:
+            torch.distributed.barrier()
+        tokenizer = RobertaTokenizer.from_pretrained(tok_dir)
+
+    settings = PretrainConfig(**_training_kwargs(args), output_dir=str(out),
+                              masking=_masking(args), static_masking=args.static_masking,
+                              packing=args.packing)
+    data = prepare_pretraining_data(texts, tokenizer, args.seq_length,
+                                    settings.validation_fraction, args.seed, args.packing)
+    if args.resume:
+        trainer = Pretrainer.resume(out, data, settings)
+    else:
+        if args.init:
+            model = RobertaForMaskedLM.from_pretrained(args.init)
+        else:
+            model = RobertaForMaskedLM(RobertaConfig.preset(
+                args.preset, **overrides, vocab_size=tokenizer.vocab_size,
+                max_position_embeddings=max(config.max_position_embeddings,
+                                            args.seq_length + 2)))
+        trainer = Pretrainer(model, tokenizer, data, settings)
+    if rank == 0:
+        n_params = sum(p.numel() for p in trainer.model.parameters())
+        print(f"{n_params / 1e6:.2f}M parameters, {len(data.train)} training sequences of "
+              f"{args.seq_length} tokens ({data.train.num_tokens / 1e6:.2f}M tokens), "
+              f"{world} process(es)")
+    printer = EventPrinter(args.max_steps, out.parent / f"{out.name}.metrics.jsonl",
+                           enabled=rank == 0)
+    last = None
+    for last in trainer.run():
+        printer(last)
+    if rank == 0 and last.kind == "done":
+        final = [json.loads(line) for line in
+                 (out.parent / f"{out.name}.metrics.jsonl").read_text().splitlines()]
+        evals = [e for e in final if e["kind"] == "eval"]
+        acc = evals[-1]["val_accuracy"] if evals else float("nan")
+        print(f"validation masked-token accuracy {acc:.2%} vs unigram-frequency baseline "
+              f"{last.metrics['unigram_accuracy']:.2%}; model saved to {out}")
+        if not args.tokenizer and not args.init and not args.resume:
+            import shutil
+            shutil.rmtree(out / "tokenizer", ignore_errors=True)  # the model dir holds it now
+    return 0 if last.kind == "done" else 1
+
+
+def cmd_finetune(args) -> int:
+    from .data import read_classification_csv, sentiment_task
+    from .model import RobertaForSequenceClassification
+    from .tokenizer import RobertaTokenizer
+    from .train import FinetuneConfig, Finetuner
+
+    if args.task == "sentiment":
+        data = sentiment_task()
+    elif args.task == "csv":
+        if not args.csv:
+            raise ValueError("--task csv needs --csv PATH")
+        data = read_classification_csv(args.csv, args.text_column, args.label_column)
+    else:
+        raise ValueError(f"--task must be 'sentiment' or 'csv', got {args.task!r}")
+    out = Path(args.out or f"{args.init.rstrip('/')}-{args.task}")
+    if (out / "model.safetensors").exists():
+        raise ValueError(f"{out} already holds a model; choose another --out")
+    tokenizer = RobertaTokenizer.from_pretrained(args.init)
+    id2label = dict(enumerate(data.label_names))
+    import warnings
+    with warnings.catch_warnings():  # the new head is expected here
+        warnings.simplefilter("ignore")
+        model = RobertaForSequenceClassification.from_pretrained(
+            args.init, id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    settings = FinetuneConfig(**_training_kwargs(args), output_dir=str(out),
+                              validation_fraction=args.validation_fraction)
+    trainer = Finetuner(model, tokenizer, data, settings)
+    printer = EventPrinter(args.max_steps, out.parent / f"{out.name}.metrics.jsonl")
+    last = None
+    for last in trainer.run():
+        printer(last)
+    if last.kind == "done":
+        m = last.metrics
+        if "test_accuracy" in m:
+            print(f"test accuracy {m['test_accuracy']:.2%} (macro-F1 {m['test_macro_f1']:.3f}) "
+                  f"vs TF-IDF + logistic regression {m['baseline_accuracy']:.2%} "
+                  f"(macro-F1 {m['baseline_macro_f1']:.3f}); model saved to {out}")
+    return 0 if last.kind == "done" else 1
+
+
+def _load(kind: str, name: str | None):
+    from .defaults import load_default
+    from .model import RobertaForMaskedLM, RobertaForSequenceClassification
+    from .tokenizer import RobertaTokenizer
+    if name is None:
+        return load_default(kind)
+    cls = RobertaForMaskedLM if kind == "mlm" else RobertaForSequenceClassification
+    return cls.from_pretrained(name), RobertaTokenizer.from_pretrained(name)
+
+
+def cmd_fill_mask(args) -> int:
+    from .inference import fill_mask
+    model, tokenizer = _load("mlm", args.model)
+    result = fill_mask(model, tokenizer, args.text, top_k=args.top_k)
+    if result.truncated:
+        print(f"note: the text was cut to {model.config.max_sequence_length} tokens")
+    for n, prediction in enumerate(result.predictions, 1):
+        print(f"<mask> #{n}:")
+        for c in prediction.candidates:
+            print(f"  {c.probability:7.2%}  {c.token!r}")
+    return 0
+
+
+def cmd_classify(args) -> int:
+    from .inference import classify
+    model, tokenizer = _load("classifier", args.model)
+    for label, p in sorted(classify(model, tokenizer, [args.text])[0].items(),
+                           key=lambda kv: -kv[1]):
+        print(f"{p:7.2%}  {label}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .model import RobertaForMaskedLM, RobertaForSequenceClassification
+    from .tokenizer import RobertaTokenizer
+    source = Path(args.model)
+    config = RobertaConfig.load(source / "config.json")
+    archs = config.extra.get("architectures") or ["RobertaForMaskedLM"]
+    cls = RobertaForSequenceClassification if "RobertaForSequenceClassification" in archs \
+        else RobertaForMaskedLM
+    model = cls.from_pretrained(source)
+    out = Path(args.out)
+    if (out / "model.safetensors").exists():
+        raise ValueError(f"{out} already holds a model; choose another --out")
+    model.save_pretrained(out, dtype=torch.float16 if args.fp16 else None)
+    RobertaTokenizer.from_pretrained(source).save_pretrained(out)
+    print(f"exported {cls.__name__} to {out}")
+    return 0
+
+
+def cmd_recipe(args) -> int:
+    from .recipe import BundledRecipe, run_bundled_recipe
+    recipe = BundledRecipe(seed=args.seed)
+    if args.pretrain_steps:
+        recipe.pretrain_steps = args.pretrain_steps
+    if args.finetune_steps:
+        recipe.finetune_steps = args.finetune_steps
+    run_bundled_recipe(out=args.out, device=args.device, recipe=recipe)
+    return 0
+
+
+COMMANDS = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "fill-mask": cmd_fill_mask,
+            "classify": cmd_classify, "export": cmd_export, "recipe": cmd_recipe}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

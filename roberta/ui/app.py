@@ -1,0 +1,53 @@
+"""The RoBERTa Lab app: one Blocks with a tab per activity, each built by its own module.
+
+Nothing trains or downloads here: building the app only loads the embedded default models
+(small files in assets/), so `python app.py` serves its first page within seconds.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from roberta.ui import registry
+from roberta.ui.attention_tab import build_attention_tab
+from roberta.ui.fill_mask_tab import build_fill_mask_tab
+from roberta.ui.masking_tab import build_masking_tab
+from roberta.ui.model_tab import build_model_tab
+from roberta.ui.sentiment_tab import build_sentiment_tab
+from roberta.ui.train_tab import build_train_tab
+
+TITLE = "RoBERTa Lab"
+INTRO = ("# RoBERTa Lab\nTrain a tiny RoBERTa live, ask it to fill in blanks, classify "
+         "sentiment, and look inside: attention heads and the dynamic masking that sets "
+         "RoBERTa apart from BERT. Everything runs here, with no network.")
+# (tab label, element id, builder), in the order the tabs appear.
+TABS = [
+    ("Train", "tab-train", build_train_tab),
+    ("Fill-mask", "tab-fill-mask", build_fill_mask_tab),
+    ("Sentiment", "tab-sentiment", build_sentiment_tab),
+    ("Attention", "tab-attention", build_attention_tab),
+    ("Masking", "tab-masking", build_masking_tab),
+    ("Model", "tab-model", build_model_tab),
+]
+# Large, readable text for a projector; plots get room.
+CSS = """
+.gradio-container {max-width: 1400px !important;}
+#fill-mask-results table {font-size: 15px;}
+"""
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        session = gr.State({})  # this browser's own models (registry) and training runs
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            for label, elem_id, build in TABS:
+                with gr.Tab(label, id=elem_id, elem_id=elem_id):
+                    build(session)
+    registry.warm_up_in_background()
+    return demo
+
+
+def launch_kwargs() -> dict:
+    """Look and feel, which Gradio 6 takes in launch() rather than Blocks()."""
+    return dict(theme=gr.themes.Soft(), css=CSS)

@@ -1,0 +1,38 @@
+"""Small helpers every tab uses: turning library errors into plain messages."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import gradio as gr
+
+log = logging.getLogger("roberta.ui")
+
+
+def shown(message: str) -> str:
+    """Gradio renders pop-up messages as HTML, where "<mask>" would vanish as an unknown tag:
+    escape it so the message reads as written."""
+    return html.escape(message, quote=False)
+
+
+def user_error(message: str) -> gr.Error:
+    """A gr.Error showing `message` as plain text."""
+    return gr.Error(shown(message))
+
+
+@contextmanager
+def plain_errors(action: str) -> Iterator[None]:
+    """Show a library ValueError as its own plain sentence and anything unexpected as one line
+    (the traceback goes to the server log, never to the page)."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except ValueError as err:
+        raise user_error(str(err)) from None
+    except Exception as err:
+        log.exception("%s failed", action)
+        raise user_error(f"{action} failed unexpectedly ({type(err).__name__}: {err}).") from None

@@ -1,0 +1,219 @@
+"""Fill-mask tab: the model's top guesses for every <mask>, as a table and a bar chart, with the
+tokenization shown; plus importing a Hugging Face checkpoint into this browser session."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from roberta.inference import FillMaskResult, fill_mask
+from roberta.ui import limits, registry
+from roberta.ui.common import plain_errors, shown, user_error
+from roberta.viz.attention import plotly_text
+
+MASK = "<mask>"
+EXAMPLES = [
+    "The food was <mask> and the service was slow.",
+    "The government announced new <mask> on Monday.",
+    "This coffee tastes <mask>, I will buy it <mask>.",
+    "The match ended in a <mask> after ninety minutes.",
+]
+RESULT_COLUMNS = ["mask", "rank", "token", "probability"]
+TOKEN_COLOURS = {"<mask>": "#E69F00", "special": "#BBBBBB", "word start": "#56B4E9",
+                 "inside a word": "#CDE8F6"}
+MAX_CHART_MASKS = 8
+
+
+def visible_token(token: str) -> str:
+    """' cat' -> '␣cat': a leading space (the token starts a word) made visible."""
+    return token.replace(" ", "␣").replace("\n", "↵") or "∅"
+
+
+def tokenization_spans(tokens: list[str], mask_positions: set[int]) -> list[tuple[str, str]]:
+    """(token, kind) pairs for gr.HighlightedText."""
+    spans = []
+    for i, token in enumerate(tokens):
+        if i in mask_positions:
+            kind = "<mask>"
+        elif token in ("<s>", "</s>", "<pad>", "<unk>"):
+            kind = "special"
+        elif token.startswith(" ") or i == 1:
+            kind = "word start"
+        else:
+            kind = "inside a word"
+        spans.append((visible_token(token), kind))
+    return spans
+
+
+def results_table(result: FillMaskResult) -> pd.DataFrame:
+    rows = [[m, rank, visible_token(c.token), round(c.probability, 4)]
+            for m, prediction in enumerate(result.predictions, start=1)
+            for rank, c in enumerate(prediction.candidates, start=1)]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def results_chart(result: FillMaskResult) -> go.Figure:
+    shown = result.predictions[:MAX_CHART_MASKS]
+    titles = [plotly_text(f"<mask> {m} (token {p.position})")
+              for m, p in enumerate(shown, start=1)]
+    figure = make_subplots(rows=len(shown), cols=1, subplot_titles=titles,
+                           vertical_spacing=0.12 / max(1, len(shown) - 1) if len(shown) > 1
+                           else 0.1)
+    for row, prediction in enumerate(shown, start=1):
+        candidates = prediction.candidates
+        # Bars by rank (best on top) with the tokens as labels: two candidates may read alike.
+        ranks = list(range(len(candidates)))
+        figure.add_trace(go.Bar(
+            x=[c.probability for c in candidates], y=ranks, orientation="h",
+            marker_color="#E69F00", showlegend=False,
+            text=[f"{c.probability:.1%}" for c in candidates], textposition="auto",
+            customdata=[plotly_text(visible_token(c.token)) for c in candidates],
+            hovertemplate="%{customdata}: %{x:.2%}<extra></extra>"), row=row, col=1)
+        figure.update_xaxes(range=[0, 1], tickformat=".0%", row=row, col=1)
+        figure.update_yaxes(tickmode="array", tickvals=ranks, autorange="reversed",
+                            ticktext=[plotly_text(visible_token(c.token)) for c in candidates],
+                            row=row, col=1)
+    per_mask = 70 + 26 * len(shown[0].candidates)
+    figure.update_layout(height=40 + per_mask * len(shown), margin=dict(l=10, r=10, t=40, b=10),
+                         font=dict(size=14))
+    return figure
+
+
+def filled_sentence(text: str, result: FillMaskResult) -> str:
+    """The text with each predicted <mask> replaced by the model's first guess, in bold."""
+    guesses = iter(p.candidates[0].token for p in result.predictions)
+
+    def replace(match: re.Match) -> str:
+        guess = next(guesses, None)
+        if guess is None:  # a mask cut off by truncation
+            return match.group(0)
+        space = " " if guess.startswith(" ") else ""
+        return f"{space}**{guess.strip() or guess}**"
+
+    return re.sub(r"\s?<mask>", replace, text)
+
+
+def check_text(text: str | None) -> str:
+    """Plain messages for the mistakes people make before the library sees the text."""
+    if not isinstance(text, str) or not text.strip():
+        raise user_error("The text is empty: type a sentence with <mask> where a word should be "
+                       "guessed.")
+    if MASK not in text and re.search(r"\[mask\]|<mask>", text, flags=re.IGNORECASE):
+        raise user_error("RoBERTa's mask token is written <mask> (lower case, angle brackets), "
+                       "not [MASK] as in BERT.")
+    return text
+
+
+def predict(text: str, model_name: str | None = None, top_k: int = 5,
+            session: dict | None = None):
+    """Everything the tab shows for one text: table, chart, tokenization, summary."""
+    text = check_text(text)
+    loaded = registry.resolve(session, model_name, "mlm")
+    with plain_errors("Fill-mask"):
+        result = fill_mask(loaded.model, loaded.tokenizer, text, top_k=int(top_k))
+    asked = text.count(MASK)
+    notes = []
+    if result.truncated:
+        lost = asked - len(result.predictions)
+        limit = loaded.model.config.max_sequence_length
+        message = f"The text is longer than the model's {limit} tokens and was cut."
+        if lost:
+            verb = "was" if lost == 1 else "were"
+            message += f" {lost} of its {asked} masks came after the cut and {verb} not predicted."
+        gr.Warning(shown(message))
+        notes.append(f"⚠️ {message}")
+    if len(result.predictions) > MAX_CHART_MASKS:
+        notes.append(f"The chart shows the first {MAX_CHART_MASKS} masks; the table has all "
+                     f"{len(result.predictions)}.")
+    mask_positions = {p.position for p in result.predictions}
+    summary = "\n\n".join([f"**First guesses:** {filled_sentence(text, result)}",
+                           f"{len(result.tokens)} tokens, {len(result.predictions)} "
+                           f"`<mask>` predicted with *{loaded.name}*.", *notes])
+    return (results_table(result), results_chart(result),
+            tokenization_spans(result.tokens, mask_positions), summary)
+
+
+# --- importing a checkpoint --------------------------------------------------------------
+
+def unique_name(session: dict, stem: str) -> str:
+    taken = {*registry.choices(session, "mlm"), *registry.choices(session, "classifier")}
+    name, n = f"Imported: {stem}", 2
+    while name in taken:
+        name, n = f"Imported: {stem} ({n})", n + 1
+    return name
+
+
+def import_checkpoint(session: dict, upload: str | None, current: str | None):
+    """Load an uploaded .zip of a Hugging Face checkpoint into this session."""
+    from roberta.checkpoint_zip import load_checkpoint_zip
+
+    if not upload:
+        raise user_error("Choose a .zip file first: a zipped Hugging Face checkpoint folder "
+                       "(config.json, model.safetensors and the tokenizer files).")
+    session = session if isinstance(session, dict) else {}
+    with tempfile.TemporaryDirectory(prefix="roberta-import-") as workdir, \
+            plain_errors("Importing the checkpoint"):
+        limits.check_upload([upload])  # the app's upload cap (ROBERTA_LAB_MAX_UPLOAD_MB)
+        imported = load_checkpoint_zip(upload, Path(workdir) / "checkpoint",
+                                       limits.current_limits().max_upload_bytes)
+    stem = Path(upload).stem[:60] or "checkpoint"
+    name = unique_name(session, stem)
+    loaded = registry.LoadedModel(name, imported.task, imported.model, imported.tokenizer,
+                                  registry.describe(imported.model, f"imported from {stem}.zip"))
+    registry.add(session, loaded)
+    names = registry.choices(session, "mlm")
+    if imported.task == "mlm":
+        value, where = name, "It is selected above."
+    else:
+        value = current if current in names else (names[0] if names else None)
+        where = "It is a sentiment classifier: choose it in the Sentiment tab."
+    gr.Info(shown(f"Imported “{name}”."))
+    status = f"✅ Imported **{name}** ({loaded.description}). {where}"
+    return (session, gr.update(choices=names, value=value),
+            registry.model_info(session, value, "mlm"), status)
+
+
+def build_fill_mask_tab(session: gr.State) -> None:
+    gr.Markdown("Type a sentence with one or more `<mask>`: the model guesses the hidden "
+                "tokens. This is the task RoBERTa was pretrained on.")
+    with gr.Row():
+        with gr.Column(scale=3):
+            text = gr.Textbox(value=EXAMPLES[0], label="Text", lines=2,
+                              placeholder="The cat sat on the <mask>.")
+            with gr.Row():
+                predict_button = gr.Button("Predict", variant="primary", scale=2)
+                top_k = gr.Slider(1, 20, value=5, step=1, label="Guesses per mask (top-k)",
+                                  scale=3)
+            gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
+        with gr.Column(scale=2):
+            model_name, model_info = registry.model_selector(session, "mlm")
+            with gr.Accordion("Import a Hugging Face checkpoint (.zip)", open=False):
+                gr.Markdown("Zip a folder written by `save_pretrained` (ours or "
+                            "transformers'): `config.json`, `model.safetensors` and the "
+                            "tokenizer files. Only safetensors weights are read, never pickles. "
+                            "The model is kept for this browser session only.")
+                upload = gr.File(label="Checkpoint .zip", file_types=[".zip"], type="filepath")
+                import_button = gr.Button("Import")
+                import_status = gr.Markdown()
+    summary = gr.Markdown()
+    tokens = gr.HighlightedText(label="Tokenization (␣ = the token begins with a space)",
+                                color_map=TOKEN_COLOURS, show_legend=True, combine_adjacent=False)
+    with gr.Row():
+        table = gr.Dataframe(headers=RESULT_COLUMNS, label="Top guesses per mask",
+                             interactive=False, elem_id="fill-mask-results", scale=2)
+        chart = gr.Plot(label="Probabilities", scale=3)
+
+    inputs = [text, model_name, top_k, session]
+    outputs = [table, chart, tokens, summary]
+    predict_button.click(predict, inputs, outputs, api_name="fill_mask",
+                         concurrency_limit=4)
+    text.submit(predict, inputs, outputs, api_visibility="private", concurrency_limit=4)
+    import_button.click(import_checkpoint, [session, upload, model_name],
+                        [session, model_name, model_info, import_status],
+                        api_name="import_checkpoint", concurrency_limit=1)

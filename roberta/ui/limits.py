@@ -1,0 +1,249 @@
+"""Limits that keep a shared app alive when many visitors train at once.
+
+A hosted Space has two CPU cores for everybody, so training runs (pretraining and fine-tuning
+alike) take turns: at most `max_concurrent_runs` run at once, the others wait in a first-come
+queue and are told their place. Steps, model size, batch size, run time and uploads are capped
+too, each refusal a plain sentence saying what to change.
+
+Every limit can be set by an environment variable (read at call time, so a test or a Space's
+settings page can change it without touching code):
+
+    ROBERTA_LAB_MAX_TRAINING_RUNS   training runs at once            (CPU host: 1, GPU host: 2)
+    ROBERTA_LAB_MAX_TRAINING_QUEUE  runs allowed to wait for a turn  (8)
+    ROBERTA_LAB_MAX_STEPS           optimizer steps per run          (CPU: 5,000, GPU: 50,000)
+    ROBERTA_LAB_MAX_PARAMETERS      model parameters, e.g. 40M       (CPU: 40M, GPU: 400M)
+    ROBERTA_LAB_MAX_BATCH_TOKENS    batch size × sequence length     (CPU: 16,384, GPU: 262,144)
+    ROBERTA_LAB_MAX_RUN_SECONDS     wall-clock seconds per run       (CPU: 900, GPU: 3,600)
+    ROBERTA_LAB_MAX_UPLOAD_MB       megabytes per upload, all files  (20)
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+ENV_MAX_RUNS = "ROBERTA_LAB_MAX_TRAINING_RUNS"
+ENV_MAX_QUEUE = "ROBERTA_LAB_MAX_TRAINING_QUEUE"
+ENV_MAX_STEPS = "ROBERTA_LAB_MAX_STEPS"
+ENV_MAX_PARAMETERS = "ROBERTA_LAB_MAX_PARAMETERS"
+ENV_MAX_BATCH_TOKENS = "ROBERTA_LAB_MAX_BATCH_TOKENS"
+ENV_MAX_RUN_SECONDS = "ROBERTA_LAB_MAX_RUN_SECONDS"
+ENV_MAX_UPLOAD_MB = "ROBERTA_LAB_MAX_UPLOAD_MB"
+
+
+class LimitError(ValueError):
+    """A request over one of the app's limits; the message says which and what to do."""
+
+
+@functools.lru_cache(maxsize=1)
+def _has_cuda() -> bool:
+    return torch.cuda.is_available()
+
+
+def _env_number(name: str, default: float, parse: Callable[[str], float] = float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = parse(raw)
+    except ValueError as err:
+        raise LimitError(f"The setting {name}={raw!r} is not a number.") from err
+    if value <= 0:
+        raise LimitError(f"The setting {name}={raw!r} must be positive.")
+    return value
+
+
+def _parse_count(raw: str) -> float:
+    """'40M', '1.5k', '400_000_000' -> a number."""
+    raw = raw.replace("_", "").replace(",", "").strip().upper()
+    scale = {"K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9}.get(raw[-1:], 1.0)
+    return float(raw[:-1] if scale != 1.0 else raw) * scale
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_concurrent_runs: int
+    max_queue: int
+    max_steps: int
+    max_parameters: int
+    max_batch_tokens: int
+    max_run_seconds: float
+    max_upload_bytes: int
+
+    @classmethod
+    def from_env(cls, gpu: bool | None = None) -> Limits:
+        gpu = _has_cuda() if gpu is None else gpu
+        return cls(
+            max_concurrent_runs=int(_env_number(ENV_MAX_RUNS, 2 if gpu else 1)),
+            max_queue=int(_env_number(ENV_MAX_QUEUE, 8)),
+            max_steps=int(_env_number(ENV_MAX_STEPS, 50_000 if gpu else 5_000, _parse_count)),
+            max_parameters=int(_env_number(ENV_MAX_PARAMETERS, 400e6 if gpu else 40e6,
+                                           _parse_count)),
+            max_batch_tokens=int(_env_number(ENV_MAX_BATCH_TOKENS, 262_144 if gpu else 16_384,
+                                             _parse_count)),
+            max_run_seconds=_env_number(ENV_MAX_RUN_SECONDS, 3600 if gpu else 900),
+            max_upload_bytes=int(_env_number(ENV_MAX_UPLOAD_MB, 20) * 1_000_000),
+        )
+
+
+def current_limits() -> Limits:
+    """The limits in force now (environment variables are read on every call)."""
+    return Limits.from_env()
+
+
+def _count(n: float) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{int(n):,}"
+
+
+def check_steps(steps: int, limits: Limits | None = None) -> None:
+    limits = limits or current_limits()
+    if steps > limits.max_steps:
+        raise LimitError(f"{steps:,} steps is more than this app allows per run "
+                         f"({limits.max_steps:,}). Choose fewer steps (the host can raise the "
+                         f"cap with {ENV_MAX_STEPS}).")
+
+
+def check_parameters(n_parameters: int, limits: Limits | None = None) -> None:
+    limits = limits or current_limits()
+    if n_parameters > limits.max_parameters:
+        raise LimitError(f"This model would have {_count(n_parameters)} parameters, more than "
+                         f"the {_count(limits.max_parameters)} this app trains. Pick a smaller "
+                         f"size, fewer layers, or a smaller width (the host can raise the cap "
+                         f"with {ENV_MAX_PARAMETERS}).")
+
+
+def check_batch_tokens(batch_size: int, seq_length: int, limits: Limits | None = None) -> None:
+    limits = limits or current_limits()
+    if batch_size * seq_length > limits.max_batch_tokens:
+        raise LimitError(f"A batch of {batch_size} × {seq_length} tokens "
+                         f"({batch_size * seq_length:,}) is more than this app allows "
+                         f"({limits.max_batch_tokens:,}). Lower the batch size or the sequence "
+                         f"length (the host can raise the cap with {ENV_MAX_BATCH_TOKENS}).")
+
+
+def check_upload(paths: Iterable[str | os.PathLike], limits: Limits | None = None) -> None:
+    limits = limits or current_limits()
+    files = [Path(p) for p in paths]
+    total = sum(p.stat().st_size for p in files if p.is_file())
+    if total > limits.max_upload_bytes:
+        what = files[0].name if len(files) == 1 else f"{len(files)} files"
+        raise LimitError(f"The upload ({what}) is {total / 1e6:.1f} MB, more than the "
+                         f"{limits.max_upload_bytes / 1e6:g} MB this app accepts. Upload a "
+                         f"smaller sample (the host can raise the cap with {ENV_MAX_UPLOAD_MB}).")
+
+
+# --- taking turns --------------------------------------------------------------------------
+
+class TrainingQueue:
+    """First come, first served turns for training runs, shared by every session of a process.
+
+    `join()` gives a Ticket; `ticket.wait(timeout)` returns True once the ticket holds a slot;
+    `ticket.leave()` (always, in a `finally`) frees the slot or the place in line. The capacity
+    is a callable, read whenever a slot might open, so an environment change applies at once.
+    """
+
+    def __init__(self, capacity: Callable[[], int], max_waiting: Callable[[], int]):
+        self._capacity = capacity
+        self._max_waiting = max_waiting
+        self._cond = threading.Condition()
+        self._running: set[int] = set()
+        self._waiting: deque[int] = deque()
+        self._ids = itertools.count(1)
+
+    def join(self) -> Ticket:
+        with self._cond:
+            if self._waiting and len(self._waiting) >= self._max_waiting():
+                raise LimitError(f"{len(self._running)} training run(s) are going and "
+                                 f"{len(self._waiting)} are waiting, the most this app queues. "
+                                 f"Try again in a few minutes.")
+            ticket = Ticket(self, next(self._ids))
+            self._waiting.append(ticket.id)
+            self._promote()
+            return ticket
+
+    def _promote(self) -> None:  # caller holds the lock
+        while self._waiting and len(self._running) < max(1, self._capacity()):
+            self._running.add(self._waiting.popleft())
+        self._cond.notify_all()
+
+    def _wait(self, ticket_id: int, timeout: float) -> bool:
+        with self._cond:
+            self._cond.wait_for(lambda: ticket_id in self._running, timeout)
+            return ticket_id in self._running
+
+    def _position(self, ticket_id: int) -> int:
+        with self._cond:
+            if ticket_id in self._running:
+                return 0
+            return self._waiting.index(ticket_id) + 1 if ticket_id in self._waiting else -1
+
+    def _leave(self, ticket_id: int) -> None:
+        with self._cond:
+            self._running.discard(ticket_id)
+            if ticket_id in self._waiting:
+                self._waiting.remove(ticket_id)
+            self._promote()
+
+    @property
+    def running(self) -> int:
+        with self._cond:
+            return len(self._running)
+
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._waiting)
+
+
+class Ticket:
+    def __init__(self, queue: TrainingQueue, ticket_id: int):
+        self.queue = queue
+        self.id = ticket_id
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds; True when this ticket may train now."""
+        return self.queue._wait(self.id, timeout)
+
+    @property
+    def position(self) -> int:
+        """1 = next in line; 0 = training now; -1 = left the queue."""
+        return self.queue._position(self.id)
+
+    def leave(self) -> None:
+        self.queue._leave(self.id)
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.leave()
+
+
+# One queue per process: the Train tab and the Sentiment tab's fine-tuning share the CPU.
+TRAINING_QUEUE = TrainingQueue(lambda: current_limits().max_concurrent_runs,
+                               lambda: current_limits().max_queue)
+
+
+def queue_message(position: int) -> str:
+    ahead = position - 1
+    if ahead <= 0:
+        return ("Waiting for the training slot: another visitor's run is using it. You are "
+                "next in line; this starts by itself when it frees up.")
+    return (f"Waiting for a training slot: you are number {position} in the queue "
+            f"({ahead} run(s) ahead of you). This starts by itself when your turn comes.")
+
+
+def queue_messages(ticket: Ticket, stop_requested: threading.Event,
+                   poll_seconds: float = 1.0) -> Iterator[str]:
+    """While the ticket waits for its turn, yield a message with its place in line every
+    `poll_seconds`; end when it may train or when the visitor pressed Stop."""
+    while not ticket.wait(timeout=poll_seconds) and not stop_requested.is_set():
+        yield queue_message(ticket.position)

@@ -1,0 +1,477 @@
+"""What the Train tab runs, free of Gradio: settings, cached data, the model, the export.
+
+The defaults are the point of this module. A workshop presenter presses Start and the room must
+see the loss fall and the probe guesses turn into words within a minute, on a 2-core CPU, from
+scratch. `PretrainSettings()` is that run (measured in docs of the Train tab and in the helper's
+report): a 2-layer, 128-wide model, a 4,096-token BPE, 15% dynamic masking, AdamW with a short
+warmup and a decay to zero at the last step, evaluated every few steps early on.
+
+Turning the bundled corpus into packed sequences takes seconds (tokenizer training ~5 s,
+tokenizing ~6 s on 2 cores), so tokenizers and packed data are cached per process and the
+default is prepared in a background thread at app start (`prewarm_default_data`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import threading
+import time
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from roberta.config import PRESETS, RobertaConfig
+from roberta.data import (
+    DataError,
+    bundled_pretraining_corpus,
+    read_pasted_text,
+    read_text_file,
+)
+from roberta.masking import MaskingConfig
+from roberta.model import RobertaForMaskedLM
+from roberta.tokenizer import RobertaTokenizer
+from roberta.train import (
+    DEFAULT_PROBES,
+    PretrainConfig,
+    PretrainingData,
+    TrainingError,
+    cpu_supports_bf16,
+    prepare_pretraining_data,
+)
+
+from .limits import (
+    check_batch_tokens,
+    check_parameters,
+    check_steps,
+    check_upload,
+    current_limits,
+)
+
+
+class SettingsError(ValueError):
+    """Impossible or unsupported Train-tab settings, in a plain sentence."""
+
+
+CORPUS_CHOICES = (
+    ("Bundled: BBC News + fine-food reviews (1.6M tokens)", "bundled"),
+    ("Uploaded .txt file(s)", "upload"),
+    ("Pasted text", "pasted"),
+)
+TOKENIZER_CHOICES = (
+    ("Train a new byte-level BPE on the corpus", "new"),
+    ("The embedded model's tokenizer", "embedded"),
+)
+SIZE_CHOICES = tuple(name for name in PRESETS if name not in ("base", "large")) + (
+    "base", "large", "custom")
+DEVICE_CHOICES = ("cpu", "cuda")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+
+VALIDATION_FRACTION = 0.02
+DATA_SPLIT_SEED = 0  # the train/validation split stays put when the training seed changes
+MAX_LAYERS = 24
+MAX_SEQ_LENGTH = 512
+MIN_VOCAB, MAX_VOCAB = 300, 65_536
+
+
+@dataclass
+class PretrainSettings:
+    """Every choice on the Train tab. The defaults are the tuned one-minute run."""
+
+    max_steps: int = 800
+    corpus: str = "bundled"
+    upload_paths: Sequence[str] = ()
+    pasted_text: str = ""
+    tokenizer: str = "new"
+    vocab_size: int = 4096
+    size: str = "micro"
+    num_layers: int = 2  # the custom size's shape; ignored for a named preset
+    hidden_size: int = 128
+    num_heads: int = 2
+    ffn_size: int = 512
+    dropout: float = 0.0  # a 2-layer model trained for a minute underfits: dropout only slows it
+    seq_length: int = 128
+    mlm_probability: float = 0.15
+    mask_fraction: float = 0.8
+    random_fraction: float = 0.1
+    whole_word: bool = False
+    static_masking: bool = False
+    learning_rate: float = 2e-3
+    warmup_steps: int = 40
+    batch_size: int = 16
+    seed: int = 0
+    eval_every: int = 20
+    eval_sequences: int = 128
+    device: str = "cpu"
+    precision: str = "auto"
+    probes: Sequence[str] = DEFAULT_PROBES
+
+
+# --- small pieces of validation -------------------------------------------------------------
+
+def as_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be a whole number, not {value!r}.") from None
+    if number != int(number):
+        raise SettingsError(f"{name} must be a whole number, not {value!r}.")
+    number = int(number)
+    if number < minimum or (maximum is not None and number > maximum):
+        bounds = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise SettingsError(f"{name} must be {bounds}; it is {number}.")
+    return number
+
+
+def as_float(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be a number, not {value!r}.") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise SettingsError(f"{name} must be a finite number.")
+    return number
+
+
+def parse_probes(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Probe sentences, one per line; each needs a <mask>. Empty: the default probes."""
+    lines = text.splitlines() if isinstance(text, str) else list(text or ())
+    probes = tuple(line.strip() for line in lines if line and line.strip())
+    if not probes:
+        return DEFAULT_PROBES
+    if len(probes) > 8:
+        raise SettingsError(f"Give at most 8 probe sentences (there are {len(probes)}).")
+    for probe in probes:
+        if "<mask>" not in probe:
+            raise SettingsError(f"The probe sentence “{probe}” has no <mask>: put <mask> where "
+                                f"the model should guess a word.")
+    return probes
+
+
+def resolve_precision_choice(precision: str, device: str) -> tuple[str, str | None]:
+    """The precision to train in, and a warning when the choice is legal but a bad idea."""
+    if precision not in PRECISION_CHOICES:
+        raise SettingsError(f"Precision must be one of {', '.join(PRECISION_CHOICES)}.")
+    if precision == "fp16" and device != "cuda":
+        raise SettingsError("fp16 training needs a CUDA GPU. On the CPU use fp32 (or auto).")
+    if precision == "bf16" and device == "cpu" and not cpu_supports_bf16():
+        return "bf16", ("This CPU has no native bfloat16, so bf16 runs emulated and far slower "
+                        "than fp32. Choose auto or fp32 for speed.")
+    return precision, None
+
+
+def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
+    """Check and normalise settings: (clean settings, warnings). SettingsError for bad ones."""
+    s = settings
+    warnings: list[str] = []
+    steps = as_int("Steps", s.max_steps, 1)
+    check_steps(steps)
+    lr = as_float("Learning rate", s.learning_rate)
+    if not 0 < lr < 1:
+        raise SettingsError(f"The learning rate must be above 0 and below 1; it is {lr:g}. "
+                            f"Try 1e-3.")
+    if lr > 1e-2:
+        warnings.append(f"A learning rate of {lr:g} is very high for a post-LayerNorm "
+                        f"transformer; the loss may jump or become NaN.")
+    warmup = as_int("Warmup steps", s.warmup_steps, 0)
+    if warmup >= steps:
+        warnings.append(f"The warmup ({warmup} steps) is as long as the run ({steps} steps): "
+                        f"the learning rate never reaches its peak.")
+    batch = as_int("Batch size", s.batch_size, 1, 4096)
+    seq = as_int("Sequence length", s.seq_length, 16, MAX_SEQ_LENGTH)
+    check_batch_tokens(batch, seq)
+    eval_every = as_int("Evaluate every", s.eval_every, 1)
+    seed = as_int("Seed", s.seed, 0, 2**31 - 1)
+    vocab = as_int("Vocabulary size", s.vocab_size, MIN_VOCAB, MAX_VOCAB)
+    mlm = as_float("Masking rate", s.mlm_probability)
+    if not 0 < mlm < 1:
+        raise SettingsError(f"The masking rate must be between 0 and 1 (RoBERTa uses 0.15); "
+                            f"it is {mlm:g}.")
+    mask_fraction = as_float("The <mask> share", s.mask_fraction)
+    random_fraction = as_float("The random-token share", s.random_fraction)
+    if mask_fraction < 0 or random_fraction < 0 or mask_fraction + random_fraction > 1:
+        raise SettingsError(f"The <mask> and random shares must be at least 0 and add up to at "
+                            f"most 1 (the rest stays unchanged); they are {mask_fraction:g} "
+                            f"and {random_fraction:g}.")
+    dropout = as_float("Dropout", s.dropout)
+    if not 0 <= dropout < 1:
+        raise SettingsError(f"Dropout must be at least 0 and below 1; it is {dropout:g}.")
+    if s.corpus not in dict((v, k) for k, v in CORPUS_CHOICES):
+        raise SettingsError(f"Unknown corpus {s.corpus!r}: choose bundled, upload or pasted.")
+    if s.tokenizer not in ("new", "embedded"):
+        raise SettingsError(f"Unknown tokenizer choice {s.tokenizer!r}: choose new or embedded.")
+    if s.size not in SIZE_CHOICES:
+        raise SettingsError(f"Unknown model size {s.size!r}: choose one of "
+                            f"{', '.join(SIZE_CHOICES)}.")
+    if s.device not in DEVICE_CHOICES:
+        raise SettingsError(f"Unknown device {s.device!r}: choose cpu or cuda.")
+    if s.device == "cuda" and not torch.cuda.is_available():
+        raise SettingsError("CUDA was chosen but this machine has no CUDA GPU; choose cpu.")
+    precision, warning = resolve_precision_choice(s.precision, s.device)
+    if warning:
+        warnings.append(warning)
+    if s.size == "custom":
+        layers = as_int("Layers", s.num_layers, 1, MAX_LAYERS)
+        hidden = as_int("Hidden size", s.hidden_size, 8, 4096)
+        heads = as_int("Attention heads", s.num_heads, 1, 64)
+        ffn = as_int("Feed-forward size", s.ffn_size, 8, 16384)
+        if hidden % heads:
+            raise SettingsError(f"The hidden size ({hidden}) must be divisible by the number of "
+                                f"attention heads ({heads}): each head gets hidden/heads "
+                                f"dimensions. Try {heads * max(1, round(hidden / heads))} wide "
+                                f"or a head count that divides {hidden}.")
+    else:
+        shape = PRESETS[s.size]
+        layers, hidden = shape["num_hidden_layers"], shape["hidden_size"]
+        heads, ffn = shape["num_attention_heads"], shape["intermediate_size"]
+    clean = replace(s, max_steps=steps, learning_rate=lr, warmup_steps=warmup, batch_size=batch,
+                    seq_length=seq, eval_every=eval_every, seed=seed, vocab_size=vocab,
+                    mlm_probability=mlm, mask_fraction=mask_fraction,
+                    random_fraction=random_fraction, dropout=dropout, precision=precision,
+                    num_layers=layers, hidden_size=hidden, num_heads=heads, ffn_size=ffn,
+                    probes=parse_probes(s.probes),
+                    eval_sequences=as_int("Validation sequences", s.eval_sequences, 1, 4096))
+    # The model's vocabulary is not known before the tokenizer exists: check the size with the
+    # largest vocabulary it can have, so an impossible model is refused before any work.
+    check_parameters(count_parameters(model_config(clean, vocab)))
+    return clean, warnings
+
+
+def model_config(settings: PretrainSettings, vocab_size: int) -> RobertaConfig:
+    """The model's shape: the preset's (or the custom one), the tokenizer's exact vocabulary,
+    and enough positions for the sequence length (at least the preset's)."""
+    positions = settings.seq_length + 2
+    if settings.size in PRESETS:
+        positions = max(positions, PRESETS[settings.size]["max_position_embeddings"])
+    try:
+        return RobertaConfig(
+            vocab_size=vocab_size, hidden_size=settings.hidden_size,
+            num_hidden_layers=settings.num_layers, num_attention_heads=settings.num_heads,
+            intermediate_size=settings.ffn_size, max_position_embeddings=positions,
+            hidden_dropout_prob=settings.dropout, attention_probs_dropout_prob=settings.dropout)
+    except ValueError as err:
+        raise SettingsError(f"Impossible model shape: {err}.") from err
+
+
+def count_parameters(config: RobertaConfig) -> int:
+    """Parameters of a RobertaForMaskedLM of this shape, without building it (the decoder's
+    weight is tied to the word embeddings)."""
+    h, f, v = config.hidden_size, config.intermediate_size, config.vocab_size
+    embeddings = (v + config.max_position_embeddings + config.type_vocab_size) * h + 2 * h
+    layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 4 * h
+    lm_head = h * h + h + 2 * h + v
+    return embeddings + config.num_hidden_layers * layer + lm_head
+
+
+def pretrain_config(settings: PretrainSettings) -> PretrainConfig:
+    return PretrainConfig(
+        max_steps=settings.max_steps, batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate, warmup_steps=settings.warmup_steps,
+        min_lr_ratio=0.0, precision=settings.precision, device=settings.device,
+        seed=settings.seed, eval_every=settings.eval_every, seq_length=settings.seq_length,
+        validation_fraction=VALIDATION_FRACTION,
+        masking=MaskingConfig(mlm_probability=settings.mlm_probability,
+                              mask_fraction=settings.mask_fraction,
+                              random_fraction=settings.random_fraction,
+                              whole_word=settings.whole_word),
+        static_masking=settings.static_masking, eval_sequences=settings.eval_sequences,
+        probes=tuple(settings.probes))
+
+
+# --- corpus, tokenizer and packed data, cached per process -----------------------------------
+
+class OnceCache:
+    """Each key computed once per process; concurrent callers of a key wait for the first
+    (so a click during the background prewarm waits for it rather than redoing it). Failures
+    are not cached. Keeps the `maxsize` most recently used keys."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Any, Future] = OrderedDict()
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            future = self._entries.get(key)
+            owner = future is None
+            if owner:
+                future = self._entries[key] = Future()
+                while len(self._entries) > self.maxsize:
+                    self._entries.popitem(last=False)
+            else:
+                self._entries.move_to_end(key)
+        if owner:
+            try:
+                future.set_result(compute())
+            except BaseException as err:
+                future.set_exception(err)
+                with self._lock:
+                    if self._entries.get(key) is future:
+                        del self._entries[key]
+        return future.result()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+TOKENIZERS = OnceCache(maxsize=4)
+PACKED_DATA = OnceCache(maxsize=3)  # the bundled corpus at 128 tokens is ~28 MB of int64
+
+
+@dataclass
+class Corpus:
+    key: str  # identifies the text for the caches: "bundled" or a content hash
+    texts: list[str]
+    description: str
+
+
+def fingerprint(texts: Sequence[str]) -> str:
+    digest = hashlib.blake2b(digest_size=12)
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def load_corpus(settings: PretrainSettings) -> Corpus:
+    """The texts to pretrain on. DataError (a plain sentence) for bad uploads or pastes."""
+    if settings.corpus == "bundled":
+        texts = bundled_pretraining_corpus()
+        return Corpus("bundled", texts, f"the bundled corpus ({len(texts):,} documents)")
+    max_bytes = current_limits().max_upload_bytes
+    if settings.corpus == "upload":
+        paths = [p for p in (settings.upload_paths or []) if p]
+        if not paths:
+            raise DataError("No file was uploaded: add one or more .txt files, or choose the "
+                            "bundled corpus.")
+        check_upload(paths)
+        texts: list[str] = []
+        for path in paths:
+            if Path(path).suffix.lower() not in (".txt", ".text", ".md", ""):
+                raise DataError(f"{Path(path).name} is not a .txt file: upload plain text.")
+            texts += read_text_file(path, max_bytes=max_bytes)
+        name = ", ".join(Path(p).name for p in paths[:3]) + (" …" if len(paths) > 3 else "")
+    elif settings.corpus == "pasted":
+        texts = read_pasted_text(settings.pasted_text or "", max_bytes=max_bytes)
+        name = "the pasted text"
+    else:
+        raise SettingsError(f"Unknown corpus {settings.corpus!r}.")
+    if len(texts) < 2:
+        raise DataError(f"{name[:1].upper() + name[1:]} holds a single document; separate at "
+                        f"least two documents (or paragraphs) with a blank line so that one "
+                        f"can be held out for validation.")
+    return Corpus(fingerprint(texts), texts,
+                  f"{name} ({len(texts):,} documents, {sum(map(len, texts)):,} characters)")
+
+
+def get_tokenizer(settings: PretrainSettings, corpus: Corpus,
+                  embedded: RobertaTokenizer | None) -> tuple[str, RobertaTokenizer]:
+    """(cache key, tokenizer): the embedded model's, or a BPE trained on the corpus."""
+    if settings.tokenizer == "embedded":
+        if embedded is None:
+            raise SettingsError("The embedded model's tokenizer is missing (there is no "
+                                "embedded model yet). Choose “Train a new byte-level BPE”.")
+        return f"embedded:{id(embedded)}", embedded
+    key = f"bpe:{corpus.key}:{settings.vocab_size}"
+    tokenizer = TOKENIZERS.get(key, lambda: RobertaTokenizer.train(
+        corpus.texts, vocab_size=settings.vocab_size))
+    return key, tokenizer
+
+
+def get_data(settings: PretrainSettings, corpus: Corpus, tokenizer_key: str,
+             tokenizer: RobertaTokenizer) -> PretrainingData:
+    key = (corpus.key, tokenizer_key, settings.seq_length)
+
+    def prepare() -> PretrainingData:
+        try:
+            return prepare_pretraining_data(corpus.texts, tokenizer, settings.seq_length,
+                                            VALIDATION_FRACTION, DATA_SPLIT_SEED)
+        except TrainingError as err:
+            raise DataError(f"The corpus is too small to train on: {err}.") from err
+
+    return PACKED_DATA.get(key, prepare)
+
+
+_prewarm_thread: threading.Thread | None = None
+
+
+def prewarm_default_data() -> threading.Thread | None:
+    """Prepare the default run's tokenizer and packed data in a background thread, at low
+    priority, so the first Start does not wait. Off with ROBERTA_LAB_PREWARM=0."""
+    global _prewarm_thread
+    if os.environ.get("ROBERTA_LAB_PREWARM", "1") == "0":
+        return None
+    if _prewarm_thread is not None:
+        return _prewarm_thread
+
+    def work() -> None:
+        # Linux: a thread's own nice value, so the app's requests keep their priority.
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        try:
+            settings = PretrainSettings()
+            corpus = load_corpus(settings)
+            key, tokenizer = get_tokenizer(settings, corpus, None)
+            get_data(settings, corpus, key, tokenizer)
+        except Exception:  # e.g. the bundled packages are missing: Start will say so
+            pass
+
+    _prewarm_thread = threading.Thread(target=work, name="roberta-lab-prewarm", daemon=True)
+    _prewarm_thread.start()
+    return _prewarm_thread
+
+
+def build_model(settings: PretrainSettings, tokenizer: RobertaTokenizer) -> RobertaForMaskedLM:
+    config = model_config(settings, tokenizer.vocab_size)
+    check_parameters(count_parameters(config))
+    torch.manual_seed(settings.seed)
+    return RobertaForMaskedLM(config)
+
+
+# --- export ----------------------------------------------------------------------------------
+
+EXPORT_README = """# {name}
+
+A RoBERTa masked language model trained in RoBERTa Lab, in the Hugging Face format.
+
+```python
+from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+model = AutoModelForMaskedLM.from_pretrained("{folder}")
+tokenizer = AutoTokenizer.from_pretrained("{folder}")
+print(pipeline("fill-mask", model=model, tokenizer=tokenizer)("The <mask> was good."))
+```
+
+{description}
+"""
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:60] or "model"
+
+
+def export_hf_zip(model: torch.nn.Module, tokenizer: RobertaTokenizer, name: str,
+                  description: str = "") -> Path:
+    """Zip config.json, model.safetensors and the tokenizer files in one folder, under a new
+    temporary directory (a later export never overwrites an earlier one's file)."""
+    folder = f"{slug(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    workdir = Path(tempfile.mkdtemp(prefix="roberta-lab-export-"))
+    model_dir = workdir / folder
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    (model_dir / "README.md").write_text(EXPORT_README.format(
+        name=name, folder=folder, description=description))
+    archive = workdir / f"{folder}.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted(model_dir.iterdir()):
+            zf.write(file, f"{folder}/{file.name}")
+    return archive

@@ -1,0 +1,242 @@
+"""Which models a tab can use: the embedded defaults in assets/, plus this browser session's own.
+
+The embedded masked LM lives in `assets/mlm/` and the sentiment classifier in
+`assets/sentiment/` (Hugging Face directories with tokenizer files). Each is loaded once per
+process on first use. Models a visitor trains or imports live in their session dict (one
+`gr.State({})` per browser), so nobody sees another visitor's models.
+
+`ROBERTA_LAB_ASSETS` points the app at another assets folder (tests use a tiny model); it is
+read at call time, not at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import torch
+
+from roberta.tokenizer import RobertaTokenizer
+from roberta.ui.common import user_error
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"  # assets/mlm/, assets/sentiment/
+ASSETS_ENV = "ROBERTA_LAB_ASSETS"
+TASKS = ("mlm", "classifier")
+TASK_DIRS = {"mlm": "mlm", "classifier": "sentiment"}
+EMBEDDED_NAMES = {"mlm": "Embedded masked LM", "classifier": "Embedded sentiment classifier"}
+TASK_WORDS = {"mlm": "masked language model", "classifier": "sentiment classifier"}
+MAKE_COMMAND = "python -m roberta recipe bundled"
+SESSION_MODELS = "models"  # key of the session dict holding {name: LoadedModel}
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    task: str  # "mlm" | "classifier"
+    model: torch.nn.Module
+    tokenizer: RobertaTokenizer
+    description: str
+
+
+def assets_dir() -> Path:
+    """The assets folder now: $ROBERTA_LAB_ASSETS if set, else the repository's assets/."""
+    override = os.environ.get(ASSETS_ENV)
+    return Path(override).expanduser() if override else ASSETS
+
+
+def embedded_dir(task: str) -> Path:
+    _check_task(task)
+    return assets_dir() / TASK_DIRS[task]
+
+
+def describe(model: torch.nn.Module, source: str) -> str:
+    """One line a person can read: shape, size and where the model came from."""
+    c = model.config
+    n_params = sum(p.numel() for p in model.parameters())
+    return (f"{c.num_hidden_layers} layers × {c.hidden_size} wide, {c.num_attention_heads} "
+            f"heads, vocabulary {c.vocab_size:,}, {n_params / 1e6:.2f}M parameters — {source}")
+
+
+# --- the embedded defaults, loaded once per (task, folder) per process -----------------------
+
+_embedded_cache: dict[tuple[str, str], tuple[LoadedModel | None, str]] = {}
+_embedded_lock = threading.Lock()
+
+
+def _load_embedded(task: str, directory: Path) -> tuple[LoadedModel | None, str]:
+    """(model, "") or (None, what is wrong)."""
+    from roberta.model import RobertaForMaskedLM, RobertaForSequenceClassification
+
+    if not directory.is_dir():
+        return None, f"the folder {directory} does not exist"
+    model_class = RobertaForMaskedLM if task == "mlm" else RobertaForSequenceClassification
+    try:
+        model = model_class.from_pretrained(directory)
+        tokenizer = RobertaTokenizer.from_pretrained(directory)
+    except (ValueError, OSError) as err:
+        return None, f"{directory} could not be loaded ({err})"
+    if getattr(model, "newly_initialized_keys", None):
+        return None, (f"{directory} holds no trained {TASK_WORDS[task]} head "
+                      f"(it was saved for another task)")
+    if tokenizer.vocab_size > model.config.vocab_size:
+        return None, (f"the tokenizer in {directory} has {tokenizer.vocab_size} tokens but the "
+                      f"model only {model.config.vocab_size}")
+    name = EMBEDDED_NAMES[task]
+    return LoadedModel(name, task, model.eval(), tokenizer,
+                       describe(model, f"embedded, from {directory}")), ""
+
+
+def _embedded_entry(task: str) -> tuple[LoadedModel | None, str]:
+    directory = embedded_dir(task)
+    key = (task, str(directory.resolve()))
+    with _embedded_lock:
+        if key not in _embedded_cache:
+            _embedded_cache[key] = _load_embedded(task, directory)
+        return _embedded_cache[key]
+
+
+def embedded(task: str) -> LoadedModel | None:
+    """The embedded default for `task`, or None when it is missing or unreadable."""
+    return _embedded_entry(task)[0]
+
+
+def clear_embedded_cache() -> None:
+    """Forget loaded defaults (after `assets/` changed, e.g. in tests)."""
+    with _embedded_lock:
+        _embedded_cache.clear()
+
+
+def missing_message(task: str) -> str:
+    """A plain sentence: what is missing and how to make it."""
+    problem = _embedded_entry(task)[1] or "it is not there"
+    return (f"The embedded {TASK_WORDS[task]} is missing: {problem}. Create it with "
+            f"`{MAKE_COMMAND}` (it trains the defaults into {assets_dir()}), train your own in "
+            f"the Train tab, or import a Hugging Face checkpoint in the Fill-mask tab.")
+
+
+# --- this session's models ---------------------------------------------------------------
+
+def _session_models(session: dict | None) -> dict[str, LoadedModel]:
+    if not isinstance(session, dict):
+        return {}
+    return session.get(SESSION_MODELS) or {}
+
+
+def choices(session: dict | None, task: str) -> list[str]:
+    """Names a dropdown offers: the embedded default first, then this session's models."""
+    _check_task(task)
+    names = [EMBEDDED_NAMES[task]] if embedded(task) is not None else []
+    names += [name for name, m in _session_models(session).items() if m.task == task]
+    return names
+
+
+def resolve(session: dict | None, name: str | None, task: str) -> LoadedModel:
+    """The model called `name` (None or "": the first choice); gr.Error when there is none."""
+    _check_task(task)
+    if not name:
+        available = choices(session, task)
+        if not available:
+            raise user_error(missing_message(task))
+        name = available[0]
+    if name == EMBEDDED_NAMES[task]:
+        loaded = embedded(task)
+        if loaded is None:
+            raise user_error(missing_message(task))
+        return loaded
+    loaded = _session_models(session).get(name)
+    if loaded is None or loaded.task != task:
+        available = choices(session, task)
+        offer = (f" Choose one of: {', '.join(available)}." if available
+                 else " " + missing_message(task))
+        raise user_error(f"There is no {TASK_WORDS[task]} called “{name}” in this browser "
+                       f"session.{offer}")
+    return loaded
+
+
+def add(session: dict | None, loaded: LoadedModel) -> dict:
+    """Store `loaded` in the session under its name (replacing one of the same name) and return
+    the session dict, to be given back to its gr.State."""
+    _check_task(loaded.task)
+    if loaded.name in EMBEDDED_NAMES.values():
+        raise ValueError(f"“{loaded.name}” is reserved for the embedded default")
+    session = session if isinstance(session, dict) else {}
+    models = dict(_session_models(session))
+    models[loaded.name] = loaded
+    session[SESSION_MODELS] = models
+    return session
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+
+
+# --- a model dropdown for a tab ------------------------------------------------------------
+
+def model_info(session: dict | None, name: str | None, task: str) -> str:
+    """Markdown under a model dropdown: what the chosen model is, or what is missing."""
+    if not name:
+        return f"⚠️ {missing_message(task)}"
+    is_embedded = name == EMBEDDED_NAMES[task]
+    loaded = embedded(task) if is_embedded else _session_models(session).get(name)
+    if loaded is None:
+        return f"⚠️ {missing_message(task)}"
+    return f"**{loaded.name}**: {loaded.description}"
+
+
+def enclosing_tab() -> gr.Tab | None:
+    from gradio.context import Context
+
+    block = Context.block
+    while block is not None and not isinstance(block, gr.Tab):
+        block = getattr(block, "parent", None)
+    return block
+
+
+def model_selector(session: gr.State, task: str,
+                   label: str = "Model") -> tuple[gr.Dropdown, gr.Markdown]:
+    """A dropdown of the models `task` can use, with a line saying what the chosen one is (or
+    what is missing and how to make it). Call it inside a `gr.Tab`: the choices refresh when
+    the tab is selected, so a model trained in another tab shows up here for this session."""
+    names = choices({}, task)
+    # allow_custom_value: a program may name a model this session imported or trained without
+    # the dropdown having been refreshed; resolve() explains unknown names in plain words.
+    dropdown = gr.Dropdown(names, value=names[0] if names else None, label=label,
+                           interactive=True, allow_custom_value=True)
+    info = gr.Markdown(model_info({}, dropdown.value, task))
+
+    def refresh(session_value: dict, current: str | None):
+        names = choices(session_value, task)
+        value = current if current in names else (names[0] if names else None)
+        return gr.update(choices=names, value=value), model_info(session_value, value, task)
+
+    tab = enclosing_tab()
+    if tab is not None:
+        tab.select(refresh, [session, dropdown], [dropdown, info], api_visibility="private",
+                   queue=False)
+    dropdown.change(lambda session_value, name: model_info(session_value, name, task),
+                    [session, dropdown], info, api_visibility="private", queue=False)
+    return dropdown, info
+
+
+def warm_up() -> None:
+    """Load the embedded defaults and run each once, so the first visitor's request does not
+    pay for PyTorch's first-call set-up (a few hundred milliseconds on a CPU)."""
+    for task in TASKS:
+        loaded = embedded(task)
+        if loaded is None:
+            continue
+        tok = loaded.tokenizer
+        ids = torch.tensor([[tok.bos_token_id, tok.mask_token_id, tok.eos_token_id]])
+        with torch.inference_mode():
+            loaded.model(ids)
+            loaded.model(ids, output_attentions=True)
+
+
+def warm_up_in_background() -> threading.Thread:
+    thread = threading.Thread(target=warm_up, name="warm-up", daemon=True)
+    thread.start()
+    return thread

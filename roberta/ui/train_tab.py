@@ -1,0 +1,508 @@
+"""Train tab: pretrain a small RoBERTa from scratch and watch it learn.
+
+Start is a generator: it waits for a training slot (runs take turns, see limits.py), prepares
+the data (cached per process), then streams the Pretrainer's events as charts, a progress bar
+and a table of the model's guesses for probe sentences. Stop sets the trainer's stop flag, so
+the run ends after the current step with a usable model. Every finished or stopped model is
+added to this browser session's models (registry.add) and can be downloaded as a zip in the
+Hugging Face format.
+
+API (gradio_client): `/train` takes the number of steps first; every other setting has a
+default, so `client.predict(30, api_name="/train")` trains the default model for 30 steps on
+the bundled corpus. `/stop_training` stops this session's run; `/download_model` returns the
+zip of this session's last trained model.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from dataclasses import dataclass, field
+
+import gradio as gr
+import pandas as pd
+import torch
+
+from roberta.config import PRESETS
+from roberta.inference import FillMaskResult
+from roberta.model import RobertaForMaskedLM
+from roberta.train import Pretrainer, TrainEvent
+from roberta.ui import registry
+from roberta.ui.common import plain_errors
+from roberta.ui.limits import TRAINING_QUEUE, current_limits, queue_messages
+from roberta.ui.live import UPDATE_SECONDS, duration, plot_value, progress_html
+from roberta.ui.pretrain_job import (
+    CORPUS_CHOICES,
+    DEVICE_CHOICES,
+    PRECISION_CHOICES,
+    SIZE_CHOICES,
+    TOKENIZER_CHOICES,
+    PretrainSettings,
+    build_model,
+    count_parameters,
+    export_hf_zip,
+    get_data,
+    get_tokenizer,
+    load_corpus,
+    model_config,
+    pretrain_config,
+    prewarm_default_data,
+    validate,
+)
+from roberta.viz.curves import PretrainHistory
+
+PROBE_COLUMNS = ["Probe (first guess in bold)", "1st", "2nd", "3rd", "4th", "5th"]
+DEFAULTS = PretrainSettings()
+
+
+# --- what the page shows -------------------------------------------------------------------
+
+def _word(token: str) -> str:
+    return token.strip() or repr(token)
+
+
+def probe_table(probes: list[FillMaskResult] | None, sentences) -> pd.DataFrame:
+    """One row per probe: the sentence with the first guess in bold, then the top 5."""
+    rows = []
+    for i, sentence in enumerate(sentences):
+        result = probes[i] if probes and i < len(probes) else None
+        if result is None or not result.predictions:
+            rows.append([html.escape(sentence)] + [""] * 5)
+            continue
+        candidates = result.predictions[0].candidates[:5]
+        first = _word(candidates[0].token)
+        filled = html.escape(sentence).replace("&lt;mask&gt;", f"**{html.escape(first)}**", 1)
+        cells = [f"{_word(c.token)} ({c.probability:.0%})" for c in candidates]
+        rows.append([filled] + cells + [""] * (5 - len(cells)))
+    return pd.DataFrame(rows, columns=PROBE_COLUMNS)
+
+
+@dataclass
+class TrainView:
+    """The page's state during one run, turned into the tuple of outputs on demand."""
+
+    settings: PretrainSettings
+    history: PretrainHistory = field(default_factory=PretrainHistory)
+    status: str = ""
+    step: int = 0
+    elapsed: float | None = None
+    eta: float | None = None
+    probes: list[FillMaskResult] | None = None
+    probe_step: int = 0
+    last_eval_step: int = -1
+    model_name: str = ""
+    note: str = ""
+    shown_at: float = 0.0
+    shown_loss_points: int = 0
+
+    def record(self, event: TrainEvent) -> None:
+        self.history.record(event.kind, event.step, event.metrics)
+        self.step, self.elapsed, self.eta = event.step, event.elapsed, event.eta
+        if event.kind == "eval":
+            self.last_eval_step = event.step
+            if event.probes is not None:
+                self.probes, self.probe_step = event.probes, event.step
+
+    def due(self, event: TrainEvent) -> bool:
+        """Redraw now? Always for the first loss point, evaluations and the end."""
+        if event.kind in ("eval", "done", "stopped", "failed"):
+            return True
+        if event.kind == "step" and self.shown_loss_points == 0:
+            return True
+        return time.monotonic() - self.shown_at >= UPDATE_SECONDS
+
+    def outputs(self, session=None, charts: bool = True) -> tuple:
+        self.shown_at = time.monotonic()
+        self.shown_loss_points = len(self.history.loss)
+        plots = tuple(plot_value(s) for s in self.history.specs()) if charts else \
+            (gr.skip(),) * 5
+        label = (f"Top-5 guesses for each probe at step {self.probe_step:,}" if self.probes
+                 else "Top-5 guesses for each probe (filled at each evaluation)")
+        table = gr.Dataframe(value=probe_table(self.probes, self.settings.probes), label=label)
+        tokens_per_s = self.history.tokens_per_s.last
+        progress = progress_html(self.step, self.settings.max_steps, self.elapsed, self.eta,
+                                 tokens_per_s, self.note)
+        return (self.status, progress, *plots, table, self.model_name,
+                gr.skip() if session is None else session)
+
+
+# --- the events -----------------------------------------------------------------------------
+
+def _settings_from_inputs(max_steps, corpus, corpus_files, pasted_text, tokenizer, vocab_size,
+                          size, num_layers, hidden_size, num_heads, ffn_size, dropout,
+                          seq_length, mlm_probability, mask_fraction, random_fraction,
+                          masking_mode, whole_word, learning_rate, warmup_steps, batch_size,
+                          seed, eval_every, device, precision, probes) -> PretrainSettings:
+    if isinstance(corpus_files, str):
+        corpus_files = [corpus_files]
+    paths = [getattr(f, "name", f) for f in corpus_files or []]
+    return PretrainSettings(
+        max_steps=max_steps, corpus=corpus, upload_paths=paths, pasted_text=pasted_text or "",
+        tokenizer=tokenizer, vocab_size=vocab_size, size=size, num_layers=num_layers,
+        hidden_size=hidden_size, num_heads=num_heads, ffn_size=ffn_size, dropout=dropout,
+        seq_length=seq_length, mlm_probability=mlm_probability, mask_fraction=mask_fraction,
+        random_fraction=random_fraction, whole_word=bool(whole_word),
+        static_masking=masking_mode == "static", learning_rate=learning_rate,
+        warmup_steps=warmup_steps, batch_size=batch_size, seed=seed, eval_every=eval_every,
+        device=device, precision=precision, probes=probes)
+
+
+def _unique_model_name(session: dict, settings: PretrainSettings, steps: int) -> str:
+    taken = set(registry.choices(session, "mlm")) | set(registry.choices(session, "classifier"))
+    n = 1
+    while True:
+        name = f"My model {n} ({settings.size}, {steps:,} steps)"
+        if name not in taken and not any(t.startswith(f"My model {n} (") for t in taken):
+            return name
+        n += 1
+
+
+def start_training(max_steps=DEFAULTS.max_steps, corpus=DEFAULTS.corpus, corpus_files=None,
+                   pasted_text="", tokenizer=DEFAULTS.tokenizer, vocab_size=DEFAULTS.vocab_size,
+                   size=DEFAULTS.size, num_layers=DEFAULTS.num_layers,
+                   hidden_size=DEFAULTS.hidden_size, num_heads=DEFAULTS.num_heads,
+                   ffn_size=DEFAULTS.ffn_size, dropout=DEFAULTS.dropout,
+                   seq_length=DEFAULTS.seq_length, mlm_probability=DEFAULTS.mlm_probability,
+                   mask_fraction=DEFAULTS.mask_fraction,
+                   random_fraction=DEFAULTS.random_fraction, masking_mode="dynamic",
+                   whole_word=DEFAULTS.whole_word, learning_rate=DEFAULTS.learning_rate,
+                   warmup_steps=DEFAULTS.warmup_steps, batch_size=DEFAULTS.batch_size,
+                   seed=DEFAULTS.seed, eval_every=DEFAULTS.eval_every, device="cpu",
+                   precision=DEFAULTS.precision, probes="", control=None, session=None):
+    """Stream a pretraining run into the Train tab's outputs (see TrainView.outputs)."""
+    control = control if isinstance(control, dict) else {}
+    session = session if isinstance(session, dict) else {}
+    if control.get("running"):
+        raise gr.Error("A training run is already going in this browser tab: stop it first.")
+    with plain_errors("Checking the settings"):
+        settings, warnings = validate(_settings_from_inputs(
+            max_steps, corpus, corpus_files, pasted_text, tokenizer, vocab_size, size,
+            num_layers, hidden_size, num_heads, ffn_size, dropout, seq_length, mlm_probability,
+            mask_fraction, random_fraction, masking_mode, whole_word, learning_rate,
+            warmup_steps, batch_size, seed, eval_every, device, precision, probes))
+        ticket = TRAINING_QUEUE.join()
+    for warning in warnings:
+        gr.Warning(warning)
+    stop_requested = threading.Event()
+    control.update(running=True, stop=stop_requested, trainer=None)
+    view = TrainView(settings)
+    try:
+        for message in queue_messages(ticket, stop_requested):
+            view.status = f"⏳ {message}"
+            yield view.outputs(charts=False)
+        if stop_requested.is_set():
+            view.status = "Stopped before it started: you left the queue."
+            yield view.outputs(charts=False)
+            return
+        with plain_errors("Preparing the training data"):
+            trainer = yield from _prepare(settings, view, control)
+        if trainer is None:  # stopped while preparing
+            view.status = "Stopped before training began."
+            yield view.outputs()
+            return
+        with plain_errors("Training"):
+            yield from _train(trainer, settings, view, control, session)
+    finally:
+        trainer = control.get("trainer")
+        if trainer is not None:  # the page went away mid-run (cancelled): let it end
+            trainer.stop()
+        control.update(running=False, trainer=None)
+        ticket.leave()
+
+
+def _prepare(settings: PretrainSettings, view: TrainView, control: dict):
+    """Corpus → tokenizer → packed data → model → Pretrainer, saying what it is doing."""
+    stop_requested: threading.Event = control["stop"]
+    view.status = "📚 Reading the corpus…"
+    yield view.outputs()
+    corpus = load_corpus(settings)
+    if settings.tokenizer == "new":
+        view.status = (f"🔤 Training a {settings.vocab_size:,}-token byte-level BPE on "
+                       f"{corpus.description} (done once per corpus, then cached)…")
+        yield view.outputs(charts=False)
+    embedded = registry.embedded("mlm")
+    tokenizer_key, tokenizer = get_tokenizer(settings, corpus,
+                                             embedded.tokenizer if embedded else None)
+    if stop_requested.is_set():
+        return None
+    view.status = (f"📦 Tokenizing {corpus.description} into {settings.seq_length}-token "
+                   f"sequences (done once, then cached)…")
+    yield view.outputs(charts=False)
+    data = get_data(settings, corpus, tokenizer_key, tokenizer)
+    if stop_requested.is_set():
+        return None
+    model = build_model(settings, tokenizer)
+    trainer = Pretrainer(model, tokenizer, data, pretrain_config(settings))
+    control["trainer"] = trainer
+    view.history.unigram_accuracy = None
+    baseline = trainer.unigram_baseline()
+    view.history.unigram_accuracy = baseline["accuracy"]
+    view.history.unigram_perplexity = baseline["perplexity"]
+    n_params = sum(p.numel() for p in model.parameters())
+    view.note = (f"{n_params / 1e6:.2f}M parameters, {len(data.train):,} training sequences, "
+                 f"on {trainer.device} in {trainer.precision}")
+    return trainer
+
+
+def _train(trainer: Pretrainer, settings: PretrainSettings, view: TrainView, control: dict,
+           session: dict):
+    stop_requested: threading.Event = control["stop"]
+    max_seconds = current_limits().max_run_seconds
+    ending = ""
+    view.status = "🏃 Training…"
+    last: TrainEvent | None = None
+    for event in trainer.run():
+        last = event
+        view.record(event)
+        if stop_requested.is_set():
+            trainer.stop()
+        if event.elapsed > max_seconds and not ending:
+            ending = (f" It reached this app's limit of {duration(max_seconds)} per run "
+                      f"(ROBERTA_LAB_MAX_RUN_SECONDS).")
+            trainer.stop()
+        if event.kind == "eval":
+            acc = event.metrics.get("val_accuracy", 0.0)
+            view.status = (f"🏃 Training… validation masked-token accuracy {acc:.1%} "
+                           f"(unigram baseline {view.history.unigram_accuracy:.1%})")
+        if view.due(event):
+            yield view.outputs()
+    if last is None:
+        raise gr.Error("The training run ended before it began.")
+    if last.kind == "failed":
+        gr.Warning(last.message)
+    if trainer.step > view.last_eval_step and trainer.step > 0:
+        metrics, probes = trainer.evaluate()  # a stopped run: score the model it leaves
+        view.record(TrainEvent("eval", trainer.step, settings.max_steps, last.elapsed,
+                               metrics, probes))
+    if trainer.step == 0:
+        view.status = f"Stopped before the first step; no model was kept. {last.message}"
+        yield view.outputs()
+        return
+    model: RobertaForMaskedLM = trainer.model.eval()
+    name = _unique_model_name(session, settings, trainer.step)
+    source = (f"trained here from scratch for {trainer.step:,} steps on "
+              f"{'the bundled corpus' if settings.corpus == 'bundled' else 'your text'}")
+    loaded = registry.LoadedModel(name, "mlm", model, trainer.tokenizer,
+                                  registry.describe(model, source))
+    session = registry.add(session, loaded)
+    control["last_model"] = loaded
+    accuracy = view.history.val_accuracy.last
+    outcome = {"done": "✅ Finished", "stopped": "⏹️ Stopped",
+               "failed": "⚠️ Ended early"}.get(last.kind, "Ended")
+    view.model_name = name
+    view.status = (
+        f"{outcome} after {trainer.step:,} steps in {duration(last.elapsed)}: validation "
+        f"masked-token accuracy **{accuracy:.1%}** (unigram baseline "
+        f"{view.history.unigram_accuracy:.1%}). The model is now **{name}** in the "
+        f"Fill-mask and Attention tabs (this browser session only); download it below."
+        f"{ending}" + (f" {last.message}" if last.kind == "failed" else ""))
+    view.eta = None
+    yield view.outputs(session=session)
+
+
+def stop_training(control: dict | None) -> str:
+    """Ask this session's run to stop after the current step (or to leave the queue)."""
+    control = control if isinstance(control, dict) else {}
+    if not control.get("running"):
+        return "No training run is going in this browser tab."
+    control["stop"].set()
+    trainer = control.get("trainer")
+    if trainer is not None:
+        trainer.stop()
+    return "⏹️ Stopping after the current step… the model trained so far is kept."
+
+
+def download_model(control: dict | None) -> str:
+    """A new zip (Hugging Face format) of this session's last trained model."""
+    loaded = (control or {}).get("last_model")
+    if loaded is None:
+        raise gr.Error("There is no trained model to download yet: press Start, and download "
+                       "once the run has finished or been stopped.")
+    with plain_errors("Exporting the model"):
+        return str(export_hf_zip(loaded.model, loaded.tokenizer, loaded.name,
+                                 loaded.description))
+
+
+def describe_size(size: str, vocab_size, num_layers, hidden_size, num_heads, ffn_size,
+                  seq_length) -> str:
+    """One line under the size controls: the shape and the parameter count."""
+    try:
+        settings = PretrainSettings(size=size, vocab_size=int(vocab_size),
+                                    seq_length=int(seq_length))
+        if size == "custom":
+            settings.num_layers, settings.hidden_size = int(num_layers), int(hidden_size)
+            settings.num_heads, settings.ffn_size = int(num_heads), int(ffn_size)
+            if settings.hidden_size % settings.num_heads:
+                return (f"⚠️ The hidden size ({settings.hidden_size}) must be divisible by the "
+                        f"number of heads ({settings.num_heads}).")
+        else:
+            shape = PRESETS[size]
+            settings.num_layers, settings.hidden_size = (shape["num_hidden_layers"],
+                                                         shape["hidden_size"])
+            settings.num_heads, settings.ffn_size = (shape["num_attention_heads"],
+                                                     shape["intermediate_size"])
+        n = count_parameters(model_config(settings, settings.vocab_size))
+    except (TypeError, ValueError) as err:
+        return f"⚠️ {err}"
+    cap = current_limits().max_parameters
+    over = f" ⚠️ over this app's cap of {cap / 1e6:.0f}M" if n > cap else ""
+    return (f"{settings.num_layers} layers × {settings.hidden_size} wide, "
+            f"{settings.num_heads} heads, FFN {settings.ffn_size}: about **{n / 1e6:.2f}M "
+            f"parameters** with a {settings.vocab_size:,}-token vocabulary.{over}")
+
+
+# --- the tab -------------------------------------------------------------------------------
+
+INTRO = """Pretrain a small RoBERTa **from scratch** with masked-language modelling and watch
+it learn: the loss falls, masked-token accuracy climbs past the unigram baseline (always
+guessing the commonest token), and the guesses for the probe sentences turn from noise into
+words. The defaults are tuned to show this within a minute on a laptop CPU."""
+
+
+def build_train_tab(session: gr.State) -> None:
+    limits = current_limits()
+    has_cuda = torch.cuda.is_available()
+    embedded = registry.embedded("mlm")
+    control = gr.State({})  # this browser's run: stop flag, trainer, last model
+
+    gr.Markdown(INTRO)
+    with gr.Row(equal_height=True):
+        max_steps = gr.Number(DEFAULTS.max_steps, precision=0, label="Steps", scale=3,
+                              info=f"{DEFAULTS.max_steps} steps take about a minute on 2 CPU "
+                                   f"cores at the default size (this app's cap: "
+                                   f"{limits.max_steps:,})")
+        start_button = gr.Button("▶ Start", variant="primary", scale=1, size="lg",
+                                 elem_id="train-start")
+        stop_button = gr.Button("⏹ Stop", variant="stop", scale=1, size="lg",
+                                interactive=False, elem_id="train-stop")
+
+    with gr.Accordion("Settings: corpus, tokenizer, model size, masking, optimisation, device",
+                      open=False), gr.Row():
+        with gr.Column():
+            gr.Markdown("**Corpus**")
+            corpus = gr.Radio(CORPUS_CHOICES, value=DEFAULTS.corpus, label="Text to learn from",
+                              info=f"uploads up to {limits.max_upload_bytes / 1e6:g} MB in all")
+            corpus_files = gr.File(label="Your .txt file(s): documents separated by blank lines",
+                                   file_count="multiple", file_types=[".txt"],
+                                   type="filepath", visible=False)
+            pasted_text = gr.Textbox("", label="Your text: separate documents with a blank line",
+                                     lines=8, visible=False)
+            gr.Markdown("**Tokenizer**")
+            tokenizer = gr.Radio(TOKENIZER_CHOICES, value=DEFAULTS.tokenizer, label="Tokenizer",
+                                 info=None if embedded else
+                                 "There is no embedded model yet: train a new BPE.")
+            vocab_size = gr.Slider(512, 16384, value=DEFAULTS.vocab_size, step=256,
+                                   label="Vocabulary size of the new BPE",
+                                   info="smaller vocabularies learn faster but split words "
+                                        "into more pieces")
+        with gr.Column():
+            gr.Markdown("**Model size**")
+            size = gr.Dropdown(list(SIZE_CHOICES), value=DEFAULTS.size, label="Size preset")
+            with gr.Row(visible=False) as custom_row:
+                num_layers = gr.Number(DEFAULTS.num_layers, label="Layers", precision=0)
+                hidden_size = gr.Number(DEFAULTS.hidden_size, label="Hidden size", precision=0)
+                num_heads = gr.Number(DEFAULTS.num_heads, label="Attention heads", precision=0)
+                ffn_size = gr.Number(DEFAULTS.ffn_size, label="Feed-forward size",
+                                     precision=0)
+            dropout = gr.Slider(0.0, 0.5, value=DEFAULTS.dropout, step=0.05, label="Dropout",
+                                info="0 for one-minute runs: a tiny model underfits")
+            size_info = gr.Markdown()
+            gr.Markdown("**Masking**")
+            mlm_probability = gr.Slider(0.05, 0.5, value=DEFAULTS.mlm_probability, step=0.01,
+                                        label="Masking rate")
+            with gr.Row():
+                mask_fraction = gr.Slider(0.0, 1.0, value=DEFAULTS.mask_fraction, step=0.05,
+                                          label="…of which become <mask>")
+                random_fraction = gr.Slider(0.0, 1.0, value=DEFAULTS.random_fraction,
+                                            step=0.05, label="…become a random token")
+            masking_mode = gr.Radio(
+                [("dynamic (RoBERTa: new masks every time)", "dynamic"),
+                 ("static (BERT: masks fixed once, 10 copies)", "static")],
+                value="dynamic", label="Masking")
+            whole_word = gr.Checkbox(DEFAULTS.whole_word, label="Whole-word masking")
+        with gr.Column():
+            gr.Markdown("**Optimisation** — AdamW (β = 0.9, 0.98), linear warmup, then linear "
+                        "decay to zero at the last step, gradient clipping at 1.0.")
+            with gr.Row():
+                learning_rate = gr.Number(DEFAULTS.learning_rate, label="Peak learning rate")
+                warmup_steps = gr.Number(DEFAULTS.warmup_steps, label="Warmup steps",
+                                         precision=0)
+            with gr.Row():
+                batch_size = gr.Number(DEFAULTS.batch_size, label="Batch size", precision=0)
+                seq_length = gr.Number(DEFAULTS.seq_length, label="Sequence length (tokens)",
+                                       precision=0)
+            with gr.Row():
+                seed = gr.Number(DEFAULTS.seed, label="Seed", precision=0)
+                eval_every = gr.Number(DEFAULTS.eval_every, label="Evaluate every (steps)",
+                                       precision=0)
+            gr.Markdown("**Device**")
+            with gr.Row():
+                device = gr.Radio([d for d in DEVICE_CHOICES if d == "cpu" or has_cuda],
+                                  value="cuda" if has_cuda else "cpu", label="Device")
+                precision = gr.Radio(list(PRECISION_CHOICES), value=DEFAULTS.precision,
+                                     label="Precision",
+                                     info="auto: bf16 on GPUs and CPUs that support it, "
+                                          "else fp32; fp16 only on CUDA")
+            probes = gr.Textbox("\n".join(DEFAULTS.probes), lines=4,
+                                label="Probe sentences, one per line, each with <mask>")
+
+    status = gr.Markdown("Press **Start**.", label="Status", elem_id="train-status")
+    progress = gr.HTML(progress_html(), label="Progress", elem_id="train-progress")
+    empty = PretrainHistory()
+    with gr.Row():
+        loss_plot = gr.Plot(plot_value(empty.loss_spec()), label="Loss", show_label=False,
+                            elem_id="train-loss-plot")
+        accuracy_plot = gr.Plot(plot_value(empty.accuracy_spec()), label="Accuracy",
+                                show_label=False, elem_id="train-accuracy-plot")
+    probe_results = gr.Dataframe(probe_table(None, DEFAULTS.probes),
+                                 label="Top-5 guesses for each probe (filled at each evaluation)",
+                                 datatype=["markdown"] + ["str"] * 5, interactive=False,
+                                 wrap=True, elem_id="train-probes")
+    with gr.Row():
+        perplexity_plot = gr.Plot(plot_value(empty.perplexity_spec()), show_label=False,
+                                  label="Perplexity")
+        lr_plot = gr.Plot(plot_value(empty.learning_rate_spec()), show_label=False,
+                          label="Learning rate")
+        speed_plot = gr.Plot(plot_value(empty.throughput_spec()), show_label=False,
+                             label="Tokens per second")
+    with gr.Row(equal_height=True):
+        model_name = gr.Textbox(label="Trained model (selectable in the other tabs)",
+                                interactive=False, scale=3)
+        download_button = gr.Button("⬇ Download (Hugging Face format, .zip)", scale=1)
+        download_file = gr.File(label="Zip: config.json, model.safetensors, tokenizer files",
+                                interactive=False, scale=2)
+
+    # Show only the controls that apply.
+    corpus.change(lambda c: (gr.update(visible=c == "upload"), gr.update(visible=c == "pasted")),
+                  corpus, [corpus_files, pasted_text], queue=False, api_visibility="private")
+    tokenizer.change(lambda t: gr.update(visible=t == "new"), tokenizer, vocab_size,
+                     queue=False, api_visibility="private")
+    size.change(lambda s: gr.update(visible=s == "custom"), size, custom_row, queue=False,
+                api_visibility="private")
+    shape_inputs = [size, vocab_size, num_layers, hidden_size, num_heads, ffn_size, seq_length]
+    gr.on([c.change for c in shape_inputs], describe_size, shape_inputs, size_info,
+          queue=False, api_visibility="private")
+    size_info.value = describe_size(DEFAULTS.size, DEFAULTS.vocab_size, DEFAULTS.num_layers,
+                                    DEFAULTS.hidden_size, DEFAULTS.num_heads, DEFAULTS.ffn_size,
+                                    DEFAULTS.seq_length)
+
+    inputs = [max_steps, corpus, corpus_files, pasted_text, tokenizer, vocab_size, size,
+              num_layers, hidden_size, num_heads, ffn_size, dropout, seq_length,
+              mlm_probability, mask_fraction, random_fraction, masking_mode, whole_word,
+              learning_rate, warmup_steps, batch_size, seed, eval_every, device, precision,
+              probes, control, session]
+    outputs = [status, progress, loss_plot, accuracy_plot, perplexity_plot, lr_plot, speed_plot,
+               probe_results, model_name, session]
+    buttons = [start_button, stop_button]
+    running = (gr.update(interactive=False), gr.update(interactive=True))
+    idle = (gr.update(interactive=True), gr.update(interactive=False))
+    start_button.click(lambda: running, None, buttons, queue=False, api_visibility="private") \
+        .then(start_training, inputs, outputs, api_name="train", concurrency_limit=None,
+              show_progress="hidden") \
+        .then(lambda: idle, None, buttons, queue=False, api_visibility="private")
+    stop_button.click(stop_training, control, status, api_name="stop_training",
+                      concurrency_limit=None, show_progress="hidden")
+    download_button.click(download_model, control, download_file, api_name="download_model",
+                          concurrency_limit=2)
+    prewarm_default_data()

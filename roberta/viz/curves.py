@@ -1,0 +1,272 @@
+"""Training curves as plotly figures, big enough to read from the back of a room.
+
+`PretrainHistory` and `FinetuneHistory` collect the numbers of a run's `TrainEvent`s; their
+methods draw them. A live run redraws several charts every half second, and building a
+`plotly.graph_objects.Figure` costs ~50 ms (validation and the template), so the charts are
+built as plain plotly JSON dicts ("specs", ~1 ms); `as_figure(spec)` turns one into a Figure
+when a caller wants one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import plotly.graph_objects as go
+
+TRAIN_COLOR = "#1f77b4"
+VALIDATION_COLOR = "#d62728"
+BASELINE_COLOR = "#6b6b6b"
+GRID_COLOR = "#e5e5e5"
+SMOOTHING = 0.9  # exponential moving average of the noisy per-step training loss
+MAX_POINTS = 1500  # per-step series are thinned beyond this to keep each update small
+
+Spec = dict[str, Any]
+
+
+def as_figure(spec: Spec) -> go.Figure:
+    return go.Figure(spec)
+
+
+def _axis(title: str, **extra: Any) -> dict[str, Any]:
+    return {"title": {"text": title}, "gridcolor": GRID_COLOR, "zerolinecolor": GRID_COLOR,
+            "automargin": True, **extra}
+
+
+def _spec(title: str, x_title: str, y_title: str, height: int, **yaxis: Any) -> Spec:
+    return {"data": [], "layout": {
+        "title": {"text": title, "font": {"size": 18}},
+        "height": height,
+        "margin": {"l": 60, "r": 20, "t": 56, "b": 50},
+        "font": {"size": 14},
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right",
+                   "x": 1.0},
+        "xaxis": _axis(x_title),
+        "yaxis": _axis(y_title, **yaxis),
+        "uirevision": "keep",  # keep a visitor's zoom while the curve grows
+        "shapes": [], "annotations": [],
+    }}
+
+
+def _line(x: list, y: list, name: str, color: str, width: float = 3, markers: bool = False,
+          dash: str | None = None, opacity: float = 1.0) -> dict[str, Any]:
+    line = {"color": color, "width": width}
+    if dash:
+        line["dash"] = dash
+    return {"type": "scatter", "x": x, "y": y, "name": name, "opacity": opacity,
+            "mode": "lines+markers" if markers else "lines", "line": line}
+
+
+def _baseline(spec: Spec, value: float | None, label: str) -> None:
+    """A dashed horizontal line across the plot, labelled at its left end."""
+    if value is None:
+        return
+    layout = spec["layout"]
+    layout["shapes"].append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y",
+                             "y0": value, "y1": value,
+                             "line": {"color": BASELINE_COLOR, "dash": "dash", "width": 2}})
+    layout["annotations"].append({"text": label, "xref": "paper", "x": 0.01, "xanchor": "left",
+                                  "yref": "y", "y": value, "yanchor": "bottom",
+                                  "showarrow": False,
+                                  "font": {"color": BASELINE_COLOR, "size": 13}})
+
+
+def _note(spec: Spec, text: str) -> Spec:
+    spec["layout"]["annotations"].append({
+        "text": text, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper",
+        "font": {"size": 15, "color": BASELINE_COLOR}})
+    return spec
+
+
+def smooth(values: list[float], weight: float = SMOOTHING) -> list[float]:
+    """Debiased exponential moving average (as TensorBoard draws it)."""
+    smoothed, average = [], 0.0
+    for i, value in enumerate(values, start=1):
+        average = weight * average + (1 - weight) * value
+        smoothed.append(average / (1 - weight**i))
+    return smoothed
+
+
+@dataclass
+class Series:
+    steps: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+    def add(self, step: int, value: float | None) -> None:
+        if value is not None and math.isfinite(value):
+            self.steps.append(int(step))
+            self.values.append(float(value))
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def last(self) -> float | None:
+        return self.values[-1] if self.values else None
+
+    def thinned(self, values: list[float] | None = None) -> tuple[list[int], list[float]]:
+        """(steps, values) with at most MAX_POINTS points (every k-th, the last one kept)."""
+        values = self.values if values is None else values
+        if len(self.steps) <= MAX_POINTS:
+            return self.steps, values
+        k = math.ceil(len(self.steps) / MAX_POINTS)
+        keep = list(range(0, len(self.steps), k))
+        if keep[-1] != len(self.steps) - 1:
+            keep.append(len(self.steps) - 1)
+        return [self.steps[i] for i in keep], [values[i] for i in keep]
+
+
+def _percent(values: list[float]) -> list[float]:
+    return [100 * v for v in values]
+
+
+@dataclass
+class PretrainHistory:
+    """Everything the Train tab draws, gathered from a Pretrainer's events."""
+
+    unigram_accuracy: float | None = None
+    unigram_perplexity: float | None = None
+    loss: Series = field(default_factory=Series)
+    lr: Series = field(default_factory=Series)
+    tokens_per_s: Series = field(default_factory=Series)
+    val_loss: Series = field(default_factory=Series)
+    val_accuracy: Series = field(default_factory=Series)
+    val_perplexity: Series = field(default_factory=Series)
+
+    def record(self, kind: str, step: int, metrics: dict[str, float]) -> None:
+        if kind == "step":
+            self.loss.add(step, metrics.get("loss"))
+            self.lr.add(step, metrics.get("lr"))
+            self.tokens_per_s.add(step, metrics.get("tokens_per_s"))
+        elif kind == "eval":
+            self.val_loss.add(step, metrics.get("val_loss"))
+            self.val_accuracy.add(step, metrics.get("val_accuracy"))
+            self.val_perplexity.add(step, metrics.get("val_perplexity"))
+
+    def loss_spec(self) -> Spec:
+        spec = _spec("Loss (masked-token cross-entropy)", "step", "loss", 380)
+        if not self.loss and not self.val_loss:
+            return _note(spec, "The loss appears here once training starts.")
+        if self.loss:
+            steps, raw = self.loss.thinned()
+            _, smoothed = self.loss.thinned(smooth(self.loss.values))
+            spec["data"] += [
+                _line(steps, raw, "train (each step)", TRAIN_COLOR, width=1, opacity=0.35),
+                _line(steps, smoothed, "train (smoothed)", TRAIN_COLOR)]
+        if self.val_loss:
+            spec["data"].append(_line(self.val_loss.steps, self.val_loss.values, "validation",
+                                      VALIDATION_COLOR, markers=True))
+        if self.unigram_perplexity:
+            _baseline(spec, math.log(self.unigram_perplexity),
+                      f"unigram baseline {math.log(self.unigram_perplexity):.2f}")
+        return spec
+
+    def accuracy_spec(self) -> Spec:
+        spec = _spec("Masked-token accuracy (validation)", "step", "accuracy (%)", 380,
+                     rangemode="tozero")
+        if self.val_accuracy:
+            spec["data"].append(_line(self.val_accuracy.steps,
+                                      _percent(self.val_accuracy.values), "model",
+                                      VALIDATION_COLOR, markers=True))
+        else:
+            _note(spec, "Accuracy appears at the first evaluation.")
+        if self.unigram_accuracy is not None:
+            _baseline(spec, 100 * self.unigram_accuracy,
+                      f"unigram baseline {100 * self.unigram_accuracy:.1f}%")
+        return spec
+
+    def perplexity_spec(self) -> Spec:
+        spec = _spec("Perplexity (validation)", "step", "perplexity (log scale)", 300,
+                     type="log")
+        if self.val_perplexity:
+            spec["data"].append(_line(self.val_perplexity.steps, self.val_perplexity.values,
+                                      "validation", VALIDATION_COLOR, markers=True, width=2))
+        else:
+            _note(spec, "Perplexity appears at the first evaluation.")
+        if self.unigram_perplexity:
+            _baseline(spec, self.unigram_perplexity,
+                      f"unigram baseline {self.unigram_perplexity:,.0f}")
+        return spec
+
+    def learning_rate_spec(self) -> Spec:
+        spec = _spec("Learning rate", "step", "learning rate", 300)
+        spec["layout"]["showlegend"] = False
+        if self.lr:
+            spec["data"].append(_line(*self.lr.thinned(), "learning rate", TRAIN_COLOR, 2))
+        else:
+            _note(spec, "Warmup, then a linear decay to zero.")
+        return spec
+
+    def throughput_spec(self) -> Spec:
+        spec = _spec("Speed", "step", "tokens / s", 300, rangemode="tozero")
+        spec["layout"]["showlegend"] = False
+        if self.tokens_per_s:
+            spec["data"].append(_line(*self.tokens_per_s.thinned(), "tokens/s",
+                                      TRAIN_COLOR, 2))
+        else:
+            _note(spec, "Training speed appears here.")
+        return spec
+
+    def specs(self) -> tuple[Spec, ...]:
+        """Loss, accuracy, perplexity, learning rate, tokens/s: the Train tab's plot order."""
+        return (self.loss_spec(), self.accuracy_spec(), self.perplexity_spec(),
+                self.learning_rate_spec(), self.throughput_spec())
+
+    def figures(self) -> tuple[go.Figure, ...]:
+        return tuple(as_figure(spec) for spec in self.specs())
+
+
+@dataclass
+class FinetuneHistory:
+    """The Sentiment tab's fine-tuning curves: validation accuracy beside the TF-IDF baseline."""
+
+    baseline_accuracy: float | None = None
+    majority_accuracy: float | None = None
+    loss: Series = field(default_factory=Series)
+    val_accuracy: Series = field(default_factory=Series)
+    val_macro_f1: Series = field(default_factory=Series)
+
+    def record(self, kind: str, step: int, metrics: dict[str, float]) -> None:
+        if kind == "step":
+            self.loss.add(step, metrics.get("loss"))
+        elif kind == "eval":
+            self.val_accuracy.add(step, metrics.get("val_accuracy"))
+            self.val_macro_f1.add(step, metrics.get("val_macro_f1"))
+
+    def accuracy_spec(self) -> Spec:
+        spec = _spec("Validation accuracy while fine-tuning", "step", "accuracy (%)", 380,
+                     range=[0, 100])
+        if self.val_accuracy:
+            spec["data"] += [
+                _line(self.val_accuracy.steps, _percent(self.val_accuracy.values),
+                      "RoBERTa accuracy", VALIDATION_COLOR, markers=True),
+                _line(self.val_macro_f1.steps, _percent(self.val_macro_f1.values),
+                      "RoBERTa macro-F1", VALIDATION_COLOR, width=1.5, dash="dot")]
+        else:
+            _note(spec, "Accuracy appears at the first evaluation.")
+        if self.baseline_accuracy is not None:
+            _baseline(spec, 100 * self.baseline_accuracy,
+                      f"TF-IDF + logistic regression {100 * self.baseline_accuracy:.1f}%")
+        else:
+            spec["layout"]["annotations"].append({
+                "text": "TF-IDF baseline: computing…", "showarrow": False, "x": 0.01,
+                "y": 0.03, "xref": "paper", "yref": "paper", "xanchor": "left",
+                "font": {"color": BASELINE_COLOR, "size": 13}})
+        if self.majority_accuracy is not None:
+            _baseline(spec, 100 * self.majority_accuracy,
+                      f"always the commonest class {100 * self.majority_accuracy:.1f}%")
+        return spec
+
+    def loss_spec(self) -> Spec:
+        spec = _spec("Training loss", "step", "cross-entropy", 300)
+        if self.loss:
+            steps, raw = self.loss.thinned()
+            _, smoothed = self.loss.thinned(smooth(self.loss.values))
+            spec["data"] += [_line(steps, raw, "each step", TRAIN_COLOR, 1, opacity=0.35),
+                             _line(steps, smoothed, "smoothed", TRAIN_COLOR)]
+        else:
+            _note(spec, "The loss appears here once fine-tuning starts.")
+        return spec

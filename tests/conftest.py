@@ -1,0 +1,167 @@
+"""Shared fixtures: a tiny embedded model, the app served in-process, a client, a browser.
+
+- `tiny_assets`: an assets folder with an untrained nano masked LM and sentiment classifier
+  (tokenizer trained on a few hundred sentences); ROBERTA_LAB_ASSETS points at it for the
+  session, so the app's "embedded" models are these.
+- `app_url`: the whole app launched in this process on a free port (once per session).
+- `client`: a fresh `gradio_client.Client` (so a fresh browser session) per test.
+- `browser` / `page`: Debian's chromium driven by playwright. `page` aborts and records every
+  request that would leave 127.0.0.1; a test that caused one fails. Without chromium the browser
+  tests skip, unless ROBERTA_LAB_REQUIRE_BROWSER=1 (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ASSETS_ENV = "ROBERTA_LAB_ASSETS"
+REQUIRE_BROWSER_ENV = "ROBERTA_LAB_REQUIRE_BROWSER"
+CHROMIUM = Path(os.environ.get("ROBERTA_LAB_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+LOCAL_SCHEMES = {"data", "blob", "about"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def is_local(url: str) -> bool:
+    parsed = urlparse(url)
+    return parsed.scheme in LOCAL_SCHEMES or parsed.hostname in LOCAL_HOSTS
+
+
+@pytest.fixture(scope="session")
+def tiny_assets(tmp_path_factory) -> Path:
+    from roberta.ui import registry
+    from roberta.ui.tiny_assets import make_tiny_assets
+
+    directory = make_tiny_assets(tmp_path_factory.mktemp("assets"))
+    previous = os.environ.get(ASSETS_ENV)
+    os.environ[ASSETS_ENV] = str(directory)
+    registry.clear_embedded_cache()
+    yield directory
+    if previous is None:
+        os.environ.pop(ASSETS_ENV, None)
+    else:
+        os.environ[ASSETS_ENV] = previous
+    registry.clear_embedded_cache()
+
+
+def launch(demo) -> str:
+    from roberta.ui.app import launch_kwargs
+
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
+                server_port=port, **launch_kwargs())
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="session")
+def launch_app():
+    """launch(demo) -> url, for tests that need an app of their own (close it after)."""
+    return launch
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_assets) -> str:
+    from roberta.ui.app import build_app
+
+    demo = build_app()
+    url = launch(demo)
+    yield url
+    demo.close()
+
+
+@pytest.fixture
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """The chromium executable; fail (CI) or skip (elsewhere) when it is missing."""
+    problem = None
+    if not CHROMIUM.is_file():
+        problem = (f"chromium not found at {CHROMIUM}; install it with "
+                   f"`apt-get update && apt-get install -y chromium`")
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "playwright is not installed (pip install -r requirements-dev.txt)"
+    if problem:
+        if os.environ.get(REQUIRE_BROWSER_ENV) == "1":
+            pytest.fail(f"{problem} ({REQUIRE_BROWSER_ENV}=1: browser tests must run)",
+                        pytrace=False)
+        pytest.skip(problem)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser(chromium):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS,
+                                              headless=True)
+        yield launched
+        launched.close()
+
+
+class OfflineGuard:
+    """Aborts and remembers every request (and websocket) that would leave 127.0.0.1."""
+
+    def __init__(self):
+        self.outside: list[str] = []
+
+    def route(self, route):
+        url = route.request.url
+        if is_local(url):
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+    def websocket(self, ws):
+        if not is_local(ws.url):
+            self.outside.append(ws.url)
+
+    def check(self) -> None:
+        assert not self.outside, f"requests left 127.0.0.1: {self.outside}"
+
+
+@pytest.fixture
+def offline_guard() -> OfflineGuard:
+    return OfflineGuard()
+
+
+@pytest.fixture
+def page(browser, app_url, offline_guard):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.route("**/*", offline_guard.route)
+    new_page = context.new_page()
+    new_page.on("websocket", offline_guard.websocket)
+    new_page.set_default_timeout(30_000)
+    new_page.goto(app_url)
+    new_page.get_by_role("tab", name="Fill-mask").wait_for()
+    yield new_page
+    context.close()
+    offline_guard.check()
+
+
+def pytest_report_header(config):
+    found = "found" if CHROMIUM.is_file() else "MISSING"
+    return [f"chromium: {CHROMIUM} ({found}); python {sys.version.split()[0]}"]

@@ -1,0 +1,68 @@
+"""The app in a real browser: Debian's chromium driven by playwright (see conftest.py).
+
+Every test runs with the `page` fixture, which aborts and fails on any request that would leave
+127.0.0.1, so these tests also prove the app works with the network off.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def open_tab(page, name: str):
+    page.get_by_role("tab", name=name).click()
+    return page.locator(f"#tab-{name.lower()}")
+
+
+def test_fill_mask_shows_the_results_table(page):
+    tab = open_tab(page, "Fill-mask")
+    tab.locator("textarea").first.fill("The coffee was <mask> and the food was <mask>.")
+    tab.get_by_role("button", name="Predict").click()
+    results = page.locator("#fill-mask-results")
+    # two masks × top-5 rows; the first data column counts masks from 1
+    results.get_by_role("cell", name="2", exact=True).first.wait_for()
+    assert results.locator("tbody tr").count() == 10
+    assert tab.get_by_text("First guesses").is_visible()
+    assert tab.locator(".js-plotly-plot").count() >= 1
+
+
+def test_fill_mask_error_is_a_plain_message(page):
+    tab = open_tab(page, "Fill-mask")
+    tab.locator("textarea").first.fill("No mask in this sentence.")
+    tab.get_by_role("button", name="Predict").click()
+    toast = page.get_by_text("put <mask> where a word should be guessed")
+    toast.wait_for()
+    assert page.get_by_text("Traceback").count() == 0
+
+
+def test_attention_draws_bertviz_offline(page):
+    tab = open_tab(page, "Attention")
+    tab.get_by_role("button", name="Show attention").click()
+    head_view = page.frame_locator("#bertviz-head-view iframe")
+    # bertviz writes one <text> per token per side into its SVG once d3 has run
+    head_view.locator("#vis svg text").first.wait_for()
+    assert head_view.locator("#vis svg text").count() >= 2 * 5
+    assert head_view.locator("#vis svg line, #vis svg rect").count() > 0
+    model_view = page.frame_locator("#bertviz-model-view iframe")
+    model_view.locator("svg").first.wait_for()
+    assert model_view.locator("svg").count() >= 1
+    assert tab.locator(".js-plotly-plot").count() >= 3  # one head, summary, rollout
+
+
+def test_masking_colours_every_position(page):
+    tab = open_tab(page, "Masking")
+    tab.get_by_role("button", name="Mask it").click()
+    cells = page.locator("#masking-grids td.mask-cell")
+    cells.first.wait_for()
+    assert page.locator('#masking-grids td[data-action="1"]').count() > 0  # some <mask>
+    assert page.locator("#masking-words .mask-word-start").count() > 0
+
+
+def test_every_tab_opens_without_errors(page):
+    for name in ("Train", "Fill-mask", "Sentiment", "Attention", "Masking", "Model"):
+        open_tab(page, name)
+    page.get_by_text("What RoBERTa changed from BERT").wait_for()
+    page.get_by_text("Where the parameters are").wait_for()  # the Model tab filled itself in
+    assert page.locator(".toast-body.error").count() == 0

@@ -1,0 +1,160 @@
+"""Importing a Hugging Face checkpoint from an uploaded .zip: hostile archives are refused."""
+
+from __future__ import annotations
+
+import json
+import stat
+import zipfile
+
+import pytest
+import torch
+
+from roberta.checkpoint_zip import CheckpointZipError, extract_checkpoint, load_checkpoint_zip
+from roberta.model import RobertaForSequenceClassification
+
+LIMIT = 50_000_000
+
+
+def make_zip(path, files: dict[str, bytes], symlinks: dict[str, str] | None = None):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        for name, target in (symlinks or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, target)
+    return path
+
+
+def folder_files(folder, prefix="") -> dict[str, bytes]:
+    return {prefix + f.name: f.read_bytes() for f in sorted(folder.iterdir())}
+
+
+def test_loads_a_masked_lm_from_a_nested_folder(tiny_assets, tmp_path):
+    upload = make_zip(tmp_path / "a.zip", folder_files(tiny_assets / "mlm", "out/model/"))
+    imported = load_checkpoint_zip(upload, tmp_path / "x", LIMIT)
+    assert imported.task == "mlm"
+    assert imported.tokenizer.vocab_size <= imported.model.config.vocab_size
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == sorted(
+        f.name for f in (tiny_assets / "mlm").iterdir())
+
+
+def test_loads_a_classifier(tiny_assets, tmp_path):
+    upload = make_zip(tmp_path / "c.zip", folder_files(tiny_assets / "sentiment"))
+    imported = load_checkpoint_zip(upload, tmp_path / "x", LIMIT)
+    assert imported.task == "classifier"
+    assert isinstance(imported.model, RobertaForSequenceClassification)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("../evil.txt", "climbs out"),
+    ("model/../../evil.txt", "climbs out"),
+    ("/etc/evil.txt", "absolute path"),
+    ("C:\\evil.txt", "absolute path"),
+    ("..\\evil.txt", "climbs out"),
+])
+def test_refuses_paths_outside_the_folder(tiny_assets, tmp_path, name, message):
+    files = {**folder_files(tiny_assets / "mlm"), name: b"x"}
+    with pytest.raises(CheckpointZipError, match=message):
+        extract_checkpoint(make_zip(tmp_path / "bad.zip", files), tmp_path / "x", LIMIT)
+    assert not (tmp_path / "x").exists()  # nothing was written
+
+
+def test_refuses_symlinks(tiny_assets, tmp_path):
+    upload = make_zip(tmp_path / "link.zip", folder_files(tiny_assets / "mlm"),
+                      symlinks={"secret": "/etc/passwd"})
+    with pytest.raises(CheckpointZipError, match="symbolic link"):
+        extract_checkpoint(upload, tmp_path / "x", LIMIT)
+
+
+def test_refuses_pickles(tiny_assets, tmp_path):
+    files = folder_files(tiny_assets / "mlm")
+    files.pop("model.safetensors")
+    files["pytorch_model.bin"] = b"\x80\x04not really"
+    with pytest.raises(CheckpointZipError, match="pickle"):
+        extract_checkpoint(make_zip(tmp_path / "p.zip", files), tmp_path / "x", LIMIT)
+
+
+@pytest.mark.parametrize("missing, message", [
+    ("config.json", "no config.json"),
+    ("model.safetensors", "no weights"),
+])
+def test_names_what_is_missing(tiny_assets, tmp_path, missing, message):
+    files = folder_files(tiny_assets / "mlm")
+    files.pop(missing)
+    with pytest.raises(CheckpointZipError, match=message):
+        extract_checkpoint(make_zip(tmp_path / "m.zip", files), tmp_path / "x", LIMIT)
+
+
+def test_needs_a_tokenizer(tiny_assets, tmp_path):
+    files = {k: v for k, v in folder_files(tiny_assets / "mlm").items()
+             if k in ("config.json", "model.safetensors")}
+    with pytest.raises(CheckpointZipError, match="no tokenizer"):
+        extract_checkpoint(make_zip(tmp_path / "t.zip", files), tmp_path / "x", LIMIT)
+
+
+def test_not_a_zip_and_too_big(tiny_assets, tmp_path):
+    fake = tmp_path / "fake.zip"
+    fake.write_bytes(b"PK but not really")
+    with pytest.raises(CheckpointZipError, match="not a readable .zip"):
+        extract_checkpoint(fake, tmp_path / "x", LIMIT)
+    upload = make_zip(tmp_path / "big.zip", folder_files(tiny_assets / "mlm"))
+    with pytest.raises(CheckpointZipError, match="limit"):
+        extract_checkpoint(upload, tmp_path / "y", 1000)
+
+
+def test_zip_bomb_is_stopped_by_bytes_read(tiny_assets, tmp_path):
+    files = folder_files(tiny_assets / "mlm")
+    files["model.safetensors"] = b"\0" * 3_000_000  # compresses to almost nothing
+    upload = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(upload, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    assert upload.stat().st_size < 1_000_000
+    with pytest.raises(CheckpointZipError, match="limit"):
+        extract_checkpoint(upload, tmp_path / "x", 1_000_000)
+
+
+def test_several_checkpoints_at_the_same_depth(tiny_assets, tmp_path):
+    files = {**folder_files(tiny_assets / "mlm", "a/"), **folder_files(tiny_assets / "mlm", "b/")}
+    with pytest.raises(CheckpointZipError, match="several checkpoints"):
+        extract_checkpoint(make_zip(tmp_path / "two.zip", files), tmp_path / "x", LIMIT)
+
+
+def test_refuses_other_architectures_and_bad_configs(tiny_assets, tmp_path):
+    files = folder_files(tiny_assets / "mlm")
+    config = json.loads(files["config.json"])
+    files["config.json"] = json.dumps({**config, "architectures": ["RobertaModel"]}).encode()
+    with pytest.raises(CheckpointZipError, match="only"):
+        load_checkpoint_zip(make_zip(tmp_path / "enc.zip", files), tmp_path / "x", LIMIT)
+    files["config.json"] = json.dumps({**config, "model_type": "bert"}).encode()
+    with pytest.raises(CheckpointZipError, match="not a RoBERTa config"):
+        load_checkpoint_zip(make_zip(tmp_path / "bert.zip", files), tmp_path / "y", LIMIT)
+    files["config.json"] = json.dumps({**config, "hidden_size": 32}).encode()
+    with pytest.raises(CheckpointZipError, match="does not load"):
+        load_checkpoint_zip(make_zip(tmp_path / "shape.zip", files), tmp_path / "z", LIMIT)
+
+
+def test_sharded_weights(tiny_assets, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    files = folder_files(tiny_assets / "mlm")
+    weights = load_file(tiny_assets / "mlm" / "model.safetensors")
+    names = sorted(weights)
+    half = len(names) // 2
+    shards = {"model-00001-of-00002.safetensors": names[:half],
+              "model-00002-of-00002.safetensors": names[half:]}
+    for shard, keys in shards.items():
+        save_file({k: weights[k].contiguous() for k in keys}, tmp_path / shard)
+        files[shard] = (tmp_path / shard).read_bytes()
+    files.pop("model.safetensors")
+    index = {"weight_map": {k: shard for shard, keys in shards.items() for k in keys}}
+    files["model.safetensors.index.json"] = json.dumps(index).encode()
+    imported = load_checkpoint_zip(make_zip(tmp_path / "s.zip", files), tmp_path / "x", LIMIT)
+    reference = load_file(tiny_assets / "mlm" / "model.safetensors")
+    state = imported.model.state_dict()
+    assert torch.equal(state["lm_head.bias"], reference["lm_head.bias"])
+    files["model.safetensors.index.json"] = json.dumps(
+        {"weight_map": {"a": "../escape.safetensors"}}).encode()
+    with pytest.raises(CheckpointZipError, match="odd shard"):
+        extract_checkpoint(make_zip(tmp_path / "s2.zip", files), tmp_path / "y", LIMIT)

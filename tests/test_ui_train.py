@@ -1,0 +1,437 @@
+"""The Train and Sentiment tabs: /train, /stop_training, /download_model, /finetune,
+/stop_finetuning and /classify through gradio_client against the app launched in-process
+(conftest.py), plus the pieces behind them (settings, limits, the training queue, curves).
+
+Most runs train on a small pasted corpus with the embedded (tiny) tokenizer so they take
+seconds; one run uses only its first argument and so the bundled corpus, as a visitor would.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+
+from roberta.config import RobertaConfig
+from roberta.model import RobertaForMaskedLM
+from roberta.ui import limits
+from roberta.ui.limits import LimitError, TrainingQueue
+from roberta.ui.pretrain_job import (
+    OnceCache,
+    PretrainSettings,
+    SettingsError,
+    count_parameters,
+    export_hf_zip,
+    model_config,
+    validate,
+)
+from roberta.ui.tiny_assets import tiny_corpus
+from roberta.viz.curves import FinetuneHistory, PretrainHistory
+
+PASTED = "\n\n".join(tiny_corpus(300))  # 300 one-sentence documents
+
+
+def fast_kwargs(**overrides):
+    """A run on the pasted corpus with the embedded tiny tokenizer: data ready in a blink."""
+    return dict(corpus="pasted", pasted_text=PASTED, tokenizer="embedded", seq_length=32,
+                batch_size=8, eval_every=5, **overrides)
+
+
+def app_error(call) -> str:
+    with pytest.raises(AppError) as caught:
+        call()
+    message = str(caught.value)
+    assert "Traceback" not in message and 'File "' not in message, message
+    return message
+
+
+def plot_points(plot_output, trace: int = 0) -> int | None:
+    """How many points trace `trace` of a streamed gr.Plot value has (None: not redrawn)."""
+    if "plot" not in plot_output:  # gr.skip(): this update left the chart as it was
+        return None
+    spec = json.loads(plot_output["plot"])
+    return len(spec["data"][trace]["x"]) if len(spec["data"]) > trace else 0
+
+
+def stream(job, until=None, timeout: float = 180):
+    """Collect a job's streamed outputs (optionally stop waiting once `until(output)`)."""
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        outputs = job.outputs()
+        if len(outputs) > len(seen):
+            seen = list(outputs)
+            if until and until(seen[-1]):
+                return seen
+        if job.done():
+            return list(job.outputs())
+        time.sleep(0.1)
+    raise AssertionError(f"the job did not finish in {timeout} s; last: {seen[-1:]}")
+
+
+# --- the pieces, without the app --------------------------------------------------------------
+
+def test_parameter_count_matches_the_model():
+    config = RobertaConfig.preset("micro")
+    model = RobertaForMaskedLM(config)
+    assert count_parameters(config) == sum(p.numel() for p in model.parameters())
+
+
+def test_defaults_are_the_one_minute_run():
+    settings, warnings = validate(PretrainSettings())
+    assert warnings == []
+    assert (settings.size, settings.num_layers, settings.hidden_size) == ("micro", 2, 128)
+    assert settings.precision == "auto" and settings.device == "cpu"
+    config = model_config(settings, 4096)
+    assert config.max_position_embeddings >= settings.seq_length + 2
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (dict(learning_rate=0), "learning rate must be above 0"),
+    (dict(learning_rate=-1e-3), "learning rate must be above 0"),
+    (dict(size="custom", hidden_size=100, num_heads=3), "divisible by the number of attention"),
+    (dict(max_steps=10**7), "more than this app allows"),
+    (dict(size="large"), "parameters, more than"),
+    (dict(batch_size=4096, seq_length=512), "more than this app allows"),
+    (dict(mask_fraction=0.8, random_fraction=0.5), "add up to at most 1"),
+    (dict(precision="fp16"), "needs a CUDA GPU"),
+    (dict(max_steps=2.5), "whole number"),
+    (dict(probes="no mask here"), "has no <mask>"),
+])
+def test_impossible_settings_are_plain_sentences(overrides, expected):
+    with pytest.raises((SettingsError, LimitError)) as caught:
+        validate(PretrainSettings(**overrides))
+    assert expected in str(caught.value)
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv(limits.ENV_MAX_STEPS, "123")
+    monkeypatch.setenv(limits.ENV_MAX_PARAMETERS, "2.5M")
+    monkeypatch.setenv(limits.ENV_MAX_UPLOAD_MB, "0.5")
+    now = limits.current_limits()
+    assert (now.max_steps, now.max_parameters, now.max_upload_bytes) == (123, 2_500_000, 500_000)
+    with pytest.raises(LimitError, match="123"):
+        limits.check_steps(124)
+    monkeypatch.setenv(limits.ENV_MAX_STEPS, "lots")
+    with pytest.raises(LimitError, match="not a number"):
+        limits.current_limits()
+
+
+def test_training_queue_takes_turns_in_order():
+    capacity = [1]
+    queue = TrainingQueue(lambda: capacity[0], lambda: 2)
+    first, second, third = queue.join(), queue.join(), queue.join()
+    assert (first.position, second.position, third.position) == (0, 1, 2)
+    assert first.wait(0) and not second.wait(0)
+    with pytest.raises(LimitError, match="waiting"):
+        queue.join()  # two are waiting already: the most this queue holds
+    released = threading.Timer(0.05, first.leave)
+    released.start()
+    assert second.wait(2.0) and third.position == 1
+    third.leave()  # leaving the line frees the place
+    assert third.position == -1 and queue.waiting == 0
+    capacity[0] = 2
+    fourth = queue.join()
+    assert fourth.wait(0)  # a second slot opened
+    second.leave()
+    fourth.leave()
+    assert queue.running == 0
+
+
+def test_once_cache_computes_a_key_once_for_concurrent_callers():
+    cache, calls = OnceCache(maxsize=2), []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.1)
+        return "value"
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get("k", slow)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["value"] * 4 and len(calls) == 1
+    with pytest.raises(ZeroDivisionError):
+        cache.get("bad", lambda: 1 / 0)
+    assert cache.get("bad", lambda: "retried") == "retried"  # failures are not cached
+
+
+def test_curves_draw_baselines_and_thin_long_series():
+    history = PretrainHistory(unigram_accuracy=0.03, unigram_perplexity=900.0)
+    for step in range(1, 4001):
+        history.record("step", step, {"loss": 9 - step / 1000, "lr": 1e-3,
+                                      "tokens_per_s": 2e4})
+    history.record("eval", 4000, {"val_loss": 5.0, "val_accuracy": 0.2, "val_perplexity": 150})
+    loss, accuracy, perplexity, lr, speed = history.specs()
+    assert len(loss["data"][0]["x"]) <= 1501 and loss["data"][0]["x"][-1] == 4000
+    assert accuracy["layout"]["shapes"][0]["line"]["dash"] == "dash"
+    assert accuracy["layout"]["shapes"][0]["y0"] == pytest.approx(3.0)
+    assert accuracy["data"][0]["y"] == [20.0]
+    assert perplexity["layout"]["yaxis"]["type"] == "log"
+    json.dumps(history.specs())  # plain JSON for gr.Plot
+    assert history.figures()[0].data  # and valid plotly
+    finetune = FinetuneHistory(baseline_accuracy=0.8, majority_accuracy=0.65)
+    finetune.record("eval", 10, {"val_accuracy": 0.7, "val_macro_f1": 0.6})
+    labels = [a["text"] for a in finetune.accuracy_spec()["layout"]["annotations"]]
+    assert any("TF-IDF" in t and "80.0%" in t for t in labels)
+
+
+def test_exports_never_overwrite_each_other(tiny_assets):
+    from roberta.tokenizer import RobertaTokenizer
+
+    model = RobertaForMaskedLM.from_pretrained(tiny_assets / "mlm")
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    first = export_hf_zip(model, tokenizer, "My model 1 (nano, 5 steps)")
+    second = export_hf_zip(model, tokenizer, "My model 1 (nano, 5 steps)")
+    assert first != second and first.exists() and second.exists()
+    names = zipfile.ZipFile(first).namelist()
+    folder = names[0].split("/")[0]
+    for required in ("config.json", "model.safetensors", "tokenizer.json", "vocab.json",
+                     "merges.txt", "tokenizer_config.json"):
+        assert f"{folder}/{required}" in names
+
+
+# --- /train through gradio_client ------------------------------------------------------------
+
+def test_training_endpoints_are_named(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name in ("/train", "/stop_training", "/download_model", "/finetune",
+                 "/stop_finetuning", "/classify"):
+        assert name in endpoints
+    first = endpoints["/train"]["parameters"][0]
+    assert first["parameter_name"] == "max_steps"
+    assert all(p["parameter_has_default"] for p in endpoints["/train"]["parameters"])
+    assert all(p["parameter_has_default"] for p in endpoints["/finetune"]["parameters"])
+    assert all(p["parameter_has_default"] for p in endpoints["/classify"]["parameters"][1:])
+
+
+@pytest.fixture(scope="module")
+def trained(app_url):
+    """One default run, as a visitor's first click: only the step count given."""
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    started = time.monotonic()
+    outputs = stream(client.submit(30, api_name="/train"), timeout=300)
+    return client, outputs, time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_train_with_only_the_step_count_streams_and_keeps_the_model(trained):
+    client, outputs, _ = trained
+    status, progress, loss, accuracy, perplexity, lr, speed, probes, name = outputs[-1]
+    assert status.startswith("✅ Finished after 30 steps"), status
+    assert "step 30 / 30" in progress
+    counts = [n for n in (plot_points(o[2]) for o in outputs) if n is not None]
+    assert counts == sorted(counts) and counts[-1] >= 30 > counts[0]  # the loss chart grew
+    assert len({c for c in counts if c}) >= 2  # ...over several updates, not just at the end
+    assert plot_points(accuracy) >= 2  # evaluated at steps 20 and 30
+    spec = json.loads(accuracy["plot"])
+    assert "unigram baseline" in spec["layout"]["annotations"][0]["text"]
+    for plot in (perplexity, lr, speed):
+        assert plot_points(plot) >= 1
+    assert len(probes["data"]) == 4 and all(row[1] for row in probes["data"])
+    assert name.startswith("My model 1 (micro, 30 steps)")
+    # Selectable in the other tabs, for this session only.
+    table, *_ = client.predict("The film was a <mask>.", name, api_name="/fill_mask")
+    assert len(table["data"]) == 5
+
+
+@pytest.mark.slow
+def test_a_trained_model_belongs_to_its_session_only(trained, client):
+    _, outputs, _ = trained
+    name = outputs[-1][-1]
+    message = app_error(lambda: client.predict("A <mask>.", name, api_name="/fill_mask"))
+    assert "no masked language model called" in message
+
+
+@pytest.mark.slow
+def test_download_is_a_checkpoint_transformers_loads(trained, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    client, _, _ = trained
+    first = client.predict(api_name="/download_model")
+    second = client.predict(api_name="/download_model")
+    assert Path(first).name != Path(second).name or first != second
+    with zipfile.ZipFile(first) as archive:
+        archive.extractall(tmp_path)
+    folder = next(p for p in tmp_path.iterdir() if p.is_dir())
+    reference = RobertaForMaskedLM.from_pretrained(folder)
+    theirs = transformers.AutoModelForMaskedLM.from_pretrained(folder).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    ids = tokenizer("The film was a <mask>.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        expected = reference(ids).logits
+        actual = theirs(input_ids=ids).logits
+    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_download_before_training_is_a_plain_error(client):
+    assert "no trained model" in app_error(lambda: client.predict(api_name="/download_model"))
+
+
+def test_stop_ends_the_run_with_a_usable_model_and_only_its_own(app_url):
+    from gradio_client import Client
+
+    owner, stranger = Client(app_url, verbose=False), Client(app_url, verbose=False)
+    job = owner.submit(5000, **fast_kwargs(), api_name="/train")
+    stream(job, until=lambda o: (plot_points(o[2]) or 0) >= 3, timeout=120)
+    # Another browser's Stop does not touch this run.
+    assert "No training run" in stranger.predict(api_name="/stop_training")
+    time.sleep(0.5)
+    assert not job.done()
+    assert "Stopping" in owner.predict(api_name="/stop_training")
+    outputs = stream(job, timeout=60)
+    status, *_, name = outputs[-1]
+    assert status.startswith("⏹️ Stopped after"), status
+    steps = int(status.split("after ")[1].split(" steps")[0].replace(",", ""))
+    assert 3 <= steps < 5000
+    assert name.startswith("My model 1 (micro,")
+    table, *_ = owner.predict("The cat was <mask>.", name, api_name="/fill_mask")
+    assert len(table["data"]) == 5
+
+
+def test_runs_take_turns_and_the_queue_says_where_you_are(app_url, monkeypatch):
+    from gradio_client import Client
+
+    monkeypatch.setenv(limits.ENV_MAX_RUNS, "1")
+    monkeypatch.setenv(limits.ENV_MAX_QUEUE, "1")
+    first, second, third = (Client(app_url, verbose=False) for _ in range(3))
+    running = first.submit(5000, **fast_kwargs(), api_name="/train")
+    stream(running, until=lambda o: (plot_points(o[2]) or 0) >= 1, timeout=120)
+    waiting = second.submit(10, **fast_kwargs(), api_name="/train")
+    queued = stream(waiting, until=lambda o: "queue" in o[0] or "next in line" in o[0],
+                    timeout=30)
+    assert "next in line" in queued[-1][0]
+    message = app_error(lambda: third.predict(10, **fast_kwargs(), api_name="/train"))
+    assert "Try again in a few minutes" in message
+    first.predict(api_name="/stop_training")
+    outputs = stream(waiting, timeout=120)  # its turn came once the first run stopped
+    assert outputs[-1][0].startswith("✅ Finished after 10 steps"), outputs[-1][0]
+    stream(running, timeout=60)
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    (dict(max_steps=10**6), "more than this app allows"),
+    (dict(learning_rate=0), "learning rate must be above 0"),
+    (dict(size="custom", hidden_size=100, num_heads=3), "divisible"),
+    (dict(corpus="upload"), "No file was uploaded"),
+    (dict(corpus="pasted", pasted_text="   "), "empty"),
+    (dict(corpus="pasted", pasted_text="Just one paragraph."), "single document"),
+    (dict(precision="fp16"), "needs a CUDA GPU"),
+    (dict(size="large"), "parameters, more than"),
+])
+def test_bad_training_settings_are_plain_errors(client, kwargs, expected):
+    args = {**fast_kwargs(), "max_steps": 5, **kwargs}
+    assert expected in app_error(lambda: client.predict(**args, api_name="/train"))
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "binary"),
+    (b"caf\xe9 au lait\n\nsecond paragraph\n", "not valid UTF-8"),
+])
+def test_bad_uploads_are_plain_errors(client, tmp_path, content, expected):
+    upload = tmp_path / "corpus.txt"
+    upload.write_bytes(content)
+    message = app_error(lambda: client.predict(
+        5, corpus="upload", corpus_files=[handle_file(str(upload))], api_name="/train"))
+    assert expected in message
+
+
+def test_an_upload_over_the_cap_is_refused(client, tmp_path, monkeypatch):
+    monkeypatch.setenv(limits.ENV_MAX_UPLOAD_MB, "0.001")
+    upload = tmp_path / "big.txt"
+    upload.write_text("word " * 1000)
+    message = app_error(lambda: client.predict(
+        5, corpus="upload", corpus_files=[handle_file(str(upload))], api_name="/train"))
+    assert "more than the 0.001 MB" in message
+
+
+def test_training_on_uploaded_files_with_a_new_tokenizer(client, tmp_path):
+    files = []
+    for i, chunk in enumerate((tiny_corpus(150, seed=1), tiny_corpus(150, seed=2))):
+        path = tmp_path / f"part{i}.txt"
+        path.write_text("\n\n".join(chunk))
+        files.append(handle_file(str(path)))
+    outputs = client.predict(6, corpus="upload", corpus_files=files, tokenizer="new",
+                             vocab_size=512, seq_length=32, batch_size=8, eval_every=3,
+                             api_name="/train")
+    assert outputs[0].startswith("✅ Finished after 6 steps"), outputs[0]
+
+
+# --- /finetune and /classify -----------------------------------------------------------------
+
+def test_finetune_streams_then_classify_with_the_new_classifier(client):
+    outputs = stream(client.submit(6, eval_every=3, api_name="/finetune"), timeout=300)
+    status, progress, accuracy, loss, results, name = outputs[-1]
+    assert status.startswith("✅ Finished after 6 steps"), status
+    assert plot_points(accuracy) == 2 and plot_points(loss) == 6
+    assert "TF-IDF + logistic regression" in results and "test set" in results
+    assert name.startswith("My classifier 1 (from Embedded masked LM")
+    label, spans, explanation = client.predict("Lovely tea, will buy again.", name,
+                                               api_name="/classify")
+    names = {c["label"] for c in label["confidences"]}
+    assert names == {"great (5 stars)", "other (below 5 stars)"}  # honest label names
+    assert spans and all(-1 <= s["class_or_confidence"] <= 1 for s in spans)
+
+
+def test_finetune_on_an_uploaded_csv(client, tmp_path):
+    rows = ["review,stars"] + [f'"{t}",{"good" if "good" in t or "wonderful" in t else "bad"}'
+                               for t in tiny_corpus(120, seed=3)]
+    upload = tmp_path / "reviews.csv"
+    upload.write_text("\n".join(rows))
+    outputs = client.predict(4, "csv", handle_file(str(upload)), batch_size=8, eval_every=2,
+                             api_name="/finetune")
+    assert outputs[0].startswith("✅ Finished after 4 steps"), outputs[0]
+    label, *_ = client.predict("The food was good.", outputs[5], api_name="/classify")
+    assert {c["label"] for c in label["confidences"]} == {"bad", "good"}
+
+
+def test_stop_finetuning_keeps_the_best_classifier(client):
+    job = client.submit(5000, eval_every=2, batch_size=8, api_name="/finetune")
+    stream(job, until=lambda o: (plot_points(o[2]) or 0) >= 1, timeout=120)
+    assert "Stopping" in client.predict(api_name="/stop_finetuning")
+    status, *_, results, name = stream(job, timeout=120)[-1]
+    assert status.startswith("⏹️ Stopped after"), status
+    assert "best validation checkpoint" in results and name
+
+
+def test_classify_with_only_the_text(client):
+    label, spans, explanation = client.predict("Great coffee, I love it.", api_name="/classify")
+    assert len(label["confidences"]) == 2
+    assert abs(sum(c["confidence"] for c in label["confidences"]) - 1) < 1e-4
+    assert "".join(s["token"] for s in spans) == "Great coffee, I love it."
+    assert "integrated gradients" in explanation
+
+
+@pytest.mark.parametrize("csv_text, expected", [
+    ("label\n1\n0\n", "needs a text column and a label column"),
+    ("text,label\nfine,1\nok,1\n", "only one class"),
+    ("text,notes\ngood,x\nbad,y\n", "holds the labels"),
+])
+def test_bad_csv_is_a_plain_error(client, tmp_path, csv_text, expected):
+    upload = tmp_path / "data.csv"
+    upload.write_text(csv_text)
+    message = app_error(lambda: client.predict(3, "csv", handle_file(str(upload)),
+                                               api_name="/finetune"))
+    assert expected in message
+
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda c: c.predict(5, api_name="/finetune", learning_rate=0), "above 0"),
+    (lambda c: c.predict(10**7, api_name="/finetune"), "more than this app allows"),
+    (lambda c: c.predict(3, "csv", api_name="/finetune"), "No CSV was uploaded"),
+    (lambda c: c.predict("   ", api_name="/classify"), "empty"),
+    (lambda c: c.predict("Nice.", "Nobody's model", api_name="/classify"), "no sentiment"),
+])
+def test_bad_sentiment_input_is_a_plain_error(client, call, expected):
+    assert expected in app_error(lambda: call(client))
