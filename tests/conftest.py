@@ -143,18 +143,21 @@ class OfflineGuard:
         assert not self.outside, f"requests left 127.0.0.1: {self.outside}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def offline_guard() -> OfflineGuard:
     return OfflineGuard()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def page(browser, app_url, offline_guard):
+    """One page per test module (loading Gradio's frontend is the slow part), with every
+    request that would leave 127.0.0.1 aborted and recorded; the module fails if there was
+    one. Tests call `offline_guard.check()` to fail at the request's own test."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.route("**/*", offline_guard.route)
     new_page = context.new_page()
     new_page.on("websocket", offline_guard.websocket)
-    new_page.set_default_timeout(30_000)
+    new_page.set_default_timeout(60_000)  # generous: CI machines are shared
     new_page.goto(app_url)
     new_page.get_by_role("tab", name="Fill-mask").wait_for()
     yield new_page

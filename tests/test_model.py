@@ -235,7 +235,8 @@ def test_presets_build_and_nano_is_small():
     assert sum(p.numel() for p in nano.parameters()) < 1_000_000
     RobertaForMaskedLM(RobertaConfig.preset("tiny"))
     base = RobertaConfig.preset("base")
-    assert (base.hidden_size, base.num_hidden_layers, base.max_position_embeddings) == (768, 12, 514)
+    shape = (base.hidden_size, base.num_hidden_layers, base.max_position_embeddings)
+    assert shape == (768, 12, 514)
 
 
 def test_training_mode_backward_runs_through_both_attention_paths():

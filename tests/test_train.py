@@ -22,7 +22,6 @@ from roberta.train import (
     Pretrainer,
     TrainingError,
     prepare_pretraining_data,
-    run_to_end,
 )
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,6 +6,7 @@ must come back as a plain sentence, never a traceback.
 
 from __future__ import annotations
 
+import html
 import zipfile
 
 import pytest
@@ -16,9 +17,10 @@ MASKED = "The food <mask> good and the coffee was <mask>."
 
 
 def app_error(client, *args, api_name: str) -> str:
+    """The message of the error the endpoint raises (Gradio messages are HTML: unescaped)."""
     with pytest.raises(AppError) as caught:
         client.predict(*args, api_name=api_name)
-    message = str(caught.value)
+    message = html.unescape(str(caught.value))
     assert "Traceback" not in message and 'File "' not in message
     return message
 
@@ -168,10 +170,6 @@ def test_model_info_of_the_classifier(client):
 # --- sentiment (UI-B's tab) ----------------------------------------------------------------
 
 def test_classify_with_only_the_text(client):
-    from roberta.ui import sentiment_tab
-
-    if getattr(sentiment_tab, "PLACEHOLDER", False):
-        pytest.skip("the Sentiment tab is still a placeholder")
     result = client.predict("The coffee was wonderful.", api_name="/classify")
     assert result is not None
     app_error(client, "", api_name="/classify")
@@ -250,3 +248,27 @@ def test_missing_embedded_models_are_explained(tmp_path, tiny_assets, launch_app
             assert "python -m roberta recipe bundled" in message, api_name
     finally:
         demo.close()
+
+
+@pytest.mark.slow
+def test_start_up_imports_neither_transformers_nor_bertviz():
+    """Start-up stays fast: bertviz (and transformers) load on first use of the Attention tab."""
+    import subprocess
+    import sys
+
+    code = ("import sys, roberta.ui.app; "
+            "print(sorted(m for m in ('transformers', 'bertviz', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
+
+
+def test_first_guesses_are_written_in_as_plain_text():
+    from roberta.inference import Candidate, FillMaskResult, MaskPrediction
+    from roberta.ui.fill_mask_tab import filled_sentence
+
+    result = FillMaskResult("", [], [MaskPrediction(3, [Candidate(" cat", 7, 0.5)]),
+                                     MaskPrediction(5, [Candidate("s", 8, 0.5)])], False)
+    text = "The *big* <mask> sat<mask> on <b>it</b>."
+    assert filled_sentence(text, result) == (
+        r"The \*big\* <b>cat</b> sat<b>s</b> on &lt;b&gt;it&lt;/b&gt;.")

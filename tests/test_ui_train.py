@@ -229,7 +229,7 @@ def trained(app_url):
 def test_train_with_only_the_step_count_streams_and_keeps_the_model(trained):
     client, outputs, _ = trained
     status, progress, loss, accuracy, perplexity, lr, speed, probes, name = outputs[-1]
-    assert status.startswith("✅ Finished after 30 steps"), status
+    assert status.startswith("Finished after 30 steps"), status
     assert "step 30 / 30" in progress
     counts = [n for n in (plot_points(o[2]) for o in outputs) if n is not None]
     assert counts == sorted(counts) and counts[-1] >= 30 > counts[0]  # the loss chart grew
@@ -291,7 +291,7 @@ def test_stop_ends_the_run_with_a_usable_model_and_only_its_own(app_url):
     assert "Stopping" in owner.predict(api_name="/stop_training")
     outputs = stream(job, timeout=60)
     status, *_, name = outputs[-1]
-    assert status.startswith("⏹️ Stopped after"), status
+    assert status.startswith("Stopped after"), status
     steps = int(status.split("after ")[1].split(" steps")[0].replace(",", ""))
     assert 3 <= steps < 5000
     assert name.startswith("My model 1 (micro,")
@@ -315,8 +315,26 @@ def test_runs_take_turns_and_the_queue_says_where_you_are(app_url, monkeypatch):
     assert "Try again in a few minutes" in message
     first.predict(api_name="/stop_training")
     outputs = stream(waiting, timeout=120)  # its turn came once the first run stopped
-    assert outputs[-1][0].startswith("✅ Finished after 10 steps"), outputs[-1][0]
+    assert outputs[-1][0].startswith("Finished after 10 steps"), outputs[-1][0]
     stream(running, timeout=60)
+
+
+def test_two_browsers_train_at_once_without_touching_each_other(app_url, monkeypatch):
+    from gradio_client import Client
+
+    monkeypatch.setenv(limits.ENV_MAX_RUNS, "2")
+    alice, bob = Client(app_url, verbose=False), Client(app_url, verbose=False)
+    alice_job = alice.submit(5000, **fast_kwargs(), api_name="/train")
+    bob_job = bob.submit(5000, **fast_kwargs(seed=1), api_name="/train")
+    for job in (alice_job, bob_job):
+        stream(job, until=lambda o: (plot_points(o[2]) or 0) >= 2, timeout=120)
+    alice.predict(api_name="/stop_training")
+    assert stream(alice_job, timeout=60)[-1][0].startswith("Stopped after")
+    assert not bob_job.done()  # Alice's Stop ended Alice's run only
+    bob.predict(api_name="/stop_training")
+    bob_final = stream(bob_job, timeout=60)[-1]
+    assert bob_final[0].startswith("Stopped after")
+    assert bob_final[-1].startswith("My model 1 (")  # numbered within Bob's own session
 
 
 @pytest.mark.parametrize("kwargs, expected", [
@@ -365,7 +383,7 @@ def test_training_on_uploaded_files_with_a_new_tokenizer(client, tmp_path):
     outputs = client.predict(6, corpus="upload", corpus_files=files, tokenizer="new",
                              vocab_size=512, seq_length=32, batch_size=8, eval_every=3,
                              api_name="/train")
-    assert outputs[0].startswith("✅ Finished after 6 steps"), outputs[0]
+    assert outputs[0].startswith("Finished after 6 steps"), outputs[0]
 
 
 # --- /finetune and /classify -----------------------------------------------------------------
@@ -373,7 +391,7 @@ def test_training_on_uploaded_files_with_a_new_tokenizer(client, tmp_path):
 def test_finetune_streams_then_classify_with_the_new_classifier(client):
     outputs = stream(client.submit(6, eval_every=3, api_name="/finetune"), timeout=300)
     status, progress, accuracy, loss, results, name = outputs[-1]
-    assert status.startswith("✅ Finished after 6 steps"), status
+    assert status.startswith("Finished after 6 steps"), status
     assert plot_points(accuracy) == 2 and plot_points(loss) == 6
     assert "TF-IDF + logistic regression" in results and "test set" in results
     assert name.startswith("My classifier 1 (from Embedded masked LM")
@@ -385,13 +403,13 @@ def test_finetune_streams_then_classify_with_the_new_classifier(client):
 
 
 def test_finetune_on_an_uploaded_csv(client, tmp_path):
-    rows = ["review,stars"] + [f'"{t}",{"good" if "good" in t or "wonderful" in t else "bad"}'
+    rows = ["review,sentiment"] + [f'"{t}",{"good" if "good" in t or "wonderful" in t else "bad"}'
                                for t in tiny_corpus(120, seed=3)]
     upload = tmp_path / "reviews.csv"
     upload.write_text("\n".join(rows))
     outputs = client.predict(4, "csv", handle_file(str(upload)), batch_size=8, eval_every=2,
                              api_name="/finetune")
-    assert outputs[0].startswith("✅ Finished after 4 steps"), outputs[0]
+    assert outputs[0].startswith("Finished after 4 steps"), outputs[0]
     label, *_ = client.predict("The food was good.", outputs[5], api_name="/classify")
     assert {c["label"] for c in label["confidences"]} == {"bad", "good"}
 
@@ -401,7 +419,7 @@ def test_stop_finetuning_keeps_the_best_classifier(client):
     stream(job, until=lambda o: (plot_points(o[2]) or 0) >= 1, timeout=120)
     assert "Stopping" in client.predict(api_name="/stop_finetuning")
     status, *_, results, name = stream(job, timeout=120)[-1]
-    assert status.startswith("⏹️ Stopped after"), status
+    assert status.startswith("Stopped after"), status
     assert "best validation checkpoint" in results and name
 
 

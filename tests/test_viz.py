@@ -66,7 +66,9 @@ def test_figures_label_repeated_tokens_by_position():
     tokens = ["<s>", "the", " the", "the", "</s>"]
     figure = attention_viz.head_heatmap(uniform(), tokens, layer=2, head=3)
     assert list(figure.layout.xaxis.tickvals) == [0, 1, 2, 3, 4]
-    assert list(figure.layout.xaxis.ticktext) == ["<s>", "the", "␣the", "the", "</s>"]
+    # escaped, since plotly reads labels as HTML
+    assert list(figure.layout.xaxis.ticktext) == ["&lt;s&gt;", "the", "␣the", "the",
+                                                  "&lt;/s&gt;"]
     with pytest.raises(ValueError, match="layer must be"):
         attention_viz.head_heatmap(uniform(), tokens, layer=3, head=1)
     summary = attention_viz.summary_figure(attention_viz.head_summary(uniform(), tokens), 5)

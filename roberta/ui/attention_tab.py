@@ -35,11 +35,11 @@ def head_mask_from(heads_off: list[str] | None, layers: int, heads: int) -> torc
         match = HEAD_NAME.match(str(name))
         if not match:
             raise user_error(f"“{name}” is not a head name: write heads as L<layer>H<head>, "
-                           f"e.g. L1H2.")
+                             f"e.g. L1H2.")
         layer, head = int(match[1]), int(match[2])
         if not (1 <= layer <= layers and 1 <= head <= heads):
             raise user_error(f"There is no head {name}: this model has {layers} layers of "
-                           f"{heads} heads.")
+                             f"{heads} heads.")
         mask[layer - 1, head - 1] = 0
     return mask
 
@@ -50,7 +50,7 @@ def _check_layer_head(layer: int, head: int, layers: int, heads: int) -> tuple[i
         raise user_error(f"This model has {layers} layers: choose a layer from 1 to {layers}.")
     if not 1 <= head <= heads:
         raise user_error(f"This model has {heads} heads per layer: choose a head from 1 to "
-                       f"{heads}.")
+                         f"{heads}.")
     return layer, head
 
 

@@ -85,28 +85,36 @@ def results_chart(result: FillMaskResult) -> go.Figure:
     return figure
 
 
-def filled_sentence(text: str, result: FillMaskResult) -> str:
-    """The text with each predicted <mask> replaced by the model's first guess, in bold."""
-    guesses = iter(p.candidates[0].token for p in result.predictions)
+def markdown_literal(text: str) -> str:
+    """One line of text that Markdown shows as typed: no emphasis, links, code or HTML."""
+    text = " ".join(text.splitlines())  # no line may start a heading or a list
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]~|])", r"\\\1", text)
 
-    def replace(match: re.Match) -> str:
+
+def filled_sentence(text: str, result: FillMaskResult) -> str:
+    """Markdown of the text with each predicted <mask> replaced by the first guess, in bold."""
+    guesses = iter(p.candidates[0].token for p in result.predictions)
+    parts, end = [], 0
+    for match in re.finditer(r"\s?<mask>", text):
         guess = next(guesses, None)
         if guess is None:  # a mask cut off by truncation
-            return match.group(0)
+            break
         space = " " if guess.startswith(" ") else ""
-        return f"{space}**{guess.strip() or guess}**"
-
-    return re.sub(r"\s?<mask>", replace, text)
+        parts += [markdown_literal(text[end:match.start()]), space,
+                  f"<b>{markdown_literal(guess.strip() or guess)}</b>"]
+        end = match.end()
+    return "".join(parts) + markdown_literal(text[end:])
 
 
 def check_text(text: str | None) -> str:
     """Plain messages for the mistakes people make before the library sees the text."""
     if not isinstance(text, str) or not text.strip():
         raise user_error("The text is empty: type a sentence with <mask> where a word should be "
-                       "guessed.")
+                         "guessed.")
     if MASK not in text and re.search(r"\[mask\]|<mask>", text, flags=re.IGNORECASE):
         raise user_error("RoBERTa's mask token is written <mask> (lower case, angle brackets), "
-                       "not [MASK] as in BERT.")
+                         "not [MASK] as in BERT.")
     return text
 
 
@@ -155,7 +163,7 @@ def import_checkpoint(session: dict, upload: str | None, current: str | None):
 
     if not upload:
         raise user_error("Choose a .zip file first: a zipped Hugging Face checkpoint folder "
-                       "(config.json, model.safetensors and the tokenizer files).")
+                         "(config.json, model.safetensors and the tokenizer files).")
     session = session if isinstance(session, dict) else {}
     with tempfile.TemporaryDirectory(prefix="roberta-import-") as workdir, \
             plain_errors("Importing the checkpoint"):
@@ -174,7 +182,7 @@ def import_checkpoint(session: dict, upload: str | None, current: str | None):
         value = current if current in names else (names[0] if names else None)
         where = "It is a sentiment classifier: choose it in the Sentiment tab."
     gr.Info(shown(f"Imported “{name}”."))
-    status = f"✅ Imported **{name}** ({loaded.description}). {where}"
+    status = f"✅ Imported **{markdown_literal(name)}** ({loaded.description}). {where}"
     return (session, gr.update(choices=names, value=value),
             registry.model_info(session, value, "mlm"), status)
 
@@ -190,9 +198,9 @@ def build_fill_mask_tab(session: gr.State) -> None:
                 predict_button = gr.Button("Predict", variant="primary", scale=2)
                 top_k = gr.Slider(1, 20, value=5, step=1, label="Guesses per mask (top-k)",
                                   scale=3)
-            gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
         with gr.Column(scale=2):
             model_name, model_info = registry.model_selector(session, "mlm")
+            gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
             with gr.Accordion("Import a Hugging Face checkpoint (.zip)", open=False):
                 gr.Markdown("Zip a folder written by `save_pretrained` (ours or "
                             "transformers'): `config.json`, `model.safetensors` and the "

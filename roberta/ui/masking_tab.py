@@ -33,7 +33,7 @@ def mask_pattern(text: str, epochs: int = 8, mlm_probability: float = 0.15,
         raise user_error(f"Epochs must be between 1 and {MAX_EPOCHS}.")
     if static_copies < 1:
         raise user_error("Static copies must be at least 1 (BERT used 1; the RoBERTa paper's "
-                       "static baseline used 10).")
+                         "static baseline used 10).")
     tokenizer = registry.resolve(session, model_name, "mlm").tokenizer
     with plain_errors("Masking"):
         config = MaskingConfig(mlm_probability=float(mlm_probability),
@@ -101,23 +101,23 @@ def build_masking_tab(session: gr.State) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox(value=EXAMPLE, label="Sentence", lines=2)
+            run_button = gr.Button("Mask it", variant="primary")
+            summary = gr.Markdown()
+        with gr.Column(scale=2):
+            model_name, _ = registry.model_selector(session, "mlm",
+                                                    label="Tokenizer of the model")
             with gr.Row():
                 epochs = gr.Slider(1, MAX_EPOCHS, value=8, step=1, label="Epochs")
                 mlm_probability = gr.Slider(0.05, 0.5, value=0.15, step=0.01,
                                             label="Masking rate")
-                static_copies = gr.Slider(1, 10, value=1, step=1,
-                                          label="Static copies (BERT: 1, paper baseline: 10)")
             with gr.Row():
-                mask_fraction = gr.Slider(0.0, 1.0, value=0.8, step=0.05,
-                                          label="Share → <mask>")
+                mask_fraction = gr.Slider(0.0, 1.0, value=0.8, step=0.05, label="→ <mask>")
                 random_fraction = gr.Slider(0.0, 1.0, value=0.1, step=0.05,
-                                            label="Share → random token")
+                                            label="→ random token")
+            with gr.Row():
+                static_copies = gr.Slider(1, 10, value=1, step=1, label="Static copies",
+                                          info="BERT: 1; the paper's static baseline: 10")
                 seed = gr.Number(value=0, precision=0, label="Seed")
-            run_button = gr.Button("Mask it", variant="primary")
-        with gr.Column(scale=2):
-            model_name, _ = registry.model_selector(session, "mlm",
-                                                    label="Tokenizer of the model")
-    summary = gr.Markdown()
     grids = gr.HTML(label="Dynamic vs static", elem_id="masking-grids",
                     css_template=viz.MASKING_CSS)
     with gr.Row():

@@ -11,6 +11,7 @@ read at call time, not at import time.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -86,7 +87,15 @@ def _load_embedded(task: str, directory: Path) -> tuple[LoadedModel | None, str]
                       f"model only {model.config.vocab_size}")
     name = EMBEDDED_NAMES[task]
     return LoadedModel(name, task, model.eval(), tokenizer,
-                       describe(model, f"embedded, from {directory}")), ""
+                       describe(model, f"embedded, from {_shown_path(directory)}")), ""
+
+
+def _shown_path(directory: Path) -> str:
+    """assets/mlm rather than a long absolute path, when it is inside the repository."""
+    try:
+        return str(directory.resolve().relative_to(ASSETS.parent))
+    except ValueError:
+        return str(directory)
 
 
 def _embedded_entry(task: str) -> tuple[LoadedModel | None, str]:
@@ -152,7 +161,7 @@ def resolve(session: dict | None, name: str | None, task: str) -> LoadedModel:
         offer = (f" Choose one of: {', '.join(available)}." if available
                  else " " + missing_message(task))
         raise user_error(f"There is no {TASK_WORDS[task]} called “{name}” in this browser "
-                       f"session.{offer}")
+                         f"session.{offer}")
     return loaded
 
 
@@ -231,12 +240,18 @@ def warm_up() -> None:
             continue
         tok = loaded.tokenizer
         ids = torch.tensor([[tok.bos_token_id, tok.mask_token_id, tok.eos_token_id]])
-        with torch.inference_mode():
-            loaded.model(ids)
-            loaded.model(ids, output_attentions=True)
+        try:
+            with torch.inference_mode():
+                loaded.model(ids)
+                loaded.model(ids, output_attentions=True)
+        except Exception:  # only an optimisation: the first request will say what is wrong
+            logging.getLogger(__name__).exception("warming up %s failed", loaded.name)
 
 
-def warm_up_in_background() -> threading.Thread:
-    thread = threading.Thread(target=warm_up, name="warm-up", daemon=True)
-    thread.start()
-    return thread
+def warm_up_in_background(delay: float = 1.0) -> threading.Thread:
+    """Warm up after `delay` seconds, so it does not compete with the server's start. Not a
+    daemon: a process that exits meanwhile waits for it instead of aborting inside PyTorch."""
+    timer = threading.Timer(delay, warm_up)
+    timer.name = "warm-up"
+    timer.start()
+    return timer

@@ -230,13 +230,13 @@ def start_finetuning(max_steps=DEFAULTS.max_steps, dataset="bundled", csv_file=N
     view = FinetuneView(settings.max_steps)
     try:
         for message in queue_messages(ticket, stop_requested):
-            view.status = f"⏳ {message}"
+            view.status = message
             yield view.outputs()
         if stop_requested.is_set():
             view.status = "Stopped before it started: you left the queue."
             yield view.outputs()
             return
-        view.status = f"📦 Tokenizing {description}…"
+        view.status = f"Tokenizing {description}…"
         yield view.outputs()
         with plain_errors("Preparing fine-tuning"):
             torch.manual_seed(settings.seed)
@@ -253,7 +253,7 @@ def start_finetuning(max_steps=DEFAULTS.max_steps, dataset="bundled", csv_file=N
         view.note = (f"{len(trainer.train_split):,} training and {len(trainer.val_split):,} "
                      f"validation examples, {len(data.label_names)} classes, on "
                      f"{trainer.device} in {trainer.precision}")
-        view.status = f"🏃 Fine-tuning {base.name} on {description}…"
+        view.status = f"Fine-tuning {base.name} on {description}…"
         with plain_errors("Fine-tuning"):
             yield from _run(trainer, view, baseline, stop_requested)
             yield from _finish(trainer, view, base, session, control)
@@ -267,15 +267,16 @@ def start_finetuning(max_steps=DEFAULTS.max_steps, dataset="bundled", csv_file=N
 
 def _run(trainer: Finetuner, view: FinetuneView, baseline: Future,
          stop_requested: threading.Event):
+    max_seconds = current_limits().max_run_seconds
     for event in trainer.run():
         view.record(event)
-        if stop_requested.is_set():
+        if stop_requested.is_set() or event.elapsed > max_seconds:
             trainer.stop()
         if view.history.baseline_accuracy is None and baseline.done() \
                 and baseline.exception() is None:
             view.history.baseline_accuracy = baseline.result()["accuracy"]
         if event.kind == "eval":
-            view.status = (f"🏃 Fine-tuning… validation accuracy "
+            view.status = (f"Fine-tuning… validation accuracy "
                            f"{event.metrics['val_accuracy']:.1%}")
         if view.due(event):
             yield view.outputs()
@@ -289,7 +290,7 @@ def _finish(trainer: Finetuner, view: FinetuneView, base, session: dict, control
         return
     report = dict(last.metrics) if last.kind == "done" else {}
     if last.kind != "done":  # stopped or failed: restore the best checkpoint and score it
-        view.status = "⏹️ Stopping: scoring the best checkpoint on the test set…"
+        view.status = "Stopping: scoring the best checkpoint on the test set…"
         yield view.outputs()
         report = trainer.final_report()
     view.history.baseline_accuracy = report.get("baseline_accuracy",
@@ -302,7 +303,7 @@ def _finish(trainer: Finetuner, view: FinetuneView, base, session: dict, control
     session = registry.add(session, loaded)
     control["last_model"] = loaded
     view.model_name = name
-    outcome = {"done": "✅ Finished", "stopped": "⏹️ Stopped"}.get(last.kind, "⚠️ Ended early")
+    outcome = {"done": "Finished", "stopped": "Stopped"}.get(last.kind, "Ended early")
     view.status = (f"{outcome} after {trainer.step:,} steps. **{name}** is now selectable "
                    f"under Classify (this browser session only).")
     if last.kind == "failed":
@@ -336,7 +337,7 @@ def stop_finetuning(control: dict | None) -> str:
     trainer = control.get("trainer")
     if trainer is not None:
         trainer.stop()
-    return "⏹️ Stopping after the current step… the best classifier so far is kept."
+    return "Stopping after the current step… the best classifier so far is kept."
 
 
 # --- classify --------------------------------------------------------------------------------
@@ -362,7 +363,7 @@ def classify_text(text: str, model_name: str | None = None, session: dict | None
     explanation = (f"Predicted **{predicted}** ({probabilities[predicted]:.0%}) by "
                    f"*{loaded.name}*. Highlighted: how much each token pushed the prediction "
                    f"towards “{predicted}” (red) or away from it (blue), by integrated "
-                   f"gradients from a baseline of <pad> embeddings.")
+                   f"gradients from a baseline of `<pad>` embeddings.")
     return probabilities, attribution_spans(tokens, scores), explanation
 
 
@@ -409,7 +410,7 @@ def build_sentiment_tab(session: gr.State) -> None:
             with gr.Row():
                 start_button = gr.Button("▶ Fine-tune", variant="primary",
                                          elem_id="finetune-start")
-                stop_button = gr.Button("⏹ Stop", variant="stop", interactive=False,
+                stop_button = gr.Button("■ Stop", variant="stop", interactive=False,
                                         elem_id="finetune-stop")
         with gr.Column(scale=3):
             status = gr.Markdown("Press **Fine-tune**.", label="Status")

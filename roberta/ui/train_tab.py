@@ -52,7 +52,7 @@ from roberta.ui.pretrain_job import (
 )
 from roberta.viz.curves import PretrainHistory
 
-PROBE_COLUMNS = ["Probe (first guess in bold)", "1st", "2nd", "3rd", "4th", "5th"]
+GUESS_COLUMNS = ["1st", "2nd", "3rd", "4th", "5th"]
 DEFAULTS = PretrainSettings()
 
 
@@ -62,8 +62,9 @@ def _word(token: str) -> str:
     return token.strip() or repr(token)
 
 
-def probe_table(probes: list[FillMaskResult] | None, sentences) -> pd.DataFrame:
-    """One row per probe: the sentence with the first guess in bold, then the top 5."""
+def probe_table(probes: list[FillMaskResult] | None, sentences, step: int = 0) -> pd.DataFrame:
+    """One row per probe: the sentence with the first guess in bold, then the top 5; the
+    first column's header says at which step the model guessed."""
     rows = []
     for i, sentence in enumerate(sentences):
         result = probes[i] if probes and i < len(probes) else None
@@ -75,7 +76,8 @@ def probe_table(probes: list[FillMaskResult] | None, sentences) -> pd.DataFrame:
         filled = html.escape(sentence).replace("&lt;mask&gt;", f"**{html.escape(first)}**", 1)
         cells = [f"{_word(c.token)} ({c.probability:.0%})" for c in candidates]
         rows.append([filled] + cells + [""] * (5 - len(cells)))
-    return pd.DataFrame(rows, columns=PROBE_COLUMNS)
+    header = f"Probe at step {step:,} (first guess in bold)" if probes else "Probe"
+    return pd.DataFrame(rows, columns=[header, *GUESS_COLUMNS])
 
 
 @dataclass
@@ -117,9 +119,7 @@ class TrainView:
         self.shown_loss_points = len(self.history.loss)
         plots = tuple(plot_value(s) for s in self.history.specs()) if charts else \
             (gr.skip(),) * 5
-        label = (f"Top-5 guesses for each probe at step {self.probe_step:,}" if self.probes
-                 else "Top-5 guesses for each probe (filled at each evaluation)")
-        table = gr.Dataframe(value=probe_table(self.probes, self.settings.probes), label=label)
+        table = probe_table(self.probes, self.settings.probes, self.probe_step)
         tokens_per_s = self.history.tokens_per_s.last
         progress = progress_html(self.step, self.settings.max_steps, self.elapsed, self.eta,
                                  tokens_per_s, self.note)
@@ -189,7 +189,7 @@ def start_training(max_steps=DEFAULTS.max_steps, corpus=DEFAULTS.corpus, corpus_
     view = TrainView(settings)
     try:
         for message in queue_messages(ticket, stop_requested):
-            view.status = f"⏳ {message}"
+            view.status = message
             yield view.outputs(charts=False)
         if stop_requested.is_set():
             view.status = "Stopped before it started: you left the queue."
@@ -214,11 +214,11 @@ def start_training(max_steps=DEFAULTS.max_steps, corpus=DEFAULTS.corpus, corpus_
 def _prepare(settings: PretrainSettings, view: TrainView, control: dict):
     """Corpus → tokenizer → packed data → model → Pretrainer, saying what it is doing."""
     stop_requested: threading.Event = control["stop"]
-    view.status = "📚 Reading the corpus…"
+    view.status = "Reading the corpus…"
     yield view.outputs()
     corpus = load_corpus(settings)
     if settings.tokenizer == "new":
-        view.status = (f"🔤 Training a {settings.vocab_size:,}-token byte-level BPE on "
+        view.status = (f"Training a {settings.vocab_size:,}-token byte-level BPE on "
                        f"{corpus.description} (done once per corpus, then cached)…")
         yield view.outputs(charts=False)
     embedded = registry.embedded("mlm")
@@ -226,7 +226,7 @@ def _prepare(settings: PretrainSettings, view: TrainView, control: dict):
                                              embedded.tokenizer if embedded else None)
     if stop_requested.is_set():
         return None
-    view.status = (f"📦 Tokenizing {corpus.description} into {settings.seq_length}-token "
+    view.status = (f"Tokenizing {corpus.description} into {settings.seq_length}-token "
                    f"sequences (done once, then cached)…")
     yield view.outputs(charts=False)
     data = get_data(settings, corpus, tokenizer_key, tokenizer)
@@ -235,7 +235,6 @@ def _prepare(settings: PretrainSettings, view: TrainView, control: dict):
     model = build_model(settings, tokenizer)
     trainer = Pretrainer(model, tokenizer, data, pretrain_config(settings))
     control["trainer"] = trainer
-    view.history.unigram_accuracy = None
     baseline = trainer.unigram_baseline()
     view.history.unigram_accuracy = baseline["accuracy"]
     view.history.unigram_perplexity = baseline["perplexity"]
@@ -250,7 +249,7 @@ def _train(trainer: Pretrainer, settings: PretrainSettings, view: TrainView, con
     stop_requested: threading.Event = control["stop"]
     max_seconds = current_limits().max_run_seconds
     ending = ""
-    view.status = "🏃 Training…"
+    view.status = "Training…"
     last: TrainEvent | None = None
     for event in trainer.run():
         last = event
@@ -263,7 +262,7 @@ def _train(trainer: Pretrainer, settings: PretrainSettings, view: TrainView, con
             trainer.stop()
         if event.kind == "eval":
             acc = event.metrics.get("val_accuracy", 0.0)
-            view.status = (f"🏃 Training… validation masked-token accuracy {acc:.1%} "
+            view.status = (f"Training… validation masked-token accuracy {acc:.1%} "
                            f"(unigram baseline {view.history.unigram_accuracy:.1%})")
         if view.due(event):
             yield view.outputs()
@@ -288,8 +287,8 @@ def _train(trainer: Pretrainer, settings: PretrainSettings, view: TrainView, con
     session = registry.add(session, loaded)
     control["last_model"] = loaded
     accuracy = view.history.val_accuracy.last
-    outcome = {"done": "✅ Finished", "stopped": "⏹️ Stopped",
-               "failed": "⚠️ Ended early"}.get(last.kind, "Ended")
+    outcome = {"done": "Finished", "stopped": "Stopped",
+               "failed": "Ended early"}.get(last.kind, "Ended")
     view.model_name = name
     view.status = (
         f"{outcome} after {trainer.step:,} steps in {duration(last.elapsed)}: validation "
@@ -310,7 +309,7 @@ def stop_training(control: dict | None) -> str:
     trainer = control.get("trainer")
     if trainer is not None:
         trainer.stop()
-    return "⏹️ Stopping after the current step… the model trained so far is kept."
+    return "Stopping after the current step… the model trained so far is kept."
 
 
 def download_model(control: dict | None) -> str:
@@ -334,7 +333,7 @@ def describe_size(size: str, vocab_size, num_layers, hidden_size, num_heads, ffn
             settings.num_layers, settings.hidden_size = int(num_layers), int(hidden_size)
             settings.num_heads, settings.ffn_size = int(num_heads), int(ffn_size)
             if settings.hidden_size % settings.num_heads:
-                return (f"⚠️ The hidden size ({settings.hidden_size}) must be divisible by the "
+                return (f"The hidden size ({settings.hidden_size}) must be divisible by the "
                         f"number of heads ({settings.num_heads}).")
         else:
             shape = PRESETS[size]
@@ -344,9 +343,9 @@ def describe_size(size: str, vocab_size, num_layers, hidden_size, num_heads, ffn
                                                      shape["intermediate_size"])
         n = count_parameters(model_config(settings, settings.vocab_size))
     except (TypeError, ValueError) as err:
-        return f"⚠️ {err}"
+        return f"{err}"
     cap = current_limits().max_parameters
-    over = f" ⚠️ over this app's cap of {cap / 1e6:.0f}M" if n > cap else ""
+    over = f" over this app's cap of {cap / 1e6:.0f}M" if n > cap else ""
     return (f"{settings.num_layers} layers × {settings.hidden_size} wide, "
             f"{settings.num_heads} heads, FFN {settings.ffn_size}: about **{n / 1e6:.2f}M "
             f"parameters** with a {settings.vocab_size:,}-token vocabulary.{over}")
@@ -374,7 +373,7 @@ def build_train_tab(session: gr.State) -> None:
                                    f"{limits.max_steps:,})")
         start_button = gr.Button("▶ Start", variant="primary", scale=1, size="lg",
                                  elem_id="train-start")
-        stop_button = gr.Button("⏹ Stop", variant="stop", scale=1, size="lg",
+        stop_button = gr.Button("■ Stop", variant="stop", scale=1, size="lg",
                                 interactive=False, elem_id="train-stop")
 
     with gr.Accordion("Settings: corpus, tokenizer, model size, masking, optimisation, device",
@@ -456,7 +455,7 @@ def build_train_tab(session: gr.State) -> None:
         accuracy_plot = gr.Plot(plot_value(empty.accuracy_spec()), label="Accuracy",
                                 show_label=False, elem_id="train-accuracy-plot")
     probe_results = gr.Dataframe(probe_table(None, DEFAULTS.probes),
-                                 label="Top-5 guesses for each probe (filled at each evaluation)",
+                                 label="The model's top-5 guesses, refreshed at every evaluation",
                                  datatype=["markdown"] + ["str"] * 5, interactive=False,
                                  wrap=True, elem_id="train-probes")
     with gr.Row():

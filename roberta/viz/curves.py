@@ -65,6 +65,8 @@ def _baseline(spec: Spec, value: float | None, label: str) -> None:
     if value is None:
         return
     layout = spec["layout"]
+    if layout["yaxis"].get("type") == "log":  # plotly places shapes on log axes in log10 units
+        value = math.log10(value)
     layout["shapes"].append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y",
                              "y0": value, "y1": value,
                              "line": {"color": BASELINE_COLOR, "dash": "dash", "width": 2}})

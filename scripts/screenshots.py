@@ -1,0 +1,133 @@
+"""Save a PNG of each tab of the app to assets/screenshots/ (the README shows them).
+
+    python scripts/screenshots.py            # uses the embedded models in assets/
+    python scripts/screenshots.py --tiny     # a throw-away untrained model, if assets/ is empty
+
+The app is launched in this process and driven by Debian's chromium through playwright (no
+browser download, no network: every request that would leave 127.0.0.1 is aborted). Each tab's
+main button is pressed first so the picture shows results, not empty panels. Screenshots are of
+the viewport, so each PNG stays around 100–300 KB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+# (file name, tab, button to press or None, text to wait for afterwards or None); buttons are
+# matched by the word in their label, so an icon in front of it may change.
+SHOTS = [
+    ("1-train.png", "Train", "Start", None),
+    ("2-fill-mask.png", "Fill-mask", "Predict", "First guesses"),
+    ("3-sentiment.png", "Sentiment", "Classify", "Predicted"),
+    ("4-attention.png", "Attention", "Show attention", "All heads are on"),
+    ("5-masking.png", "Masking", "Mask it", "maskable tokens"),
+    ("6-model.png", "Model", None, "Where the parameters are"),
+]
+EXTRA_WAIT = {"Attention": "#bertviz-head-view iframe"}
+SCROLL_TO_BUTTON = {"Sentiment": "Classify"}  # show the tab's results rather than its top
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "assets" / "screenshots")
+    parser.add_argument("--tiny", action="store_true",
+                        help="use a throw-away untrained nano model instead of assets/")
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--train-seconds", type=float, default=20.0,
+                        help="how long the Train tab runs after its first step before its "
+                             "picture")
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=1000)
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    if not Path(args.chromium).is_file():
+        print(f"chromium not found at {args.chromium}: apt-get install -y chromium",
+              file=sys.stderr)
+        return 1
+    if args.tiny:
+        from roberta.ui.tiny_assets import make_tiny_assets
+
+        os.environ["ROBERTA_LAB_ASSETS"] = str(make_tiny_assets(tempfile.mkdtemp()))
+
+    from playwright.sync_api import sync_playwright
+
+    from roberta.ui.app import build_app, launch_kwargs
+
+    demo = build_app()
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
+                            **launch_kwargs())
+    args.out.mkdir(parents=True, exist_ok=True)
+    blocked: list[str] = []
+
+    def stay_local(route):
+        parsed = urlparse(route.request.url)
+        if parsed.scheme in ("data", "blob", "about") or parsed.hostname in ("127.0.0.1",
+                                                                              "localhost"):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=args.chromium,
+                                                 args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": args.width,
+                                                    "height": args.height})
+            context.route("**/*", stay_local)
+            page = context.new_page()
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            for file_name, tab_name, button, wait_text in SHOTS:
+                page.get_by_role("tab", name=tab_name).click()
+                tab = page.locator(f"#tab-{tab_name.lower()}")
+                if button:
+                    tab.get_by_role("button", name=re.compile(button)).first.click()
+                if tab_name == "Train":  # first step (data prepared), then let it learn
+                    tab.get_by_text(re.compile(r"step [1-9]\d* / \d+")).first.wait_for()
+                    time.sleep(args.train_seconds)
+                if wait_text:
+                    tab.get_by_text(wait_text).first.wait_for()
+                if tab_name in EXTRA_WAIT:
+                    page.locator(EXTRA_WAIT[tab_name]).wait_for()
+                page.wait_for_timeout(1500)  # let plots and iframes finish drawing
+                page.evaluate("window.scrollTo(0, 0)")
+                if tab_name in SCROLL_TO_BUTTON:
+                    anchor = tab.get_by_role("button",
+                                             name=re.compile(SCROLL_TO_BUTTON[tab_name])).first
+                    box = anchor.bounding_box()
+                    page.evaluate(f"window.scrollTo(0, {max(0, box['y'] - 250)})")
+                target = args.out / file_name
+                page.screenshot(path=str(target))
+                print(f"{target}: {target.stat().st_size / 1e3:.0f} KB")
+                if tab_name == "Train":
+                    stop = tab.get_by_role("button", name=re.compile("Stop")).first
+                    if stop.is_enabled():
+                        stop.click()
+            browser.close()
+    finally:
+        demo.close()
+    if blocked:
+        print(f"blocked requests that tried to leave 127.0.0.1: {blocked}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The Train tab in a real browser (chromium via playwright, see conftest.py): start a short
+run, watch the loss chart gain points, stop it, and get a usable model. Any request that
+would leave 127.0.0.1 fails the test (the `page` fixture aborts and records it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from roberta.ui.tiny_assets import tiny_corpus
+
+pytestmark = pytest.mark.browser
+
+LOSS_POINTS = """() => {
+    const plot = document.querySelector('#train-loss-plot .js-plotly-plot');
+    return plot && plot.data && plot.data.length ? plot.data[0].x.length : 0;
+}"""
+
+
+@pytest.fixture(autouse=True)
+def stays_offline(offline_guard):
+    yield
+    offline_guard.check()
+
+
+def test_training_draws_the_loss_and_stops_with_a_model(page):
+    page.get_by_role("tab", name="Train").click()
+    tab = page.locator("#tab-train")
+    # A small pasted corpus and the embedded tokenizer: the run starts within a second.
+    tab.get_by_text("Settings: corpus, tokenizer").click()
+    tab.get_by_label("Pasted text").check()
+    tab.get_by_label("Your text: separate documents with a blank line").fill(
+        "\n\n".join(tiny_corpus(300)))
+    tab.get_by_label("The embedded model's tokenizer").check()
+    tab.get_by_label("Sequence length (tokens)").fill("32")
+    tab.get_by_label("Steps", exact=True).fill("3000")
+
+    page.locator("#train-start").click()
+    page.wait_for_function(f"({LOSS_POINTS})() >= 2", timeout=90_000)
+    first = page.evaluate(LOSS_POINTS)
+    page.wait_for_function(f"({LOSS_POINTS})() > {first}", timeout=60_000)  # it keeps growing
+    assert page.locator("#train-progress").inner_text().startswith("step ")
+
+    page.locator("#train-stop").click()
+    status = page.locator("#train-status")
+    status.get_by_text("Stopped after").wait_for(timeout=60_000)
+    assert "validation masked-token accuracy" in status.inner_text()
+    assert tab.get_by_label("Trained model (selectable in the other tabs)").input_value() \
+        .startswith("My model 1 (micro,")
+    assert page.locator("#train-start").is_enabled()
+    assert page.locator("#train-probes").get_by_text("Probe at step").count() == 1
+    assert page.get_by_text("Traceback").count() == 0
