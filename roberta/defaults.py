@@ -11,12 +11,16 @@ import os
 from pathlib import Path
 
 REPO_ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS_ENV = "ROBERTA_LAB_ASSETS"
 MLM_SUBDIR = "mlm"
 CLASSIFIER_SUBDIR = "sentiment"
+RECIPE_COMMAND = "python -m roberta recipe bundled"
 
 
 def assets_dir() -> Path:
-    return Path(os.environ.get("ROBERTA_LAB_ASSETS") or REPO_ASSETS)
+    """$ROBERTA_LAB_ASSETS if set, else the repository's assets/."""
+    override = os.environ.get(ASSETS_ENV)
+    return Path(override).expanduser() if override else REPO_ASSETS
 
 
 def default_model_dir(task: str) -> Path:
@@ -29,7 +33,7 @@ def default_model_dir(task: str) -> Path:
 def missing_default_message(task: str) -> str:
     what = "masked language model" if task == "mlm" else "sentiment classifier"
     return (f"The embedded {what} is missing (expected in {default_model_dir(task)}). "
-            f"Make it with `python -m roberta recipe bundled`, or train one in the app.")
+            f"Make it with `{RECIPE_COMMAND}`, or train one in the app.")
 
 
 def load_default(task: str):

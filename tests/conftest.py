@@ -19,8 +19,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import torch
 
-ASSETS_ENV = "ROBERTA_LAB_ASSETS"
+from roberta.defaults import ASSETS_ENV
+
+# One intra-op thread: the suite shares 2 cores with chromium and the app's server threads, and
+# oversubscribed OpenMP threads run small models ~10x slower (measured here).
+torch.set_num_threads(int(os.environ.get("ROBERTA_LAB_TEST_THREADS", "1")))
+
 REQUIRE_BROWSER_ENV = "ROBERTA_LAB_REQUIRE_BROWSER"
 CHROMIUM = Path(os.environ.get("ROBERTA_LAB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

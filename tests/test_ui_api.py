@@ -13,6 +13,8 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
+from roberta.defaults import ASSETS_ENV
+
 MASKED = "The food <mask> good and the coffee was <mask>."
 
 
@@ -234,10 +236,9 @@ def test_import_refuses_bad_archives(client, tiny_assets, tmp_path):
 def test_missing_embedded_models_are_explained(tmp_path, tiny_assets, launch_app, monkeypatch):
     from gradio_client import Client
 
-    from roberta.ui import registry
     from roberta.ui.app import build_app
 
-    monkeypatch.setenv(registry.ASSETS_ENV, str(tmp_path / "empty"))
+    monkeypatch.setenv(ASSETS_ENV, str(tmp_path / "empty"))
     demo = build_app()
     try:
         url = launch_app(demo)

@@ -12,7 +12,6 @@ read at call time, not at import time.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +19,13 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+from roberta.defaults import RECIPE_COMMAND, REPO_ASSETS, assets_dir, default_model_dir
 from roberta.tokenizer import RobertaTokenizer
 from roberta.ui.common import user_error
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"  # assets/mlm/, assets/sentiment/
-ASSETS_ENV = "ROBERTA_LAB_ASSETS"
 TASKS = ("mlm", "classifier")
-TASK_DIRS = {"mlm": "mlm", "classifier": "sentiment"}
 EMBEDDED_NAMES = {"mlm": "Embedded masked LM", "classifier": "Embedded sentiment classifier"}
 TASK_WORDS = {"mlm": "masked language model", "classifier": "sentiment classifier"}
-MAKE_COMMAND = "python -m roberta recipe bundled"
 SESSION_MODELS = "models"  # key of the session dict holding {name: LoadedModel}
 
 
@@ -42,15 +38,9 @@ class LoadedModel:
     description: str
 
 
-def assets_dir() -> Path:
-    """The assets folder now: $ROBERTA_LAB_ASSETS if set, else the repository's assets/."""
-    override = os.environ.get(ASSETS_ENV)
-    return Path(override).expanduser() if override else ASSETS
-
-
 def embedded_dir(task: str) -> Path:
     _check_task(task)
-    return assets_dir() / TASK_DIRS[task]
+    return default_model_dir(task)
 
 
 def describe(model: torch.nn.Module, source: str) -> str:
@@ -93,7 +83,7 @@ def _load_embedded(task: str, directory: Path) -> tuple[LoadedModel | None, str]
 def _shown_path(directory: Path) -> str:
     """assets/mlm rather than a long absolute path, when it is inside the repository."""
     try:
-        return str(directory.resolve().relative_to(ASSETS.parent))
+        return str(directory.resolve().relative_to(REPO_ASSETS.parent))
     except ValueError:
         return str(directory)
 
@@ -122,7 +112,7 @@ def missing_message(task: str) -> str:
     """A plain sentence: what is missing and how to make it."""
     problem = _embedded_entry(task)[1] or "it is not there"
     return (f"The embedded {TASK_WORDS[task]} is missing: {problem}. Create it with "
-            f"`{MAKE_COMMAND}` (it trains the defaults into {assets_dir()}), train your own in "
+            f"`{RECIPE_COMMAND}` (it trains the defaults into {assets_dir()}), train your own in "
             f"the Train tab, or import a Hugging Face checkpoint in the Fill-mask tab.")
 
 

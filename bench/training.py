@@ -1,0 +1,137 @@
+"""Pretraining throughput: forward, backward, gradient clipping and a fused AdamW step.
+
+Each library runs the step the way its users would: ours through the sparse MLM head (the LM
+head only at the ~15% scored positions), transformers through its dense head (every position)
+with the loss over the labelled ones. Both get the same optimizer, transformers' Trainer default
+(fused AdamW), grouped and configured as roberta.train.Trainer does it.
+
+Variants per library: eager in fp32, each attention implementation transformers offers, bf16
+autocast where the hardware does bf16 natively, and torch.compile of each encoder layer
+("regional" compilation: one compile serves every layer, so it costs a layer's compile, not a
+model's). Compile time is the first step's time less a compiled step's, reported apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from . import flops, memory, pair
+from .timing import interleaved, median, synchronize
+
+
+@dataclass
+class Variant:
+    side: str  # "ours" | "transformers"
+    setting: str  # how it ran, in words
+    precision: str  # "fp32" | "bf16"
+    compiled: bool
+    step: Callable[[], None]
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    flops_per_step: int
+    compile_s: float | None = None
+    samples: list[float] = field(default_factory=list)
+    peak_bytes: int | None = None
+    resting_bytes: int | None = None
+
+    @property
+    def seconds(self) -> float:
+        return median(self.samples)
+
+
+def optimizer_for(model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=1e-4, betas=(0.9, 0.98), eps=1e-6,
+                             fused=device.type in ("cpu", "cuda"))
+
+
+def training_step(model, optimizer, batches, precision: str, device: torch.device):
+    params = list(model.parameters())
+    counter = iter(range(10**9))
+
+    def step() -> None:
+        ids, labels = batches[next(counter) % len(batches)]
+        cast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" \
+            else contextlib.nullcontext()
+        with cast:
+            loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def compile_layers(model: torch.nn.Module) -> None:
+    for layer in model.roberta.encoder.layer:
+        layer.compile(dynamic=False)
+
+
+def variants(preset: str, device: torch.device, batch_size: int, seq_len: int,
+             precisions: list[str], compile_too: bool) -> tuple[list[Variant], object]:
+    config, ours, theirs = pair.build(preset, device)
+    batches = pair.pretraining_batches(config, batch_size, seq_len, count=4, device=device)
+    scored = sum(int((labels != pair.IGNORE_INDEX).sum()) for _, labels in batches) // len(batches)
+    step_flops = {"ours": flops.training_flops(config, batch_size, seq_len, scored),
+                  "transformers": flops.training_flops(config, batch_size, seq_len,
+                                                       batch_size * seq_len)}
+    candidates = [("ours", "eager, sparse MLM head, SDPA", ours, False)]
+    candidates += [("transformers", f"eager, attn_implementation={name}", model, False)
+                   for name, model in theirs.items()]
+    if compile_too:
+        candidates += [("ours", "torch.compile per layer", ours, True),
+                       ("transformers", "torch.compile per layer, sdpa", theirs["sdpa"], True)]
+    out = []
+    for i, precision in enumerate(precisions):
+        for side, setting, base, compiled in candidates:
+            # Every variant its own weights and optimizer state, all equal at the start.
+            model = base if i == 0 and not compiled else pair.copy_of(base)
+            model.train()
+            optimizer = optimizer_for(model, device)
+            if compiled:
+                compile_layers(model)
+            out.append(Variant(side, setting, precision, compiled,
+                               training_step(model, optimizer, batches, precision, device),
+                               model, optimizer, step_flops[side]))
+    return out, config
+
+
+def warm_up(variant: Variant, device: torch.device) -> None:
+    """Two steps: the optimizer state appears in the first, compilation happens in it. The
+    compile time is the first step less the second."""
+    times = []
+    for _ in range(2):
+        synchronize(device)
+        start = time.perf_counter()
+        variant.step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    if variant.compiled:
+        variant.compile_s = max(0.0, times[0] - times[1])
+
+
+def run(preset: str, device: torch.device, batch_size: int, seq_len: int, rounds: int,
+        precisions: list[str], compile_too: bool, log=print) -> list[Variant]:
+    found, _ = variants(preset, device, batch_size, seq_len, precisions, compile_too)
+    for v in found:
+        log(f"  warming up {v.side}: {v.setting}, {v.precision}" +
+            (" (compiling)" if v.compiled else ""))
+        warm_up(v, device)
+        if v.compile_s is not None:
+            log(f"    compiled in {v.compile_s:.1f} s")
+    log(f"  timing {len(found)} variants, {rounds} interleaved rounds")
+    samples = interleaved({str(i): v.step for i, v in enumerate(found)}, rounds, 1, device)
+    for i, v in enumerate(found):
+        v.samples = samples[str(i)]
+        v.peak_bytes = memory.peak_bytes(v.step, device)
+        v.resting_bytes = memory.resting_bytes(v.model, v.optimizer)
+    return found
