@@ -22,6 +22,9 @@ def parse(argv):
     p.add_argument("--latency-calls", type=int, help="fill-mask calls per variant (default 50)")
     p.add_argument("--latency-len", type=int, default=32)
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
+    p.add_argument("--compile-presets", nargs="+",
+                   help="presets that get torch.compile variants (default: tiny on a CPU, where "
+                        "a cold compile costs about a minute a variant; every preset on a GPU)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--out", default="docs/benchmarks.md", help="markdown to write ('-': none)")
@@ -61,6 +64,7 @@ def _run(args, argv) -> dict:
     rounds = args.rounds or (3 if args.quick else 5)
     calls = args.latency_calls or (20 if args.quick else 50)
     compile_too = not (args.no_compile or args.quick)
+    compile_presets = args.compile_presets or (presets if on_gpu else presets[:1])
     bf16 = torch.cuda.is_bf16_supported() if on_gpu else cpu_supports_bf16()
     precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
 
@@ -75,7 +79,8 @@ def _run(args, argv) -> dict:
     for preset in presets:
         log(f"training, {preset}")
         results_training[preset] = training.run(preset, device, args.batch_size, args.seq_len,
-                                                rounds, precisions, compile_too, log)
+                                                rounds, precisions,
+                                                compile_too and preset in compile_presets, log)
         torch._dynamo.reset()
     for preset in presets:
         log(f"fill-mask latency, {preset}")
@@ -94,6 +99,10 @@ def _run(args, argv) -> dict:
                      "(torch.compile, attention implementation).")
     if not compile_too:
         notes.append("torch.compile variants were not run (--quick or --no-compile).")
+    elif set(presets) - set(compile_presets):
+        notes.append(f"torch.compile variants ran for {', '.join(compile_presets)} only, to keep "
+                     "the run short (a cold compile costs about a minute a variant on this "
+                     "CPU); best-vs-best for the other presets is among eager variants.")
     command = "python -m bench" + ("" if not (argv if argv is not None else sys.argv[1:])
                                    else " " + shlex.join(argv if argv is not None
                                                          else sys.argv[1:]))

@@ -22,6 +22,10 @@ def _mib(n):
     return "n/a" if n is None else f"{n / 2**20:,.0f}"
 
 
+def _bf16_mfu(v, rate, peaks) -> str:
+    return f"{rate / peaks['bf16']:.0%}" if v.precision == "bf16" else "-"
+
+
 def _met(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
@@ -75,7 +79,7 @@ def training_table(training: dict, peaks: dict, tokens: int) -> list[str]:
                 f"{tokens / v.seconds:,.0f} | {v.seconds * 1e3:,.0f} | "
                 f"{min(v.samples) * 1e3:,.0f}-{max(v.samples) * 1e3:,.0f} | {compile_s} | "
                 f"{v.flops_per_step / 1e9:.1f} | {rate / 1e9:.1f} | {rate / peaks['fp32']:.0%} | "
-                f"{rate / peaks['bf16']:.0%} | {_mib(v.peak_bytes)} | {_mib(v.resting_bytes)} |")
+                f"{_bf16_mfu(v, rate, peaks)} | {_mib(v.peak_bytes)} | {_mib(v.resting_bytes)} |")
     return rows
 
 
@@ -136,8 +140,9 @@ def document(*, command: str, machine: dict, load: tuple[str, str], peaks: dict,
               "- bf16 autocast is a variant only where the hardware does bf16 natively (CUDA, "
               "or a CPU with AVX512-BF16/AMX); elsewhere best-vs-best is fp32 against fp32 plus "
               "whatever else wins.",
-              "- MFU = model FLOPs per second / the matmul peak of the same run. " +
-              " ".join(flops_doc.__doc__.split("\n\n")[1].split()),
+              "- MFU = model FLOPs per second / the matmul peak of the same run, fp32 peak for "
+              "fp32 rows and bf16 peak for bf16 rows; a weight matrix of P entries costs 2P "
+              "FLOPs per token forward and 4P backward. " + flops_doc.FORMULA,
               "- Memory: " + " ".join(memory_doc.__doc__.split("\n\n")[1].split()) +
               " 'Resting' is the weights plus the AdamW state, held between steps.",
               ""]

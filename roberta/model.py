@@ -9,6 +9,13 @@ What makes it RoBERTa rather than BERT at this level (the rest is data and train
 - position ids start at padding_idx + 1, so padding has its own position row;
 - one token type, no next-sentence head;
 - the tokenizer is byte-level BPE (roberta/tokenizer.py).
+
+What makes it faster than transformers on the same weights (measured in docs/benchmarks.md):
+- the MLM head and the last layer's queries and feed-forward run only where a prediction is
+  scored (~15% of positions in pretraining, the <mask> in fill-mask);
+- query, key and value come from one fused matmul; attention is SDPA where it has a fused
+  kernel, the explicit four lines where it does not (training on the CPU, with dropout);
+- dropout on the CPU draws 16 random bits an element instead of a Bernoulli sample.
 """
 
 from __future__ import annotations
@@ -41,6 +48,21 @@ def create_position_ids(input_ids: torch.Tensor, padding_idx: int) -> torch.Tens
     padding keeps position padding_idx (fairseq's convention, which RoBERTa inherited)."""
     not_pad = input_ids.ne(padding_idx).int()
     return (torch.cumsum(not_pad, dim=1) * not_pad).long() + padding_idx
+
+
+def rows_of(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) bool -> the True positions of each sequence, in order, left-aligned and padded to
+    the longest count M: (positions (B, M) long, valid (B, M) bool). The padding repeats
+    position 0 and is marked invalid."""
+    counts = mask.sum(1)
+    positions = torch.argsort((~mask).byte(), dim=1, stable=True)[:, :int(counts.max())]
+    valid = torch.arange(positions.size(1), device=mask.device) < counts[:, None]
+    return positions, valid
+
+
+def gather_rows(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """x (B, T, C) at positions (B, M) -> (B, M, C)."""
+    return x.gather(1, positions[..., None].expand(-1, -1, x.size(-1)))
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -121,17 +143,25 @@ class RobertaSelfAttention(nn.Module):
         self.register_state_dict_post_hook(_split_qkv)
         self.register_load_state_dict_pre_hook(_fuse_qkv)
 
-    def forward(self, x, key_mask=None, head_mask=None, need_weights=False):
+    def forward(self, x, key_mask=None, head_mask=None, need_weights=False, x_q=None):
+        """x (B, T, C) -> (B, T, C). With x_q (B, M, C), rows of x, only those ask queries:
+        keys and values still come from all of x, and the output is (B, M, C)."""
         B, T, C = x.shape
-        qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_size)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, nh, T, hs)
+        nh, hs = self.num_heads, self.head_size
+        if x_q is None:
+            qkv = self.qkv(x).view(B, T, 3, nh, hs)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, nh, T, hs)
+        else:  # the same weights, split: queries from x_q, keys and values from x
+            weight, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(x_q, weight[:C], bias[:C]).view(B, -1, nh, hs).transpose(1, 2)
+            k, v = F.linear(x, weight[C:], bias[C:]).view(B, T, 2, nh, hs).permute(2, 0, 3, 1, 4)
         dropout_p = self.dropout_p if self.training else 0.0
         out, probs = attention(q, k, v, key_mask, dropout_p, need_weights)
         if head_mask is not None:  # (nh,) of 0/1: a switched-off head contributes nothing
             head_mask = head_mask.view(1, -1, 1, 1).to(out.dtype)
             out = out * head_mask
             probs = probs * head_mask if probs is not None else None
-        return out.transpose(1, 2).reshape(B, T, C), probs
+        return out.transpose(1, 2).reshape(B, -1, C), probs
 
 
 _QKV_NAMES = ("query", "key", "value")
@@ -174,9 +204,10 @@ class RobertaAttention(nn.Module):
         self.self = RobertaSelfAttention(config)
         self.output = RobertaAddNorm(config.hidden_size, config)
 
-    def forward(self, x, key_mask=None, head_mask=None, need_weights=False):
-        context, probs = self.self(x, key_mask, head_mask, need_weights)
-        return self.output(context, x), probs
+    def forward(self, x, key_mask=None, head_mask=None, need_weights=False, rows=None):
+        x_q = None if rows is None else gather_rows(x, rows)  # the positions asking queries
+        context, probs = self.self(x, key_mask, head_mask, need_weights, x_q)
+        return self.output(context, x if x_q is None else x_q), probs
 
 
 class RobertaIntermediate(nn.Module):
@@ -195,8 +226,9 @@ class RobertaLayer(nn.Module):
         self.intermediate = RobertaIntermediate(config)
         self.output = RobertaAddNorm(config.intermediate_size, config)
 
-    def forward(self, x, key_mask=None, head_mask=None, need_weights=False):
-        x, probs = self.attention(x, key_mask, head_mask, need_weights)
+    def forward(self, x, key_mask=None, head_mask=None, need_weights=False, rows=None):
+        """rows (B, M) positions: compute the output there only, (B, M, C)."""
+        x, probs = self.attention(x, key_mask, head_mask, need_weights, rows)
         return self.output(self.intermediate(x), x), probs
 
 
@@ -206,11 +238,12 @@ class RobertaEncoder(nn.Module):
         self.layer = nn.ModuleList(RobertaLayer(config) for _ in range(config.num_hidden_layers))
 
     def forward(self, x, key_mask=None, head_mask=None, output_attentions=False,
-                output_hidden_states=False):
+                output_hidden_states=False, last_rows=None):
         hidden_states, attentions = [x], []
         for i, layer in enumerate(self.layer):
+            rows = last_rows if i == len(self.layer) - 1 else None
             x, probs = layer(x, key_mask, None if head_mask is None else head_mask[i],
-                             output_attentions)
+                             output_attentions, rows)
             hidden_states.append(x)
             attentions.append(probs)
         return (x, tuple(hidden_states) if output_hidden_states else None,
@@ -260,7 +293,13 @@ def _as_head_mask(head_mask, config: RobertaConfig, dtype) -> torch.Tensor | Non
 
 
 class RobertaModel(PretrainedMixin, nn.Module):
-    """The encoder: token ids -> contextual vectors, one per token."""
+    """The encoder: token ids -> contextual vectors, one per token.
+
+    `last_rows` (B, M) positions, for a head that reads only some positions (the MLM loss): the
+    last layer computes keys and values for every token but queries, attention output and
+    feed-forward only there, so `last_hidden_state` is (B, M, C). The other layers must run
+    in full, since every position is a key in the layer above.
+    """
 
     def __init__(self, config: RobertaConfig, add_pooling_layer: bool = True):
         super().__init__()
@@ -271,7 +310,8 @@ class RobertaModel(PretrainedMixin, nn.Module):
         self.apply(lambda m: init_weights(m, config.initializer_range))
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, head_mask=None,
-                output_attentions=False, output_hidden_states=False) -> RobertaOutput:
+                output_attentions=False, output_hidden_states=False,
+                last_rows=None) -> RobertaOutput:
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
         # Padding is excluded as a *key*; padded queries still compute (and are ignored later).
         key_mask = None if attention_mask is None else attention_mask[:, None, None, :].bool()
@@ -279,8 +319,8 @@ class RobertaModel(PretrainedMixin, nn.Module):
         if head_mask is not None:
             head_mask = head_mask.to(x.device)
         x, hidden_states, attentions = self.encoder(x, key_mask, head_mask, output_attentions,
-                                                    output_hidden_states)
-        pooled = self.pooler(x) if self.pooler is not None else None
+                                                    output_hidden_states, last_rows)
+        pooled = self.pooler(x) if self.pooler is not None and last_rows is None else None
         return RobertaOutput(last_hidden_state=x, pooler_output=pooled,
                              hidden_states=hidden_states, attentions=attentions)
 
@@ -309,6 +349,8 @@ class RobertaForMaskedLM(PretrainedMixin, nn.Module):
     positions in row-major order, i.e. `logits[i]` predicts `labels[labels != -100][i]`.
     `predict`, a (B, T) bool mask, asks for the same without a loss (fill-mask wants the
     <mask> positions only). With neither, `.logits` is (B, T, V) for every position.
+    The last encoder layer is sparse too (see RobertaModel): nothing reads its other outputs,
+    so `.last_hidden_state` is None then, unless hidden states or attentions were asked for.
     """
 
     def __init__(self, config: RobertaConfig):
@@ -322,15 +364,21 @@ class RobertaForMaskedLM(PretrainedMixin, nn.Module):
     def forward(self, input_ids, attention_mask=None, labels=None, head_mask=None,
                 output_attentions=False, output_hidden_states=False,
                 token_type_ids=None, predict=None) -> RobertaOutput:
-        out = self.roberta(input_ids, attention_mask, token_type_ids, head_mask,
-                           output_attentions, output_hidden_states)
-        x = out.last_hidden_state  # (B, T, C)
         scored = predict if labels is None else labels != IGNORE_INDEX  # (B, T) bool or None
-        logits = self.lm_head(x) if scored is None else self.lm_head(x[scored])  # (.., V)
+        sparse = (scored is not None and bool(scored.any()) and not output_attentions
+                  and not output_hidden_states)
+        rows, valid = rows_of(scored) if sparse else (None, None)  # (B, M) each
+        out = self.roberta(input_ids, attention_mask, token_type_ids, head_mask,
+                           output_attentions, output_hidden_states, last_rows=rows)
+        x = out.last_hidden_state  # (B, T, C), or (B, M, C) at `rows` when sparse
+        if scored is None:
+            logits = self.lm_head(x)  # (B, T, V)
+        else:
+            logits = self.lm_head(x[valid] if sparse else x[scored])  # (N, V)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.float(), labels[scored])
-        return RobertaOutput(loss=loss, logits=logits, last_hidden_state=x,
+        return RobertaOutput(loss=loss, logits=logits, last_hidden_state=None if sparse else x,
                              hidden_states=out.hidden_states, attentions=out.attentions)
 
 

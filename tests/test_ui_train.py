@@ -221,7 +221,7 @@ def trained(app_url):
 
     client = Client(app_url, verbose=False)
     started = time.monotonic()
-    outputs = stream(client.submit(30, api_name="/train"), timeout=300)
+    outputs = stream(client.submit(60, api_name="/train"), timeout=300)
     return client, outputs, time.monotonic() - started
 
 
@@ -229,18 +229,18 @@ def trained(app_url):
 def test_train_with_only_the_step_count_streams_and_keeps_the_model(trained):
     client, outputs, _ = trained
     status, progress, loss, accuracy, perplexity, lr, speed, probes, name = outputs[-1]
-    assert status.startswith("Finished after 30 steps"), status
-    assert "step 30 / 30" in progress
+    assert status.startswith("Finished after 60 steps"), status
+    assert "step 60 / 60" in progress
     counts = [n for n in (plot_points(o[2]) for o in outputs) if n is not None]
-    assert counts == sorted(counts) and counts[-1] >= 30 > counts[0]  # the loss chart grew
+    assert counts == sorted(counts) and counts[-1] >= 60 > counts[0]  # the loss chart grew
     assert len({c for c in counts if c}) >= 2  # ...over several updates, not just at the end
-    assert plot_points(accuracy) >= 2  # evaluated at steps 20 and 30
+    assert plot_points(accuracy) >= 2  # evaluated at steps 50 and 60
     spec = json.loads(accuracy["plot"])
     assert "unigram baseline" in spec["layout"]["annotations"][0]["text"]
     for plot in (perplexity, lr, speed):
         assert plot_points(plot) >= 1
     assert len(probes["data"]) == 4 and all(row[1] for row in probes["data"])
-    assert name.startswith("My model 1 (micro, 30 steps)")
+    assert name.startswith("My model 1 (micro, 60 steps)")
     # Selectable in the other tabs, for this session only.
     table, *_ = client.predict("The film was a <mask>.", name, api_name="/fill_mask")
     assert len(table["data"]) == 5
@@ -260,7 +260,7 @@ def test_download_is_a_checkpoint_transformers_loads(trained, tmp_path):
     client, _, _ = trained
     first = client.predict(api_name="/download_model")
     second = client.predict(api_name="/download_model")
-    assert Path(first).name != Path(second).name or first != second
+    assert Path(first).name != Path(second).name  # a new file each time, never overwritten
     with zipfile.ZipFile(first) as archive:
         archive.extractall(tmp_path)
     folder = next(p for p in tmp_path.iterdir() if p.is_dir())

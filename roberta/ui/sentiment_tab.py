@@ -337,7 +337,9 @@ def stop_finetuning(control: dict | None) -> str:
     trainer = control.get("trainer")
     if trainer is not None:
         trainer.stop()
-    return "Stopping after the current step… the best classifier so far is kept."
+    message = "Stopping after the current step… the best classifier so far is kept."
+    gr.Info(message)
+    return message
 
 
 # --- classify --------------------------------------------------------------------------------
@@ -451,7 +453,10 @@ def build_sentiment_tab(session: gr.State) -> None:
               show_progress="hidden") \
         .then(lambda: (gr.update(interactive=True), gr.update(interactive=False)),
               None, buttons, queue=False, api_visibility="private")
-    stop_button.click(stop_finetuning, control, status, api_name="stop_finetuning",
+    # Stop answers in a toast (and to API callers), never in the status line: its answer could
+    # arrive after the run's final status and overwrite it.
+    stop_answer = gr.Textbox(visible=False, label="Stop")
+    stop_button.click(stop_finetuning, control, stop_answer, api_name="stop_finetuning",
                       concurrency_limit=None, show_progress="hidden")
     classify_inputs = [text, classifier, session]
     classify_outputs = [probabilities, attributions, explanation]

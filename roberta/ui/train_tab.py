@@ -309,7 +309,9 @@ def stop_training(control: dict | None) -> str:
     trainer = control.get("trainer")
     if trainer is not None:
         trainer.stop()
-    return "Stopping after the current step… the model trained so far is kept."
+    message = "Stopping after the current step… the model trained so far is kept."
+    gr.Info(message)
+    return message
 
 
 def download_model(control: dict | None) -> str:
@@ -368,8 +370,8 @@ def build_train_tab(session: gr.State) -> None:
     gr.Markdown(INTRO)
     with gr.Row(equal_height=True):
         max_steps = gr.Number(DEFAULTS.max_steps, precision=0, label="Steps", scale=3,
-                              info=f"{DEFAULTS.max_steps} steps take about a minute on 2 CPU "
-                                   f"cores at the default size (this app's cap: "
+                              info=f"{DEFAULTS.max_steps:,} steps: about a minute on 2 idle "
+                                   f"CPU cores at the default size (this app's cap: "
                                    f"{limits.max_steps:,})")
         start_button = gr.Button("▶ Start", variant="primary", scale=1, size="lg",
                                  elem_id="train-start")
@@ -500,7 +502,10 @@ def build_train_tab(session: gr.State) -> None:
         .then(start_training, inputs, outputs, api_name="train", concurrency_limit=None,
               show_progress="hidden") \
         .then(lambda: idle, None, buttons, queue=False, api_visibility="private")
-    stop_button.click(stop_training, control, status, api_name="stop_training",
+    # Stop answers in a toast (and to API callers), never in the status line: its answer could
+    # arrive after the run's final status and overwrite it.
+    stop_answer = gr.Textbox(visible=False, label="Stop")
+    stop_button.click(stop_training, control, stop_answer, api_name="stop_training",
                       concurrency_limit=None, show_progress="hidden")
     download_button.click(download_model, control, download_file, api_name="download_model",
                           concurrency_limit=2)

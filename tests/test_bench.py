@@ -1,0 +1,111 @@
+"""The benchmark's code runs end to end (nano preset, tiny counts: a smoke test, not timings),
+and the fast paths it measures keep their meaning."""
+
+import math
+
+import pytest
+import torch
+
+from bench import flops, memory
+from bench.__main__ import main
+from roberta import RobertaConfig, RobertaForMaskedLM
+from roberta.model import dropout
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "benchmarks.md"
+    result = main(["--quick", "--presets", "nano", "--rounds", "1", "--latency-calls", "2",
+                   "--batch-size", "2", "--seq-len", "16", "--latency-len", "8",
+                   "--out", str(out)])
+    result["path"] = out
+    return result
+
+
+def test_writes_the_table_with_every_row(result):
+    text = result["path"].read_text()
+    assert text == result["markdown"]
+    assert "python -m bench --quick --presets nano" in text  # the command
+    for row in ("training, fp32 vs fp32", "training, best vs best", "peak memory",
+                "MFU over the fp32 matmul peak", "fill-mask latency"):
+        assert f"| {row}" in text, row
+    for fact in ("| cpu |", "| torch threads |", "| torch |", "| transformers |",
+                 "fp32 matmul peak"):
+        assert fact in text, fact
+    if not torch.cuda.is_available():
+        assert "GPU figures have not been measured" in text
+
+
+def test_ratios_and_rates_are_positive(result):
+    variants = result["training"]["nano"]
+    assert {v.side for v in variants} == {"ours", "transformers"}
+    for v in variants:
+        assert len(v.samples) == 1 and v.seconds > 0
+        assert v.peak_bytes > 0 and v.resting_bytes > 0
+        assert not v.compiled  # --quick skips compilation
+    for v in result["latency"]["nano"]:
+        assert len(v.samples) == 2 and v.seconds > 0
+    assert result["peaks"]["fp32"] > 0 and result["peaks"]["bf16"] > 0
+    ratios = [float(cell.strip()[:-1]) for line in result["markdown"].splitlines()
+              if line.startswith("| training, ") or line.startswith("| fill-mask")
+              for cell in line.split("|")[5:6]]
+    assert len(ratios) == 3 and all(r > 0 for r in ratios)
+
+
+def test_flops_count_what_each_side_computes():
+    c = RobertaConfig.preset("tiny")
+    per_token = 6 * 4 * (4 * 256**2 + 2 * 256 * 1024)
+    assert flops.training_flops(c, 16, 128, 0) == per_token * 16 * 128 + 12 * 4 * 16 * 128**2 * 256
+    dense = flops.training_flops(c, 16, 128, 16 * 128)
+    sparse = flops.training_flops(c, 16, 128, 307)
+    assert dense - sparse == 6 * (256**2 + 256 * 8192) * (16 * 128 - 307)
+
+
+def test_cpu_peak_memory_sees_torch_allocations():
+    def run():
+        a = torch.empty(2**20)  # 4 MiB
+        b = torch.empty(2**21)  # 8 MiB, while a lives
+        del a, b
+    assert 12 * 2**20 <= memory.peak_bytes(run, torch.device("cpu")) < 13 * 2**20
+
+
+def test_cheap_dropout_keeps_rate_expectation_and_gradient():
+    torch.manual_seed(0)
+    x = torch.ones(1000, 999, requires_grad=True)  # not a multiple of 4 elements
+    y = dropout(x, 0.1)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.1) < 0.002
+    assert abs(y.mean().item() - 1.0) < 0.005  # kept elements scaled by 1 / keep rate
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d(x * mask)/dx = mask
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x, 0.1), y)  # torch's seeded generator: reproducible
+    assert dropout(x, 0.1, training=False) is x
+    assert dropout(x.detach().bfloat16(), 0.3).dtype == torch.bfloat16
+
+
+def test_training_forward_drops_out_reproducibly():
+    torch.manual_seed(0)
+    model = RobertaForMaskedLM(RobertaConfig.preset("nano")).train()
+    ids = torch.randint(5, 1024, (2, 12))
+    torch.manual_seed(1)
+    a = model(ids).logits
+    torch.manual_seed(1)
+    b = model(ids).logits
+    torch.manual_seed(2)
+    c = model(ids).logits
+    assert torch.equal(a, b) and not torch.equal(a, c)  # dropout on, and seeded
+
+
+def test_predict_computes_the_head_only_where_asked():
+    torch.manual_seed(0)
+    model = RobertaForMaskedLM(RobertaConfig.preset("nano")).eval()
+    ids = torch.randint(5, 1024, (2, 12))
+    where = torch.zeros_like(ids, dtype=torch.bool)
+    where[0, 3] = where[1, 7] = True
+    with torch.no_grad():
+        dense = model(ids).logits
+        sparse = model(ids, predict=where).logits
+    assert sparse.shape == (2, 1024)
+    assert torch.allclose(sparse, dense[where], atol=1e-5)
+    assert math.isclose(float(sparse.sum()), float(dense[where].sum()), rel_tol=1e-4)
