@@ -32,7 +32,7 @@ def test_fill_mask_shows_the_results_table(page):
     assert rows.count() == 10
     assert page.locator('#fill-mask-results [data-testid="cell-9-0"]').inner_text() == "2"
     assert tab.get_by_text("First guesses").is_visible()
-    assert tab.locator(".js-plotly-plot").count() >= 1
+    tab.locator(".js-plotly-plot").first.wait_for()  # the bar chart renders after the table
 
 
 def test_fill_mask_error_is_a_plain_message(page):
@@ -56,7 +56,7 @@ def test_attention_draws_bertviz_offline(page):
     model_view = page.frame_locator("#bertviz-model-view iframe")
     model_view.locator("svg").first.wait_for()
     assert model_view.locator("svg").count() >= 1
-    assert tab.locator(".js-plotly-plot").count() >= 3  # one head, summary, rollout
+    tab.locator(".js-plotly-plot").nth(2).wait_for()  # one head, summary, rollout
 
 
 def test_masking_colours_every_position(page):
