@@ -1,53 +1,44 @@
 """Model FLOPs of a training step and of a forward pass, counted from the shapes.
 
 A matmul of an (m, k) by a (k, n) matrix is 2mkn FLOPs forward and twice that backward, so a
-weight matrix with P entries costs 6 P FLOPs per token it is applied to in training (2P forward,
-4P backward) and 2 P in inference. Per step:
-
-    training  = 6 P_encoder B T + 6 P_head N_head + 12 L B T^2 C
-    inference = 2 P_encoder B T + 2 P_head N_head +  4 L B T^2 C
-
-P_encoder = L (4 C^2 + 2 C F) (fused QKV 3C^2, attention output C^2, FFN 2CF);
-P_head = C^2 + C V (the head's dense layer and the decoder, tied to the word embeddings);
-N_head = the positions the LM head actually runs on: every position for transformers (its head is
-dense), only the scored ones (~15%) for ours in training and only the <mask> in fill-mask;
-the last term is Q K^T and P V (4 T^2 C per layer and sequence forward, x3 with backward).
-Embedding lookups, LayerNorm, GELU, softmax, dropout and the optimizer are not counted: they
-are memory-bound work, and MFU is about the matmuls.
+weight matrix with P entries costs 2P FLOPs per row it is applied to forward and 6P with the
+backward. Counted: every weight matmul on the rows it actually runs on, and attention's
+Q K^T and P V (2 T C per query row each, forward). Not counted: embedding lookups, LayerNorm,
+GELU, softmax, dropout and the optimizer (memory-bound work; MFU is about the matmuls).
 """
 
 from __future__ import annotations
 
 from roberta import RobertaConfig
 
-FORMULA = ("training step = 6 P_encoder B T + 6 P_head N_head + 12 L B T^2 C; "
-           "forward (fill-mask) = 2 P_encoder B T + 2 P_head N_head + 4 L B T^2 C; "
-           "P_encoder = L (4 C^2 + 2 C F) (fused QKV, attention output, FFN), "
-           "P_head = C^2 + C V (dense + decoder), N_head = positions the LM head runs on: "
-           "B T for transformers (dense head), the ~15% scored positions for ours in training "
-           "and the one <mask> in fill-mask; the T^2 term is Q K^T and P V. "
-           "Not counted: embedding lookups, LayerNorm, GELU, softmax, dropout, the optimizer.")
+FORMULA = (
+    "FLOPs = k x [ (L-1) P_layer B T + 2 C^2 B T + (2 C^2 + 2 C F) R + P_head N "
+    "+ 2 C T ((L-1) B T + R) ], k = 6 for a training step and 2 for a forward pass; "
+    "P_layer = 4 C^2 + 2 C F (fused QKV, attention output, FFN), P_head = C^2 + C V (the "
+    "head's dense layer and the decoder, tied to the word embeddings); the last term is "
+    "Q K^T and P V. R = the rows the last layer runs its queries, attention output and FFN "
+    "on (its keys and values, 2 C^2, always run on all B T), N = the rows the LM head runs on. "
+    "transformers: R = N = B T (dense). Ours: N = the scored positions (~15%) and R = B M, "
+    "M the most scored positions in one sequence of the batch (the sparse last layer pads to "
+    "it); in fill-mask N = R = 1.")
 
 
-def encoder_params(c: RobertaConfig) -> int:
-    C, F = c.hidden_size, c.intermediate_size
-    return c.num_hidden_layers * (4 * C * C + 2 * C * F)
+def matmul_flops(c: RobertaConfig, batch: int, seq_len: int, last_rows: int,
+                 head_rows: int) -> int:
+    """Forward FLOPs; see FORMULA."""
+    C, F, L, BT = c.hidden_size, c.intermediate_size, c.num_hidden_layers, batch * seq_len
+    layer = 4 * C * C + 2 * C * F
+    weights = ((L - 1) * layer * BT + 2 * C * C * BT + (2 * C * C + 2 * C * F) * last_rows
+               + (C * C + C * c.vocab_size) * head_rows)
+    attention = 2 * C * seq_len * ((L - 1) * BT + last_rows)
+    return 2 * weights + 2 * attention
 
 
-def head_params(c: RobertaConfig) -> int:
-    return c.hidden_size * c.hidden_size + c.hidden_size * c.vocab_size
+def training_flops(c: RobertaConfig, batch: int, seq_len: int, last_rows: int,
+                   head_rows: int) -> int:
+    return 3 * matmul_flops(c, batch, seq_len, last_rows, head_rows)
 
 
-def attention_flops(c: RobertaConfig, batch: int, seq_len: int) -> int:
-    """Forward only: Q K^T and P V, 2 T^2 C each per layer and sequence."""
-    return 4 * c.num_hidden_layers * batch * seq_len * seq_len * c.hidden_size
-
-
-def training_flops(c: RobertaConfig, batch: int, seq_len: int, head_positions: int) -> int:
-    return (6 * encoder_params(c) * batch * seq_len + 6 * head_params(c) * head_positions
-            + 3 * attention_flops(c, batch, seq_len))
-
-
-def inference_flops(c: RobertaConfig, batch: int, seq_len: int, head_positions: int) -> int:
-    return (2 * encoder_params(c) * batch * seq_len + 2 * head_params(c) * head_positions
-            + attention_flops(c, batch, seq_len))
+def inference_flops(c: RobertaConfig, batch: int, seq_len: int, last_rows: int,
+                    head_rows: int) -> int:
+    return matmul_flops(c, batch, seq_len, last_rows, head_rows)

@@ -73,9 +73,9 @@ def run(preset: str, device: torch.device, seq_len: int, calls_n: int, precision
     for precision in precisions:
         for (side, setting), call in fill_mask_calls(config, ours, theirs, ids, mask_id,
                                                      precision, device).items():
-            head_rows = 1 if side == "ours" else seq_len
+            rows = 1 if side == "ours" else seq_len  # ours: the <mask> only
             found.append(Latency(side, setting, precision,
-                                 flops.inference_flops(config, 1, seq_len, head_rows)))
+                                 flops.inference_flops(config, 1, seq_len, rows, rows)))
             runs[str(len(runs))] = call
             for _ in range(3):  # warm up
                 call()

@@ -26,7 +26,7 @@ def test_writes_the_table_with_every_row(result):
     text = result["path"].read_text()
     assert text == result["markdown"]
     assert "python -m bench --quick --presets nano" in text  # the command
-    for row in ("training, fp32 vs fp32", "training, best vs best", "peak memory",
+    for row in ("training, fp32 vs fp32", "training, best vs best", "training step peak memory",
                 "MFU over the fp32 matmul peak", "fill-mask latency"):
         assert f"| {row}" in text, row
     for fact in ("| cpu |", "| torch threads |", "| torch |", "| transformers |",
@@ -54,11 +54,16 @@ def test_ratios_and_rates_are_positive(result):
 
 def test_flops_count_what_each_side_computes():
     c = RobertaConfig.preset("tiny")
-    per_token = 6 * 4 * (4 * 256**2 + 2 * 256 * 1024)
-    assert flops.training_flops(c, 16, 128, 0) == per_token * 16 * 128 + 12 * 4 * 16 * 128**2 * 256
-    dense = flops.training_flops(c, 16, 128, 16 * 128)
-    sparse = flops.training_flops(c, 16, 128, 307)
-    assert dense - sparse == 6 * (256**2 + 256 * 8192) * (16 * 128 - 307)
+    C, F, V, L, B, T = 256, 1024, 8192, 4, 16, 128
+    layer = 4 * C * C + 2 * C * F
+    dense = 6 * (L * layer * B * T + (C * C + C * V) * B * T) + 12 * L * B * T * T * C
+    assert flops.training_flops(c, B, T, B * T, B * T) == dense
+    # Ours: the head on 307 scored rows, the last layer's queries and FFN on 16 x 30 rows.
+    sparse = flops.training_flops(c, B, T, B * 30, 307)
+    saved_head = 6 * (C * C + C * V) * (B * T - 307)
+    saved_last = 6 * (2 * C * C + 2 * C * F) * (B * T - B * 30) + 12 * (B * T - B * 30) * T * C
+    assert dense - sparse == saved_head + saved_last
+    assert flops.inference_flops(c, 1, 32, 32, 32) * 3 == flops.training_flops(c, 1, 32, 32, 32)
 
 
 def test_cpu_peak_memory_sees_torch_allocations():
