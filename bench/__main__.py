@@ -76,16 +76,24 @@ def _run(args, argv) -> dict:
     peak = peaks.measure(device, args.quick)
     log(f"matmul peaks: fp32 {peak['fp32'] / 1e9:.1f}, bf16 {peak['bf16'] / 1e9:.2f} GFLOP/s")
     results_training, results_latency = {}, {}
+    start_up = training.compiler_start_up_s(device) if compile_too else None
+    if start_up is not None:
+        log(f"torch.compile start-up (first compile in the process): {start_up:.1f} s")
+    loads = []  # (part, load average at its start, at its end): a busy part reads slow
     for preset in presets:
         log(f"training, {preset}")
+        before = machine.load_average()
         results_training[preset] = training.run(preset, device, args.batch_size, args.seq_len,
                                                 rounds, precisions,
                                                 compile_too and preset in compile_presets, log)
+        loads.append((f"training, {preset}", before, machine.load_average()))
         torch._dynamo.reset()
     for preset in presets:
         log(f"fill-mask latency, {preset}")
+        before = machine.load_average()
         results_latency[preset] = latency.run(preset, device, args.latency_len, calls,
                                               precisions, log)
+        loads.append((f"fill-mask, {preset}", before, machine.load_average()))
     again = peaks.measure(device, args.quick)  # the peak is the best seen in the run
     for key in ("fp32", "bf16"):
         peak[key] = max(peak[key], again[key])
@@ -99,17 +107,24 @@ def _run(args, argv) -> dict:
                      "(torch.compile, attention implementation).")
     if not compile_too:
         notes.append("torch.compile variants were not run (--quick or --no-compile).")
-    elif set(presets) - set(compile_presets):
-        notes.append(f"torch.compile variants ran for {', '.join(compile_presets)} only, to keep "
-                     "the run short (a cold compile costs about a minute a variant on this "
-                     "CPU); best-vs-best for the other presets is among eager variants.")
+    else:
+        compiled = [v.compile_s for found in results_training.values() for v in found
+                    if v.compile_s is not None]
+        notes.append(f"torch.compile: a cold compile took {min(compiled):.0f}-"
+                     f"{max(compiled):.0f} s a variant here, after a one-time "
+                     f"{start_up:.0f} s start-up of the compiler in the process; not counted "
+                     "in the throughput.")
+        if set(presets) - set(compile_presets):
+            notes.append(f"torch.compile variants ran for {', '.join(compile_presets)} only, to "
+                         "keep the run short; best-vs-best for the other presets is among "
+                         "eager variants.")
     command = "python -m bench" + ("" if not (argv if argv is not None else sys.argv[1:])
                                    else " " + shlex.join(argv if argv is not None
                                                          else sys.argv[1:]))
     text = report.document(
         command=command, machine=machine.describe(device),
-        load=(load_start, machine.load_average()), peaks=peak, training=results_training,
-        latency=results_latency,
+        load=(load_start, machine.load_average()), loads=loads, peaks=peak,
+        training=results_training, latency=results_latency,
         settings=dict(batch_size=args.batch_size, seq_len=args.seq_len, rounds=rounds,
                       latency_calls=calls),
         notes=notes, wall_s=time.perf_counter() - started, device_type=device.type)

@@ -96,7 +96,7 @@ def latency_table(latency: dict, peaks: dict) -> list[str]:
     return rows
 
 
-def document(*, command: str, machine: dict, load: tuple[str, str], peaks: dict,
+def document(*, command: str, machine: dict, load: tuple[str, str], loads: list, peaks: dict,
              training: dict, latency: dict, settings: dict, notes: list[str],
              wall_s: float, device_type: str) -> str:
     tokens = settings["batch_size"] * settings["seq_len"]
@@ -112,6 +112,14 @@ def document(*, command: str, machine: dict, load: tuple[str, str], peaks: dict,
               f"| fp32 matmul peak ({peaks['fp32_size']}^3, best of the run) | "
               f"{peaks['fp32'] / 1e9:.1f} GFLOP/s |",
               f"| bf16 matmul peak ({peaks['bf16_size']}^3) | {peaks['bf16'] / 1e9:.2f} GFLOP/s |",
+              "",
+              "The machine is shared: other processes' load, above all on every core at once, "
+              "stalls the threads of each parallel op (OpenMP), which slows small models most. "
+              "The load average (runnable processes, 1/5/15 min) at the start and end of each "
+              "part says how busy it was; a part that ran with a 1-minute load well above 1 is "
+              "slower than the code is.", "",
+              "| part | load at start | load at end |", "|---|---|---|",
+              *[f"| {part} | {a} | {b} |" for part, a, b in loads],
               "", "## Summary", "",
               f"Training: batch {settings['batch_size']} x {settings['seq_len']} tokens, 15% of "
               f"positions labelled, {settings['rounds']} interleaved rounds, median step. "

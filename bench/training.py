@@ -115,6 +115,16 @@ def variants(preset: str, device: torch.device, batch_size: int, seq_len: int,
     return out, config
 
 
+def compiler_start_up_s(device: torch.device) -> float:
+    """Seconds for the first torch.compile in the process (inductor's one-time start-up, paid
+    by whichever model compiles first), on a trivial function, so that the two libraries'
+    compile times compare like with like."""
+    start = time.perf_counter()
+    torch.compile(lambda x: x * 2 + 1, dynamic=False)(torch.ones(8, device=device))
+    synchronize(device)
+    return time.perf_counter() - start
+
+
 def run(preset: str, device: torch.device, batch_size: int, seq_len: int, rounds: int,
         precisions: list[str], compile_too: bool, log=print) -> list[Variant]:
     found, _ = variants(preset, device, batch_size, seq_len, precisions, compile_too)
