@@ -36,3 +36,18 @@ def plain_errors(action: str) -> Iterator[None]:
     except Exception as err:
         log.exception("%s failed", action)
         raise user_error(f"{action} failed unexpectedly ({type(err).__name__}: {err}).") from None
+
+
+def request_stop(control: dict | None, run: str, kept: str) -> str:
+    """Ask this browser tab's run (`control` is its gr.State) to stop after the current step, or
+    to leave the queue; `run` names it ("training run"), `kept` says what survives."""
+    control = control if isinstance(control, dict) else {}
+    if not control.get("running"):
+        return f"No {run} is going in this browser tab."
+    control["stop"].set()
+    trainer = control.get("trainer")
+    if trainer is not None:
+        trainer.stop()
+    message = f"Stopping after the current step… {kept}"
+    gr.Info(message)
+    return message

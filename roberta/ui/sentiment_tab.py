@@ -36,7 +36,7 @@ from roberta.inference import classify, token_attributions
 from roberta.model import RobertaForSequenceClassification
 from roberta.train import FinetuneConfig, Finetuner, TrainEvent
 from roberta.ui import registry
-from roberta.ui.common import plain_errors
+from roberta.ui.common import plain_errors, request_stop
 from roberta.ui.limits import (
     TRAINING_QUEUE,
     check_steps,
@@ -330,16 +330,8 @@ def results_markdown(report: dict[str, float]) -> str:
 
 
 def stop_finetuning(control: dict | None) -> str:
-    control = control if isinstance(control, dict) else {}
-    if not control.get("running"):
-        return "No fine-tuning run is going in this browser tab."
-    control["stop"].set()
-    trainer = control.get("trainer")
-    if trainer is not None:
-        trainer.stop()
-    message = "Stopping after the current step… the best classifier so far is kept."
-    gr.Info(message)
-    return message
+    """Ask this session's run to stop after the current step (or to leave the queue)."""
+    return request_stop(control, "fine-tuning run", "the best classifier so far is kept.")
 
 
 # --- classify --------------------------------------------------------------------------------

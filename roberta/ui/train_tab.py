@@ -29,7 +29,7 @@ from roberta.inference import FillMaskResult
 from roberta.model import RobertaForMaskedLM
 from roberta.train import Pretrainer, TrainEvent
 from roberta.ui import registry
-from roberta.ui.common import plain_errors
+from roberta.ui.common import plain_errors, request_stop
 from roberta.ui.limits import TRAINING_QUEUE, current_limits, queue_messages
 from roberta.ui.live import UPDATE_SECONDS, duration, plot_value, progress_html
 from roberta.ui.pretrain_job import (
@@ -302,16 +302,7 @@ def _train(trainer: Pretrainer, settings: PretrainSettings, view: TrainView, con
 
 def stop_training(control: dict | None) -> str:
     """Ask this session's run to stop after the current step (or to leave the queue)."""
-    control = control if isinstance(control, dict) else {}
-    if not control.get("running"):
-        return "No training run is going in this browser tab."
-    control["stop"].set()
-    trainer = control.get("trainer")
-    if trainer is not None:
-        trainer.stop()
-    message = "Stopping after the current step… the model trained so far is kept."
-    gr.Info(message)
-    return message
+    return request_stop(control, "training run", "the model trained so far is kept.")
 
 
 def download_model(control: dict | None) -> str:
