@@ -88,15 +88,14 @@ def _run(args, argv) -> dict:
                                                 compile_too and preset in compile_presets, log)
         loads.append((f"training, {preset}", before, machine.load_average()))
         torch._dynamo.reset()
+        peak = peaks.best(peak, peaks.measure(device, args.quick, bf16_too=False))
     for preset in presets:
         log(f"fill-mask latency, {preset}")
         before = machine.load_average()
         results_latency[preset] = latency.run(preset, device, args.latency_len, calls,
                                               precisions, log)
         loads.append((f"fill-mask, {preset}", before, machine.load_average()))
-    again = peaks.measure(device, args.quick)  # the peak is the best seen in the run
-    for key in ("fp32", "bf16"):
-        peak[key] = max(peak[key], again[key])
+    peak = peaks.best(peak, peaks.measure(device, args.quick))
 
     notes = []
     if not bf16:

@@ -109,7 +109,8 @@ def document(*, command: str, machine: dict, load: tuple[str, str], loads: list,
     lines += [f"| load average (1/5/15 min) at start | {load[0]} |",
               f"| load average at end | {load[1]} |",
               f"| whole run | {wall_s / 60:.1f} min |",
-              f"| fp32 matmul peak ({peaks['fp32_size']}^3, best of the run) | "
+              f"| fp32 matmul peak ({peaks['fp32_size']}^3, best of the run: measured at "
+              "the start, after each training preset and at the end) | "
               f"{peaks['fp32'] / 1e9:.1f} GFLOP/s |",
               f"| bf16 matmul peak ({peaks['bf16_size']}^3) | {peaks['bf16'] / 1e9:.2f} GFLOP/s |",
               "",
