@@ -116,9 +116,10 @@ def document(*, command: str, machine: dict, load: tuple[str, str], loads: list,
               "",
               "The machine is shared: other processes' load, above all on every core at once, "
               "stalls the threads of each parallel op (OpenMP), which slows small models most. "
-              "The load average (runnable processes, 1/5/15 min) at the start and end of each "
-              "part says how busy it was; a part that ran with a 1-minute load well above 1 is "
-              "slower than the code is.", "",
+              "The load average (runnable threads, 1/5/15 min; this run's own threads count) "
+              "at the start and end of each part says how busy it was: a part whose 1-minute "
+              "load is well above the thread count shared the cores and reads slower than the "
+              "code is.", "",
               "| part | load at start | load at end |", "|---|---|---|",
               *[f"| {part} | {a} | {b} |" for part, a, b in loads],
               "", "## Summary", "",
@@ -144,8 +145,11 @@ def document(*, command: str, machine: dict, load: tuple[str, str], loads: list,
               "`roberta.train.Trainer`). Sequences are full (packed), so neither library gets "
               "an attention mask, as in the trainer.",
               "- Compile: `torch.compile` of each encoder layer (regional compilation; one "
-              "compile serves every layer), cold inductor cache. The compile time is the first "
-              "step's time less the second's and is not in the throughput.",
+              "compile serves every layer; our last layer, whose row count changes with every "
+              "batch, stays eager), an empty inductor cache. The compile time is the first "
+              "step's time less the median compiled step's, after the compiler's one-time "
+              "start-up in the process (timed apart on a trivial function), and is not in the "
+              "throughput.",
               "- bf16 autocast is a variant only where the hardware does bf16 natively (CUDA, "
               "or a CPU with AVX512-BF16/AMX); elsewhere best-vs-best is fp32 against fp32 plus "
               "whatever else wins.",
