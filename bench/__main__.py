@@ -14,7 +14,7 @@ import time
 def parse(argv):
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true",
-                   help="tiny preset only, 3 rounds, 20 fill-mask calls, no compile (~2 min)")
+                   help="tiny preset only, 3 rounds, 20 fill-mask calls, no compile (~30 s)")
     p.add_argument("--presets", nargs="+", help="default: tiny small (and base on a GPU)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seq-len", type=int, default=128)

@@ -220,6 +220,14 @@ def test_finetuning_reports_test_metrics_beside_the_tfidf_baseline(tokenizer):
 
 # --- command line ------------------------------------------------------------------------------
 
+def free_port() -> int:
+    """A port nobody holds now, so two test runs on one machine never share a rendezvous."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def run_cli(*args, env=None, timeout=600):
     return subprocess.run([sys.executable, "-m", "roberta", *args], cwd=REPO, text=True,
                           capture_output=True, timeout=timeout,
@@ -282,7 +290,7 @@ def test_two_processes_match_one_with_the_same_global_batch(corpus_file, tmp_pat
     assert one.returncode == 0, one.stderr[-2000:]
     two = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-         "--master_port=29531", "-m", "roberta", "pretrain", *common, "--batch-size", "4",
+         f"--master_port={free_port()}", "-m", "roberta", "pretrain", *common, "--batch-size", "4",
          "--out", str(tmp_path / "two")],
         cwd=REPO, text=True, capture_output=True, timeout=600,
         env={**os.environ, "OMP_NUM_THREADS": "1"})
