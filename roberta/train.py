@@ -227,7 +227,7 @@ class Trainer:
             [{"params": decay, "weight_decay": config.weight_decay},
              {"params": no_decay, "weight_decay": 0.0}],
             lr=config.learning_rate, betas=config.adam_betas, eps=config.adam_eps,
-            fused=self.device.type == "cuda")
+            fused=self.device.type in ("cpu", "cuda"))  # one kernel for all parameters
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.step = 0

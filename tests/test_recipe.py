@@ -1,0 +1,69 @@
+"""The bundled recipe, end to end at toy size: both stages write loadable Hugging Face
+directories with cards and metrics, and the fine-tune stage alone, run again from the same
+masked LM, gives the same classifier (the recipe's reproducibility promise)."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from roberta import RobertaForMaskedLM, RobertaForSequenceClassification
+from roberta.recipe import BundledRecipe, run_bundled_recipe
+
+pytestmark = pytest.mark.slow
+
+TOY = dict(vocab_size=600, seq_length=32, pretrain_steps=6, pretrain_batch=8, pretrain_warmup=2,
+           finetune_steps=4, finetune_batch=8, finetune_warmup=1,
+           model=dict(num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
+                      intermediate_size=64))
+
+
+@pytest.fixture(scope="module")
+def toy_assets(tmp_path_factory):
+    out = tmp_path_factory.mktemp("assets")
+    report = run_bundled_recipe(out=str(out), device="cpu", recipe=BundledRecipe(**TOY))
+    return out, report
+
+
+def test_recipe_writes_both_models_with_cards(toy_assets):
+    out, report = toy_assets
+    mlm = RobertaForMaskedLM.from_pretrained(out / "mlm")
+    assert mlm.config.num_hidden_layers == 1 and mlm.config.vocab_size >= 300
+    classifier = RobertaForSequenceClassification.from_pretrained(out / "sentiment")
+    assert classifier.config.num_labels == 2
+    for name, keys in (("mlm", {"validation_masked_token_accuracy", "unigram_baseline_accuracy",
+                                "validation_perplexity", "probes"}),
+                       ("sentiment", {"test_accuracy", "test_macro_f1",
+                                      "tfidf_logreg_all_4000_test_accuracy"})):
+        metrics = json.loads((out / name / "metrics.json").read_text())
+        assert keys <= set(metrics), name
+        card = (out / name / "README.md").read_text()
+        assert "## Hardware" in card and '"pretrain_steps": 6' in card
+    assert 0 <= report["sentiment"]["test_accuracy"] <= 1
+    assert len(report["probes"]) == 8
+    runs = {json.loads(line)["run"] for line in (out / "recipe-log.jsonl").read_text().splitlines()}
+    assert runs == {"pretrain", "finetune"}
+    assert not (out / ".recipe-work").exists()
+
+
+def test_finetune_stage_alone_reproduces_the_classifier(toy_assets):
+    out, _ = toy_assets
+    before = load_file(out / "sentiment" / "model.safetensors")
+    mlm_before = load_file(out / "mlm" / "model.safetensors")
+    run_bundled_recipe(out=str(out), device="cpu", recipe=BundledRecipe(**TOY), stage="finetune")
+    after = load_file(out / "sentiment" / "model.safetensors")
+    assert before.keys() == after.keys()
+    for key in before:
+        assert torch.equal(before[key], after[key]), key
+    for key, value in load_file(out / "mlm" / "model.safetensors").items():
+        assert torch.equal(mlm_before[key], value), key  # the masked LM is left alone
+    runs = [json.loads(line)["run"] for line in (out / "recipe-log.jsonl").read_text().splitlines()]
+    assert "pretrain" in runs and "finetune" in runs  # the pretraining log is kept
+
+
+def test_finetune_stage_needs_a_masked_lm(tmp_path):
+    with pytest.raises(FileNotFoundError, match="pretrain stage"):
+        run_bundled_recipe(out=str(tmp_path), recipe=BundledRecipe(**TOY), stage="finetune")
+    with pytest.raises(ValueError, match="stage"):
+        run_bundled_recipe(out=str(tmp_path), stage="everything")
