@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="assets directory (default: the repo's assets/)")
     r.add_argument("--pretrain-steps", type=int, help="override the recipe's step count")
     r.add_argument("--finetune-steps", type=int, help="override the recipe's step count")
+    r.add_argument("--finetune-lr", type=float, help="override the recipe's peak learning rate")
     r.add_argument("--stage", choices=["all", "pretrain", "finetune"], default="all",
                    help="finetune: only the classifier, from the masked LM already in --out")
     r.add_argument("--device", default="auto")
@@ -354,6 +355,8 @@ def cmd_recipe(args) -> int:
         recipe.pretrain_steps = args.pretrain_steps
     if args.finetune_steps:
         recipe.finetune_steps = args.finetune_steps
+    if args.finetune_lr:
+        recipe.finetune_lr = args.finetune_lr
     run_bundled_recipe(out=args.out, device=args.device, recipe=recipe, stage=args.stage)
     return 0
 

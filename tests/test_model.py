@@ -1,11 +1,13 @@
 """Parity with transformers' RoBERTa (the independent reference), and the seed tutorial's bugs."""
 
+import math
+
 import pytest
 import torch
 import transformers
 
 from roberta import RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification
-from roberta.model import RobertaModel, create_position_ids
+from roberta.model import RobertaModel, create_position_ids, dropout
 
 ATOL = 1e-5
 PARITY_SHAPE = dict(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -249,3 +251,45 @@ def test_training_mode_backward_runs_through_both_attention_paths():
     loss.backward()
     grad = model.roberta.encoder.layer[0].attention.self.qkv.weight.grad
     assert grad is not None and grad.abs().sum() > 0
+
+
+def test_cheap_dropout_keeps_rate_expectation_and_gradient():
+    torch.manual_seed(0)
+    x = torch.ones(1000, 999, requires_grad=True)  # not a multiple of 4 elements
+    y = dropout(x, 0.1)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.1) < 0.002
+    assert abs(y.mean().item() - 1.0) < 0.005  # kept elements scaled by 1 / keep rate
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d(x * mask)/dx = mask
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x, 0.1), y)  # torch's seeded generator: reproducible
+    assert dropout(x, 0.1, training=False) is x
+    assert dropout(x.detach().bfloat16(), 0.3).dtype == torch.bfloat16
+
+
+def test_training_forward_drops_out_reproducibly():
+    torch.manual_seed(0)
+    model = RobertaForMaskedLM(RobertaConfig.preset("nano")).train()
+    ids = torch.randint(5, 1024, (2, 12))
+    torch.manual_seed(1)
+    a = model(ids).logits
+    torch.manual_seed(1)
+    b = model(ids).logits
+    torch.manual_seed(2)
+    c = model(ids).logits
+    assert torch.equal(a, b) and not torch.equal(a, c)  # dropout on, and seeded
+
+
+def test_predict_computes_the_head_only_where_asked():
+    torch.manual_seed(0)
+    model = RobertaForMaskedLM(RobertaConfig.preset("nano")).eval()
+    ids = torch.randint(5, 1024, (2, 12))
+    where = torch.zeros_like(ids, dtype=torch.bool)
+    where[0, 3] = where[1, 7] = True
+    with torch.no_grad():
+        dense = model(ids).logits
+        sparse = model(ids, predict=where).logits
+    assert sparse.shape == (2, 1024)
+    assert torch.allclose(sparse, dense[where], atol=1e-5)
+    assert math.isclose(float(sparse.sum()), float(dense[where].sum()), rel_tol=1e-4)
