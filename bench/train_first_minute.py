@@ -86,7 +86,8 @@ def main() -> None:
             if now <= args.seconds:
                 at_window = (event.step, now, accuracy)
             guesses = [p.predictions[0].candidates[0].token.strip() for p in event.probes]
-            print(f"{now:6.1f} s  step {event.step:5d}  val_acc {accuracy:6.1%}  "
+            print(f"{now:6.1f} s  step {event.step:5d}  val_acc {accuracy:6.1%}  at <mask> "
+                  f"{event.metrics['val_mask_accuracy']:6.1%}  "
                   f"val_loss {event.metrics['val_loss']:.3f}  guesses {guesses}", flush=True)
         if now > args.seconds + 1 and not args.run_on:
             trainer.stop()  # the window is over: do not spend the shared CPU on the rest

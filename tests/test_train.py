@@ -22,6 +22,7 @@ from roberta.train import (
     Pretrainer,
     TrainingError,
     prepare_pretraining_data,
+    run_to_end,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -305,3 +306,22 @@ def test_two_processes_match_one_with_the_same_global_batch(corpus_file, tmp_pat
     for x, y in zip(a, b, strict=True):
         assert abs(x - y) < 0.03 * x, (a, b)
     assert (tmp_path / "two" / "model.safetensors").is_file()
+
+
+def test_evaluation_separates_masked_inputs_from_all_scored_tokens(tokenizer, data):
+    trainer = Pretrainer(new_model(tokenizer), tokenizer, data, settings(max_steps=30))
+    run_to_end(trainer)
+    metrics, _ = trainer.evaluate()
+    hits = masked_hits = count = masked_count = 0
+    with torch.no_grad():  # recomputed with the dense head, every position
+        for batch in trainer._validation:
+            scored = batch["labels"] != -100
+            guess = trainer.model(batch["input_ids"], batch["attention_mask"]).logits.argmax(-1)
+            right = (guess == batch["labels"]) & scored
+            shown = (batch["input_ids"] == tokenizer.mask_token_id) & scored
+            hits, count = hits + int(right.sum()), count + int(scored.sum())
+            masked_hits += int((right & shown).sum())
+            masked_count += int(shown.sum())
+    assert 0.7 < masked_count / count < 0.9  # 80% of scored positions show <mask>
+    assert metrics["val_accuracy"] == pytest.approx(hits / count)
+    assert metrics["val_mask_accuracy"] == pytest.approx(masked_hits / masked_count)

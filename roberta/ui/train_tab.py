@@ -262,7 +262,9 @@ def _train(trainer: Pretrainer, settings: PretrainSettings, view: TrainView, con
             trainer.stop()
         if event.kind == "eval":
             acc = event.metrics.get("val_accuracy", 0.0)
-            view.status = (f"Training… validation masked-token accuracy {acc:.1%} "
+            masked = event.metrics.get("val_mask_accuracy", 0.0)
+            view.status = (f"Training… validation masked-token accuracy {acc:.1%}, "
+                           f"{masked:.1%} where the input was `<mask>` "
                            f"(unigram baseline {view.history.unigram_accuracy:.1%})")
         if view.due(event):
             yield view.outputs()

@@ -136,6 +136,7 @@ class PretrainHistory:
     tokens_per_s: Series = field(default_factory=Series)
     val_loss: Series = field(default_factory=Series)
     val_accuracy: Series = field(default_factory=Series)
+    val_mask_accuracy: Series = field(default_factory=Series)  # at <mask> inputs only
     val_perplexity: Series = field(default_factory=Series)
 
     def record(self, kind: str, step: int, metrics: dict[str, float]) -> None:
@@ -146,6 +147,7 @@ class PretrainHistory:
         elif kind == "eval":
             self.val_loss.add(step, metrics.get("val_loss"))
             self.val_accuracy.add(step, metrics.get("val_accuracy"))
+            self.val_mask_accuracy.add(step, metrics.get("val_mask_accuracy"))
             self.val_perplexity.add(step, metrics.get("val_perplexity"))
 
     def loss_spec(self) -> Spec:
@@ -171,9 +173,14 @@ class PretrainHistory:
                      rangemode="tozero")
         if self.val_accuracy:
             spec["data"].append(_line(self.val_accuracy.steps,
-                                      _percent(self.val_accuracy.values), "model",
+                                      _percent(self.val_accuracy.values), "all scored tokens",
                                       VALIDATION_COLOR, markers=True))
-        else:
+        if self.val_mask_accuracy:  # kept tokens can be copied; <mask> needs the context
+            spec["data"].append(_line(self.val_mask_accuracy.steps,
+                                      _percent(self.val_mask_accuracy.values),
+                                      "where the input was masked (context alone)", TRAIN_COLOR,
+                                      markers=True, width=2))
+        if not self.val_accuracy:
             _note(spec, "Accuracy appears at the first evaluation.")
         if self.unigram_accuracy is not None:
             _baseline(spec, 100 * self.unigram_accuracy,
