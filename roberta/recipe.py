@@ -197,6 +197,7 @@ def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
                             .candidates] for p in probes}
     mlm_report = {
         "validation_masked_token_accuracy": shipped_metrics["val_accuracy"],
+        "validation_accuracy_where_input_was_mask": shipped_metrics["val_mask_accuracy"],
         "validation_perplexity": shipped_metrics["val_perplexity"],
         "unigram_baseline_accuracy": baseline["accuracy"],
         "unigram_baseline_perplexity": baseline["perplexity"],

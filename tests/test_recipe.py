@@ -33,6 +33,7 @@ def test_recipe_writes_both_models_with_cards(toy_assets):
     classifier = RobertaForSequenceClassification.from_pretrained(out / "sentiment")
     assert classifier.config.num_labels == 2
     for name, keys in (("mlm", {"validation_masked_token_accuracy", "unigram_baseline_accuracy",
+                                "validation_accuracy_where_input_was_mask",
                                 "validation_perplexity", "probes"}),
                        ("sentiment", {"test_accuracy", "test_macro_f1",
                                       "tfidf_logreg_all_4000_test_accuracy"})):
