@@ -351,12 +351,9 @@ def cmd_export(args) -> int:
 def cmd_recipe(args) -> int:
     from .recipe import BundledRecipe, run_bundled_recipe
     recipe = BundledRecipe(seed=args.seed)
-    if args.pretrain_steps:
-        recipe.pretrain_steps = args.pretrain_steps
-    if args.finetune_steps:
-        recipe.finetune_steps = args.finetune_steps
-    if args.finetune_lr:
-        recipe.finetune_lr = args.finetune_lr
+    for name in ("pretrain_steps", "finetune_steps", "finetune_lr"):  # 0 is refused, not ignored
+        if getattr(args, name) is not None:
+            setattr(recipe, name, getattr(args, name))
     run_bundled_recipe(out=args.out, device=args.device, recipe=recipe, stage=args.stage)
     return 0
 

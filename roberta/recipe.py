@@ -25,8 +25,7 @@ import torch
 from .baselines import tfidf_baseline
 from .config import RobertaConfig
 from .data import bundled_pretraining_corpus, sentiment_task
-from .defaults import CLASSIFIER_SUBDIR, MLM_SUBDIR, assets_dir
-from .inference import fill_mask
+from .defaults import CLASSIFIER_SUBDIR, MLM_SUBDIR, RECIPE_COMMAND, assets_dir
 from .model import RobertaForMaskedLM, RobertaForSequenceClassification
 from .tokenizer import RobertaTokenizer
 from .train import FinetuneConfig, Finetuner, PretrainConfig, Pretrainer, prepare_pretraining_data
@@ -112,8 +111,8 @@ def _hardware_and_versions(device: torch.device, recipe: BundledRecipe) -> dict:
     return {"Hardware": _hardware(device),
             "Versions": {"torch": torch.__version__, "python": platform.python_version()},
             "Recipe": asdict(recipe),
-            "Reproduce": "python -m roberta recipe bundled  (same seed, hardware and thread "
-                         "count give the same weights)"}
+            "Reproduce": f"{RECIPE_COMMAND}  (same seed, hardware and thread count give the "
+                         f"same weights)"}
 
 
 def _install(staged: Path, final: Path) -> None:
@@ -134,6 +133,12 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
         raise ValueError(f"stage must be all, pretrain or finetune, not {stage!r}")
     recipe = recipe or BundledRecipe()
     out_dir = Path(out) if out else assets_dir()
+    # Refuse impossible settings before any work, not after an hour of pretraining.
+    _pretrain_config(recipe, device).validate()
+    _finetune_config(recipe, device).validate()
+    if stage == "finetune" and not (out_dir / MLM_SUBDIR / "config.json").exists():
+        raise FileNotFoundError(f"{out_dir / MLM_SUBDIR} holds no masked LM: run the "
+                                f"pretrain stage (or the whole recipe) first")
     work = out_dir / ".recipe-work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -144,9 +149,6 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
     if stage in ("all", "pretrain"):
         report.update(_pretrain_stage(out_dir, work, device, recipe, log))
     else:  # keep the pretraining part of the log the masked LM was made with
-        if not (out_dir / MLM_SUBDIR / "config.json").exists():
-            raise FileNotFoundError(f"{out_dir / MLM_SUBDIR} holds no masked LM: run the "
-                                    f"pretrain stage (or the whole recipe) first")
         if log_path.exists():
             log = [r for r in map(json.loads, log_path.read_text().splitlines())
                    if r.get("run") == "pretrain"]
@@ -157,6 +159,23 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
     report["total_minutes"] = round((time.time() - started) / 60, 1)
     print(json.dumps(report, indent=2))
     return report
+
+
+def _pretrain_config(recipe: BundledRecipe, device: str) -> PretrainConfig:
+    return PretrainConfig(
+        max_steps=recipe.pretrain_steps, batch_size=recipe.pretrain_batch,
+        learning_rate=recipe.pretrain_lr, warmup_steps=recipe.pretrain_warmup,
+        min_lr_ratio=recipe.pretrain_min_lr_ratio, eval_every=max(1, recipe.pretrain_steps // 12),
+        seq_length=recipe.seq_length,
+        device=device, seed=recipe.seed, probes=PROBE_SENTENCES, eval_sequences=512)
+
+
+def _finetune_config(recipe: BundledRecipe, device: str) -> FinetuneConfig:
+    return FinetuneConfig(
+        max_steps=recipe.finetune_steps, batch_size=recipe.finetune_batch,
+        learning_rate=recipe.finetune_lr, warmup_steps=recipe.finetune_warmup,
+        eval_every=max(1, recipe.finetune_steps // 15), seq_length=recipe.seq_length,
+        device=device, seed=recipe.seed)
 
 
 def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecipe,
@@ -171,12 +190,7 @@ def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
                            max_position_embeddings=recipe.seq_length + 2)
     torch.manual_seed(recipe.seed)
     model = RobertaForMaskedLM(config)
-    pretrain = PretrainConfig(
-        max_steps=recipe.pretrain_steps, batch_size=recipe.pretrain_batch,
-        learning_rate=recipe.pretrain_lr, warmup_steps=recipe.pretrain_warmup,
-        min_lr_ratio=recipe.pretrain_min_lr_ratio, eval_every=max(1, recipe.pretrain_steps // 12),
-        seq_length=recipe.seq_length,
-        device=device, seed=recipe.seed, probes=PROBE_SENTENCES, eval_sequences=512)
+    pretrain = _pretrain_config(recipe, device)
     trainer = Pretrainer(model, tokenizer, data, pretrain)
     print(f"pretraining {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on "
           f"{data.train.num_tokens / 1e6:.2f}M tokens, {recipe.pretrain_steps} steps of "
@@ -193,8 +207,7 @@ def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     shipped_metrics, probes = shipped_trainer.evaluate()
     baseline = shipped_trainer.unigram_baseline()
     probe_table = {p.text: [f"{c.token.strip() or repr(c.token)} ({c.probability:.1%})"
-                            for c in fill_mask(shipped, tokenizer, p.text).predictions[0]
-                            .candidates] for p in probes}
+                            for c in p.predictions[0].candidates] for p in probes}
     mlm_report = {
         "validation_masked_token_accuracy": shipped_metrics["val_accuracy"],
         "validation_accuracy_where_input_was_mask": shipped_metrics["val_mask_accuracy"],
@@ -235,12 +248,7 @@ def _finetune_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
         warnings.simplefilter("ignore")  # the classifier head is new, as expected
         classifier = RobertaForSequenceClassification.from_pretrained(
             mlm_dir, id2label=id2label, label2id={v: k for k, v in id2label.items()})
-    finetune = FinetuneConfig(
-        max_steps=recipe.finetune_steps, batch_size=recipe.finetune_batch,
-        learning_rate=recipe.finetune_lr, warmup_steps=recipe.finetune_warmup,
-        eval_every=max(1, recipe.finetune_steps // 15), seq_length=recipe.seq_length,
-        device=device, seed=recipe.seed)
-    finetuner = Finetuner(classifier, tokenizer, task, finetune)
+    finetuner = Finetuner(classifier, tokenizer, task, _finetune_config(recipe, device))
     cls_metrics = _run(finetuner, "finetune", log)
 
     staged_cls = work / CLASSIFIER_SUBDIR

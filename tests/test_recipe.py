@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from roberta import RobertaForMaskedLM, RobertaForSequenceClassification
+from roberta.cli import main
 from roberta.recipe import BundledRecipe, run_bundled_recipe
 
 pytestmark = pytest.mark.slow
@@ -68,3 +69,12 @@ def test_finetune_stage_needs_a_masked_lm(tmp_path):
         run_bundled_recipe(out=str(tmp_path), recipe=BundledRecipe(**TOY), stage="finetune")
     with pytest.raises(ValueError, match="stage"):
         run_bundled_recipe(out=str(tmp_path), stage="everything")
+    assert list(tmp_path.iterdir()) == []  # refused before any work
+
+
+@pytest.mark.parametrize("flag", [["--finetune-lr", "0"], ["--pretrain-steps", "0"],
+                                  ["--finetune-lr", "-1"]])
+def test_impossible_settings_are_refused_before_pretraining(tmp_path, capsys, flag):
+    assert main(["recipe", "bundled", "--out", str(tmp_path), *flag]) == 2
+    assert "must be" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written

@@ -338,7 +338,7 @@ def describe_size(size: str, vocab_size, num_layers, hidden_size, num_heads, ffn
                                                      shape["intermediate_size"])
         n = count_parameters(model_config(settings, settings.vocab_size))
     except (TypeError, ValueError) as err:
-        return f"{err}"
+        return str(err)
     cap = current_limits().max_parameters
     over = f" over this app's cap of {cap / 1e6:.0f}M" if n > cap else ""
     return (f"{settings.num_layers} layers × {settings.hidden_size} wide, "
