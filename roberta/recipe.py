@@ -146,16 +146,17 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
     log: list[dict] = []
     started = time.time()
     report: dict = {}
-    if stage in ("all", "pretrain"):
-        report.update(_pretrain_stage(out_dir, work, device, recipe, log))
-    else:  # keep the pretraining part of the log the masked LM was made with
-        if log_path.exists():
+    try:
+        if stage in ("all", "pretrain"):
+            report.update(_pretrain_stage(out_dir, work, device, recipe, log))
+        elif log_path.exists():  # keep the pretraining part of the log the masked LM came from
             log = [r for r in map(json.loads, log_path.read_text().splitlines())
                    if r.get("run") == "pretrain"]
-    if stage in ("all", "finetune"):
-        report.update(_finetune_stage(out_dir, work, device, recipe, log))
+        if stage in ("all", "finetune"):
+            report.update(_finetune_stage(out_dir, work, device, recipe, log))
+    finally:  # a failed stage leaves the shipped directories as they were, and no debris
+        shutil.rmtree(work, ignore_errors=True)
     log_path.write_text("\n".join(json.dumps(r) for r in log) + "\n")
-    shutil.rmtree(work, ignore_errors=True)
     report["total_minutes"] = round((time.time() - started) / 60, 1)
     print(json.dumps(report, indent=2))
     return report

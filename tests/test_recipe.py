@@ -78,3 +78,11 @@ def test_impossible_settings_are_refused_before_pretraining(tmp_path, capsys, fl
     assert main(["recipe", "bundled", "--out", str(tmp_path), *flag]) == 2
     assert "must be" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written
+
+
+def test_a_corrupt_masked_lm_is_a_clear_error_and_leaves_no_debris(tmp_path):
+    (tmp_path / "mlm").mkdir()
+    (tmp_path / "mlm" / "config.json").write_text("{")
+    with pytest.raises(ValueError, match="tokenizer"):
+        run_bundled_recipe(out=str(tmp_path), recipe=BundledRecipe(**TOY), stage="finetune")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlm"]
