@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .config import PRESETS, RobertaConfig
+from .init import INIT_CHOICES
 from .masking import MaskingConfig
 
 
@@ -55,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab-size", type=int, default=None,
                    help="vocabulary of a newly trained tokenizer (default: the preset's)")
     p.add_argument("--init", help="start from this masked-LM directory instead of scratch")
+    p.add_argument("--start", choices=list(INIT_CHOICES), default="structured",
+                   help="from scratch: the structured start that gets past the masked-LM "
+                        "plateau, or RoBERTa's random init (see roberta/init.py)")
+    p.add_argument("--hold-positions", type=int, default=-1,
+                   help="steps the structured start's position rows stay fixed (-1: the "
+                        "whole run, 0: trainable from the start)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.add_argument("--mask-rate", type=float, default=0.15)
     p.add_argument("--mask-fraction", type=float, default=0.8, help="of chosen: -> <mask>")
@@ -188,6 +195,7 @@ class EventPrinter:
 # --- subcommands -----------------------------------------------------------------------------
 
 def cmd_pretrain(args) -> int:
+    from .init import initialise_
     from .model import RobertaForMaskedLM
     from .tokenizer import RobertaTokenizer
     from .train import PretrainConfig, Pretrainer, prepare_pretraining_data
@@ -219,9 +227,11 @@ def cmd_pretrain(args) -> int:
             torch.distributed.barrier()
         tokenizer = RobertaTokenizer.from_pretrained(tok_dir)
 
+    structured = args.start == "structured" and not args.init  # a scratch model's start
     settings = PretrainConfig(**_training_kwargs(args), output_dir=str(out),
                               masking=_masking(args), static_masking=args.static_masking,
-                              packing=args.packing)
+                              packing=args.packing,
+                              hold_positions_steps=args.hold_positions if structured else 0)
     data = prepare_pretraining_data(texts, tokenizer, args.seq_length,
                                     settings.validation_fraction, args.seed, args.packing)
     if args.resume:
@@ -234,6 +244,7 @@ def cmd_pretrain(args) -> int:
                 args.preset, **overrides, vocab_size=tokenizer.vocab_size,
                 max_position_embeddings=max(config.max_position_embeddings,
                                             args.seq_length + 2)))
+            initialise_(model, args.start)
         trainer = Pretrainer(model, tokenizer, data, settings)
     if rank == 0:
         n_params = sum(p.numel() for p in trainer.model.parameters())

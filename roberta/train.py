@@ -33,6 +33,7 @@ import torch.distributed as dist
 from .baselines import macro_f1, tfidf_baseline, unigram_baseline
 from .data import ClassificationData, PackedSequences, pack_documents, split_documents
 from .inference import FillMaskResult, fill_mask
+from .init import position_dims
 from .masking import DynamicMasker, MaskingConfig, StaticMaskedDataset
 from .model import RobertaForMaskedLM, RobertaForSequenceClassification
 from .tokenizer import RobertaTokenizer
@@ -101,6 +102,9 @@ class PretrainConfig(TrainConfig):
     static_copies: int = 10
     eval_sequences: int = 256  # validation sequences scored at every evaluation
     probes: tuple[str, ...] = DEFAULT_PROBES
+    # Steps the position embeddings stay fixed, -1 for the whole run. A structured start
+    # (roberta/init.py) needs its position rows held while the rest learns to use them.
+    hold_positions_steps: int = 0
 
     def validate(self) -> None:
         super().validate()
@@ -110,6 +114,9 @@ class PretrainConfig(TrainConfig):
             raise TrainingError("validation_fraction must be in (0, 0.5)")
         if self.static_copies < 1 or self.eval_sequences < 1:
             raise TrainingError("static_copies and eval_sequences must be positive")
+        if not isinstance(self.hold_positions_steps, int) or self.hold_positions_steps < -1:
+            raise TrainingError(f"hold_positions_steps must be -1 (the whole run), 0 or a "
+                                f"number of steps, got {self.hold_positions_steps!r}")
 
 
 @dataclass
@@ -256,6 +263,9 @@ class Trainer:
     def final_report(self) -> dict[str, float]:
         return {}
 
+    def before_step(self) -> None:
+        """Called before each optimizer step (self.step updates done so far)."""
+
     def save_extra(self, directory: Path) -> None:
         """Anything besides the model a checkpoint needs (the tokenizer)."""
 
@@ -341,6 +351,7 @@ class Trainer:
                     yield event("stopped", message=f"stopped at step {self.step}")
                     return
                 t0 = time.perf_counter()
+                self.before_step()
                 result = self._optimizer_step()
                 if result is None:
                     yield event("failed", message=(
@@ -464,6 +475,36 @@ def prepare_pretraining_data(texts: Sequence[str], tokenizer: RobertaTokenizer, 
     return PretrainingData(pack(train_docs), pack(val_docs))
 
 
+class PositionHold:
+    """Keeps a model's position information fixed for the first `steps` steps (-1: all): the
+    position embeddings, and the word embeddings' dims that a structured start reserved for
+    position (roberta/init.py says why). A parameter without requires_grad gets no gradient and
+    AdamW skips it (no update, no weight decay); the reserved dims get a zero gradient, so Adam
+    leaves them at 0. Released, both train from then on."""
+
+    def __init__(self, model: RobertaForMaskedLM, steps: int):
+        embeddings = model.roberta.embeddings
+        self.steps = steps
+        self.positions = embeddings.position_embeddings.weight
+        self.words = embeddings.word_embeddings.weight
+        self.dims = position_dims(model.config)
+        self._hook = None
+
+    def holding(self, step: int) -> bool:
+        return self.steps == -1 or step < self.steps
+
+    def update(self, step: int) -> None:
+        held = self.holding(step)
+        self.positions.requires_grad_(not held)
+        if held and self._hook is None and self.dims:
+            keep = torch.ones(self.words.size(1), device=self.words.device)  # (C,)
+            keep[:self.dims] = 0
+            self._hook = self.words.register_hook(lambda grad: grad * keep.to(grad.dtype))
+        elif not held and self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+
 class Pretrainer(Trainer):
     """Masked-language-model pretraining with dynamic (or static) masking."""
 
@@ -478,6 +519,12 @@ class Pretrainer(Trainer):
         if data.train.input_ids.size(1) > model.config.max_sequence_length:
             raise TrainingError(f"sequences of {data.train.input_ids.size(1)} tokens do not fit "
                                 f"the model's {model.config.max_sequence_length} positions")
+        if config.hold_positions_steps > 0 and _world()[1] > 1:
+            raise TrainingError("positions held for some steps and then released cannot run "
+                                "data-parallel (DDP fixes the trainable set at the start): "
+                                "hold them for the whole run (-1) or not at all (0)")
+        self._position_hold = PositionHold(model, config.hold_positions_steps)
+        self._position_hold.update(step=0)  # before DDP wraps the model
         super().__init__(model, config)
         if len(data.train) < config.batch_size * self.world_size:
             raise TrainingError(f"the corpus packs into {len(data.train)} training sequences, "
@@ -493,6 +540,9 @@ class Pretrainer(Trainer):
             self.static = StaticMaskedDataset(
                 data.train.input_ids, data.train.attention_mask, n_copies=config.static_copies,
                 **self._masking_args(), seed=config.seed * 7919 + self.rank)
+
+    def before_step(self) -> None:
+        self._position_hold.update(self.step)
 
     def _masking_args(self) -> dict[str, Any]:
         tok = self.tokenizer

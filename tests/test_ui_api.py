@@ -273,3 +273,20 @@ def test_first_guesses_are_written_in_as_plain_text():
     text = "The *big* <mask> sat<mask> on <b>it</b>."
     assert filled_sentence(text, result) == (
         r"The \*big\* <b>cat</b> sat<b>s</b> on &lt;b&gt;it&lt;/b&gt;.")
+
+
+def test_attention_shows_the_structured_start_before_its_first_step(client):
+    """The untrained structured model is offered, and its first layer's heads look exactly one
+    token left (head 1) and one token right (head 2), as roberta/init.py builds them."""
+    import json
+
+    from roberta.ui.registry import STRUCTURED_START_NAME
+
+    text = "The cat sat on the mat and looked at the dog."
+    for head, offset in ((1, -1), (2, 1)):
+        figure = client.predict(text, STRUCTURED_START_NAME, 1, head,
+                                api_name="/attention_head")
+        heatmap = json.loads(figure["plot"])["data"][0]
+        z = heatmap["z"]  # rows: queries, columns: keys, both in token order
+        for i in range(1, len(z) - 1):
+            assert z[i][i + offset] > 0.9, (head, i, z[i])

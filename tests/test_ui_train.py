@@ -21,15 +21,18 @@ from gradio_client.exceptions import AppError
 
 from roberta.config import RobertaConfig
 from roberta.model import RobertaForMaskedLM
+from roberta.tokenizer import RobertaTokenizer
 from roberta.ui import limits
 from roberta.ui.limits import LimitError, TrainingQueue
 from roberta.ui.pretrain_job import (
     OnceCache,
     PretrainSettings,
     SettingsError,
+    build_model,
     count_parameters,
     export_hf_zip,
     model_config,
+    pretrain_config,
     validate,
 )
 from roberta.ui.tiny_assets import tiny_corpus
@@ -90,6 +93,27 @@ def test_defaults_are_the_one_minute_run():
     assert settings.precision == "auto" and settings.device == "cpu"
     config = model_config(settings, 4096)
     assert config.max_position_embeddings >= settings.seq_length + 2
+    # The structured start, its positions held for the whole run, at micro's own rate.
+    assert (settings.init, settings.hold_positions_steps, settings.learning_rate) == (
+        "structured", -1, 2e-3)
+    assert pretrain_config(settings).hold_positions_steps == -1
+
+
+def test_learning_rate_follows_the_width_unless_given():
+    tiny, _ = validate(PretrainSettings(size="tiny"))
+    assert tiny.learning_rate == 1e-3  # 2e-3 keeps the 4-layer tiny preset on the plateau
+    given, _ = validate(PretrainSettings(size="tiny", learning_rate=5e-4))
+    assert given.learning_rate == 5e-4
+    custom, _ = validate(PretrainSettings(size="custom", hidden_size=512, num_heads=8))
+    assert custom.learning_rate == pytest.approx(5e-4)
+
+
+def test_random_start_trains_its_positions_and_the_model_is_plain_roberta():
+    settings, _ = validate(PretrainSettings(init="roberta"))
+    assert pretrain_config(settings).hold_positions_steps == 0  # they must learn
+    tokenizer = RobertaTokenizer.train(tiny_corpus(50), vocab_size=300, min_frequency=1)
+    model = build_model(settings, tokenizer)
+    assert "structured_init" not in model.config.extra
 
 
 @pytest.mark.parametrize("overrides, expected", [
@@ -103,6 +127,9 @@ def test_defaults_are_the_one_minute_run():
     (dict(precision="fp16"), "needs a CUDA GPU"),
     (dict(max_steps=2.5), "whole number"),
     (dict(probes="no mask here"), "has no <mask>"),
+    (dict(init="xavier"), "Unknown initialisation"),
+    (dict(hold_positions_steps=-5), "Hold positions"),
+    (dict(size="custom", hidden_size=8, num_heads=8), "cannot take the structured start"),
 ])
 def test_impossible_settings_are_plain_sentences(overrides, expected):
     with pytest.raises((SettingsError, LimitError)) as caught:

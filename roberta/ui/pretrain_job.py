@@ -2,10 +2,14 @@
 
 The defaults are the point of this module. A workshop presenter presses Start and the room must
 see the loss fall and the probe guesses change within a minute, on a 2-core CPU, from scratch.
-`PretrainSettings()` is that run, chosen by measurement (bench/train_first_minute.py): the
-2-layer, 128-wide "micro" model, a 2,048-token BPE (a smaller vocabulary is learned faster),
-batches of 8 (this early, more updates beat bigger batches), no dropout, peak learning rate
-2e-3 after 40 warmup steps and a linear decay to zero at the last step, evaluated every 50.
+`PretrainSettings()` is that run, chosen by measurement (bench/train_first_minute.py and
+bench/plateau.py): the 2-layer, 128-wide "micro" model from the structured start
+(roberta/init.py) with its position rows held, a 2,048-token BPE (a smaller vocabulary is
+learned faster), batches of 8 (this early, more updates beat bigger batches), no dropout, peak
+learning rate 2e-3 after 40 warmup steps and a linear decay to zero at step 3,000 (about a
+minute on two cores with native bf16), evaluated every 50. Larger presets take a lower peak
+rate (`PRESET_LEARNING_RATES`): at 2e-3 the 4-layer tiny preset stays on the plateau even from
+the structured start.
 
 Turning the bundled corpus into packed sequences takes seconds (tokenizer training ~5 s,
 tokenizing ~6 s on 2 cores), so tokenizers and packed data are cached per process and the
@@ -39,6 +43,7 @@ from roberta.data import (
     read_pasted_text,
     read_text_file,
 )
+from roberta.init import INIT_CHOICES, StructuredInit, initialise_
 from roberta.masking import MaskingConfig
 from roberta.model import RobertaForMaskedLM
 from roberta.tokenizer import RobertaTokenizer
@@ -75,6 +80,11 @@ TOKENIZER_CHOICES = (
 )
 SIZE_CHOICES = tuple(name for name in PRESETS if name not in ("base", "large")) + (
     "base", "large", "custom")
+INIT_LABELS = (
+    ("Structured start: neighbour heads built in at step 0", "structured"),
+    ("RoBERTa's random start, N(0, 0.02)", "roberta"),
+)
+assert tuple(value for _, value in INIT_LABELS) == INIT_CHOICES
 DEVICE_CHOICES = ("cpu", "cuda")
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
 
@@ -89,7 +99,7 @@ MIN_VOCAB, MAX_VOCAB = 300, 65_536
 class PretrainSettings:
     """Every choice on the Train tab. The defaults are the tuned one-minute run."""
 
-    max_steps: int = 1000
+    max_steps: int = 3000
     corpus: str = "bundled"
     upload_paths: Sequence[str] = ()
     pasted_text: str = ""
@@ -107,15 +117,25 @@ class PretrainSettings:
     random_fraction: float = 0.1
     whole_word: bool = False
     static_masking: bool = False
-    learning_rate: float = 2e-3
+    learning_rate: float | None = None  # None: default_learning_rate for the model's width
     warmup_steps: int = 40
     batch_size: int = 8  # more updates per second beat bigger batches this early
     seed: int = 0
+    init: str = "structured"  # or "roberta": see roberta/init.py
+    hold_positions_steps: int = -1  # the structured start's position rows: fixed for the run
     eval_every: int = 50
     eval_sequences: int = 128
     device: str = "cpu"
     precision: str = "auto"
     probes: Sequence[str] = DEFAULT_PROBES
+
+
+def default_learning_rate(hidden_size: int) -> float:
+    """The peak rate a size learns at from the structured start: 2e-3 at 128 wide, scaled as
+    1/width (Adam's updates to a hidden matrix grow with its width). Measured with
+    bench/plateau.py: micro leaves the plateau at 2e-3; tiny (256 wide) stays on it at 2e-3
+    and leaves it at 1e-3."""
+    return 2e-3 * min(1.0, 128 / hidden_size)
 
 
 # --- small pieces of validation -------------------------------------------------------------
@@ -177,11 +197,11 @@ def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
     warnings: list[str] = []
     steps = as_int("Steps", s.max_steps, 1)
     check_steps(steps)
-    lr = as_float("Learning rate", s.learning_rate)
-    if not 0 < lr < 1:
+    lr = None if s.learning_rate in (None, "") else as_float("Learning rate", s.learning_rate)
+    if lr is not None and not 0 < lr < 1:
         raise SettingsError(f"The learning rate must be above 0 and below 1; it is {lr:g}. "
                             f"Try 1e-3.")
-    if lr > 1e-2:
+    if lr is not None and lr > 1e-2:
         warnings.append(f"A learning rate of {lr:g} is very high for a post-LayerNorm "
                         f"transformer; the loss may jump or become NaN.")
     warmup = as_int("Warmup steps", s.warmup_steps, 0)
@@ -214,6 +234,10 @@ def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
     if s.size not in SIZE_CHOICES:
         raise SettingsError(f"Unknown model size {s.size!r}: choose one of "
                             f"{', '.join(SIZE_CHOICES)}.")
+    if s.init not in INIT_CHOICES:
+        raise SettingsError(f"Unknown initialisation {s.init!r}: choose one of "
+                            f"{', '.join(INIT_CHOICES)}.")
+    hold = as_int("Hold positions for (steps)", s.hold_positions_steps, -1)
     if s.device not in DEVICE_CHOICES:
         raise SettingsError(f"Unknown device {s.device!r}: choose cpu or cuda.")
     if s.device == "cuda" and not torch.cuda.is_available():
@@ -235,11 +259,20 @@ def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
         shape = PRESETS[s.size]
         layers, hidden = shape["num_hidden_layers"], shape["hidden_size"]
         heads, ffn = shape["num_attention_heads"], shape["intermediate_size"]
+    if lr is None:
+        lr = default_learning_rate(hidden)
+    if s.init == "structured":
+        try:
+            StructuredInit().validate(hidden, heads, layers)
+        except ValueError as err:
+            raise SettingsError(f"This model cannot take the structured start ({err}); choose "
+                                f"RoBERTa's random start or wider heads.") from None
     clean = replace(s, max_steps=steps, learning_rate=lr, warmup_steps=warmup, batch_size=batch,
                     seq_length=seq, eval_every=eval_every, seed=seed, vocab_size=vocab,
                     mlm_probability=mlm, mask_fraction=mask_fraction,
                     random_fraction=random_fraction, dropout=dropout, precision=precision,
                     num_layers=layers, hidden_size=hidden, num_heads=heads, ffn_size=ffn,
+                    hold_positions_steps=hold,
                     probes=parse_probes(s.probes),
                     eval_sequences=as_int("Validation sequences", s.eval_sequences, 1, 4096))
     # The model's vocabulary is not known before the tokenizer exists: check the size with the
@@ -286,6 +319,8 @@ def pretrain_config(settings: PretrainSettings) -> PretrainConfig:
                               random_fraction=settings.random_fraction,
                               whole_word=settings.whole_word),
         static_masking=settings.static_masking, eval_sequences=settings.eval_sequences,
+        # RoBERTa's random positions must learn; only the structured start's are held.
+        hold_positions_steps=settings.hold_positions_steps if settings.init == "structured" else 0,
         probes=tuple(settings.probes))
 
 
@@ -441,7 +476,9 @@ def build_model(settings: PretrainSettings, tokenizer: RobertaTokenizer) -> Robe
     config = model_config(settings, tokenizer.vocab_size)
     check_parameters(count_parameters(config))
     torch.manual_seed(settings.seed)
-    return RobertaForMaskedLM(config)
+    model = RobertaForMaskedLM(config)
+    initialise_(model, settings.init)
+    return model
 
 
 # --- export ----------------------------------------------------------------------------------

@@ -102,10 +102,45 @@ def embedded(task: str) -> LoadedModel | None:
     return _embedded_entry(task)[0]
 
 
+STRUCTURED_START_NAME = "Structured start, untrained (step 0)"
+_structured_start: dict[int, LoadedModel] = {}
+
+
+def structured_start() -> LoadedModel | None:
+    """The Train tab's default model as it stands before its first step, with the structured
+    start (roberta/init.py): the heads a room is about to watch being used. It borrows the
+    embedded model's tokenizer; None without one. Built once per tokenizer (milliseconds)."""
+    from roberta.config import RobertaConfig
+    from roberta.init import initialise_
+    from roberta.model import RobertaForMaskedLM
+
+    base = embedded("mlm")
+    if base is None:
+        return None
+    with _embedded_lock:
+        key = id(base.tokenizer)
+        if key not in _structured_start:
+            config = RobertaConfig.preset("micro", vocab_size=base.tokenizer.vocab_size,
+                                          hidden_dropout_prob=0.0,
+                                          attention_probs_dropout_prob=0.0)
+            with torch.random.fork_rng(devices=[]):  # leave the app's global RNG alone
+                torch.manual_seed(0)
+                model = RobertaForMaskedLM(config)
+            initialise_(model, "structured")
+            _structured_start.clear()
+            _structured_start[key] = LoadedModel(
+                STRUCTURED_START_NAME, "mlm", model.eval(), base.tokenizer,
+                describe(model, "the Train tab's default before its first step, structured "
+                                "start: in layer 1, head 1 looks one token left and head 2 one "
+                                "token right; everything else is random"))
+        return _structured_start[key]
+
+
 def clear_embedded_cache() -> None:
     """Forget loaded defaults (after `assets/` changed, e.g. in tests)."""
     with _embedded_lock:
         _embedded_cache.clear()
+        _structured_start.clear()
 
 
 def missing_message(task: str) -> str:
@@ -129,6 +164,8 @@ def choices(session: dict | None, task: str) -> list[str]:
     _check_task(task)
     names = [EMBEDDED_NAMES[task]] if embedded(task) is not None else []
     names += [name for name, m in _session_models(session).items() if m.task == task]
+    if task == "mlm" and structured_start() is not None:
+        names.append(STRUCTURED_START_NAME)
     return names
 
 
@@ -145,6 +182,8 @@ def resolve(session: dict | None, name: str | None, task: str) -> LoadedModel:
         if loaded is None:
             raise user_error(missing_message(task))
         return loaded
+    if task == "mlm" and name == STRUCTURED_START_NAME and structured_start() is not None:
+        return structured_start()
     loaded = _session_models(session).get(name)
     if loaded is None or loaded.task != task:
         available = choices(session, task)
@@ -159,7 +198,7 @@ def add(session: dict | None, loaded: LoadedModel) -> dict:
     """Store `loaded` in the session under its name (replacing one of the same name) and return
     the session dict, to be given back to its gr.State."""
     _check_task(loaded.task)
-    if loaded.name in EMBEDDED_NAMES.values():
+    if loaded.name in (*EMBEDDED_NAMES.values(), STRUCTURED_START_NAME):
         raise ValueError(f"“{loaded.name}” is reserved for the embedded default")
     session = session if isinstance(session, dict) else {}
     models = dict(_session_models(session))
@@ -179,8 +218,12 @@ def model_info(session: dict | None, name: str | None, task: str) -> str:
     """Markdown under a model dropdown: what the chosen model is, or what is missing."""
     if not name:
         return f"⚠️ {missing_message(task)}"
-    is_embedded = name == EMBEDDED_NAMES[task]
-    loaded = embedded(task) if is_embedded else _session_models(session).get(name)
+    if name == EMBEDDED_NAMES[task]:
+        loaded = embedded(task)
+    elif task == "mlm" and name == STRUCTURED_START_NAME:
+        loaded = structured_start()
+    else:
+        loaded = _session_models(session).get(name)
     if loaded is None:
         return f"⚠️ {missing_message(task)}"
     return f"**{loaded.name}**: {loaded.description}"
