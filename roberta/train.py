@@ -500,7 +500,13 @@ class PositionHold:
             keep = torch.ones(self.words.size(1), device=self.words.device)  # (C,)
             keep[:self.dims] = 0
             self._hook = self.words.register_hook(lambda grad: grad * keep.to(grad.dtype))
-        elif not held and self._hook is not None:
+        elif not held:
+            self.release()
+
+    def release(self) -> None:
+        """Leave the model as it was given: everything trainable, no hook."""
+        self.positions.requires_grad_(True)
+        if self._hook is not None:
             self._hook.remove()
             self._hook = None
 
@@ -543,6 +549,12 @@ class Pretrainer(Trainer):
 
     def before_step(self) -> None:
         self._position_hold.update(self.step)
+
+    def run(self) -> Iterator[TrainEvent]:
+        try:
+            yield from super().run()
+        finally:  # the model outlives the run (fine-tuning, export): no frozen rows, no hook
+            self._position_hold.release()
 
     def _masking_args(self) -> dict[str, Any]:
         tok = self.tokenizer

@@ -18,7 +18,7 @@ from roberta.train import PositionHold, PretrainConfig, Pretrainer, prepare_pret
 
 def structured_model(preset="micro", seed=0, spec=None, **overrides):
     torch.manual_seed(seed)
-    model = RobertaForMaskedLM(RobertaConfig.preset(preset, vocab_size=1000, **overrides))
+    model = RobertaForMaskedLM(RobertaConfig.preset(preset, **{"vocab_size": 1000, **overrides}))
     structured_init_(model, spec)
     return model
 
@@ -135,6 +135,24 @@ def test_position_hold_keeps_position_fixed_then_releases_it():
             assert words[:, 16:].abs().max() > 0
     assert not torch.equal(model.roberta.embeddings.position_embeddings.weight, before_pos)
     assert words[:, :16].abs().max() > 0
+
+
+def test_a_finished_run_leaves_the_model_fully_trainable():
+    tokenizer = RobertaTokenizer.train(["the cat sat on the mat"] * 40 + ["a dog ran"] * 40,
+                                       vocab_size=300, min_frequency=1)
+    data = prepare_pretraining_data(["the cat sat on the mat. " * 20, "a dog ran. " * 40] * 10,
+                                    tokenizer, 32, 0.2, seed=0)
+    model = structured_model("nano", vocab_size=tokenizer.vocab_size,
+                             max_position_embeddings=34)
+    config = PretrainConfig(max_steps=3, batch_size=2, eval_every=3, seq_length=32,
+                            precision="fp32", device="cpu", eval_sequences=2,
+                            probes=("the <mask> sat",), hold_positions_steps=-1)
+    trainer = Pretrainer(model, tokenizer, data, config)
+    assert not model.roberta.embeddings.position_embeddings.weight.requires_grad  # held
+    list(trainer.run())
+    assert all(p.requires_grad for p in model.parameters())
+    model(data.train.input_ids[:2], labels=data.train.input_ids[:2]).loss.backward()
+    assert model.roberta.embeddings.word_embeddings.weight.grad[:, :16].abs().max() > 0
 
 
 def test_hold_is_refused_when_impossible():

@@ -108,6 +108,13 @@ def test_learning_rate_follows_the_width_unless_given():
     assert custom.learning_rate == pytest.approx(5e-4)
 
 
+def test_warmup_is_150_steps_or_a_tenth_of_a_shorter_run():
+    assert validate(PretrainSettings())[0].warmup_steps == 150
+    short, warnings = validate(PretrainSettings(max_steps=60))
+    assert short.warmup_steps == 6 and warnings == []
+    assert validate(PretrainSettings(warmup_steps=0))[0].warmup_steps == 0
+
+
 def test_random_start_trains_its_positions_and_the_model_is_plain_roberta():
     settings, _ = validate(PretrainSettings(init="roberta"))
     assert pretrain_config(settings).hold_positions_steps == 0  # they must learn

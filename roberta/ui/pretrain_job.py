@@ -6,10 +6,11 @@ see the loss fall and the probe guesses change within a minute, on a 2-core CPU,
 bench/plateau.py): the 2-layer, 128-wide "micro" model from the structured start
 (roberta/init.py) with its position rows held, a 2,048-token BPE (a smaller vocabulary is
 learned faster), batches of 8 (this early, more updates beat bigger batches), no dropout, peak
-learning rate 2e-3 after 40 warmup steps and a linear decay to zero at step 3,000 (about a
-minute on two cores with native bf16), evaluated every 50. Larger presets take a lower peak
-rate (`PRESET_LEARNING_RATES`): at 2e-3 the 4-layer tiny preset stays on the plateau even from
-the structured start.
+learning rate 2e-3 after 150 warmup steps and a linear decay to zero at step 3,000 (about a
+minute on two cores with native bf16), evaluated every 50. Wider models take a lower peak rate
+(`default_learning_rate`): at 2e-3 the 4-layer, 256-wide tiny preset stays on the plateau even
+from the structured start. A short warmup (40 steps) left some seeds of micro and tiny on the
+plateau for hundreds of steps more; 150 did not (bench/plateau.py, README).
 
 Turning the bundled corpus into packed sequences takes seconds (tokenizer training ~5 s,
 tokenizing ~6 s on 2 cores), so tokenizers and packed data are cached per process and the
@@ -118,7 +119,7 @@ class PretrainSettings:
     whole_word: bool = False
     static_masking: bool = False
     learning_rate: float | None = None  # None: default_learning_rate for the model's width
-    warmup_steps: int = 40
+    warmup_steps: int | None = None  # None: default_warmup for the run's length
     batch_size: int = 8  # more updates per second beat bigger batches this early
     seed: int = 0
     init: str = "structured"  # or "roberta": see roberta/init.py
@@ -136,6 +137,12 @@ def default_learning_rate(hidden_size: int) -> float:
     bench/plateau.py: micro leaves the plateau at 2e-3; tiny (256 wide) stays on it at 2e-3
     and leaves it at 1e-3."""
     return 2e-3 * min(1.0, 128 / hidden_size)
+
+
+def default_warmup(max_steps: int) -> int:
+    """150 steps, or a tenth of a shorter run. With 40, some seeds of micro and tiny sat on the
+    plateau hundreds of steps longer, even from the structured start (bench/plateau.py)."""
+    return min(150, max_steps // 10)
 
 
 # --- small pieces of validation -------------------------------------------------------------
@@ -204,7 +211,8 @@ def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
     if lr is not None and lr > 1e-2:
         warnings.append(f"A learning rate of {lr:g} is very high for a post-LayerNorm "
                         f"transformer; the loss may jump or become NaN.")
-    warmup = as_int("Warmup steps", s.warmup_steps, 0)
+    warmup = default_warmup(steps) if s.warmup_steps in (None, "") else \
+        as_int("Warmup steps", s.warmup_steps, 0)
     if warmup >= steps:
         warnings.append(f"The warmup ({warmup} steps) is as long as the run ({steps} steps): "
                         f"the learning rate never reaches its peak.")

@@ -458,6 +458,8 @@ def build_train_tab(session: gr.State) -> None:
                     info="empty: the size's own rate, 2e-3 × 128 / width (micro 2e-3, tiny "
                          "1e-3); larger models need lower rates")
                 warmup_steps = gr.Number(DEFAULTS.warmup_steps, label="Warmup steps",
+                                         placeholder="empty: 150, or a tenth of a shorter run",
+                                         info="empty: 150, or a tenth of a shorter run",
                                          precision=0)
             with gr.Row():
                 batch_size = gr.Number(DEFAULTS.batch_size, label="Batch size", precision=0)
