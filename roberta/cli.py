@@ -19,13 +19,16 @@ from .init import INIT_CHOICES
 from .masking import MaskingConfig
 
 
-def _add_training_flags(p: argparse.ArgumentParser, *, steps: int, batch: int, lr: float,
-                        warmup: int, eval_every: int) -> None:
+def _add_training_flags(p: argparse.ArgumentParser, *, steps: int, batch: int,
+                        lr: float | None, warmup: int | None, eval_every: int) -> None:
     g = p.add_argument_group("optimisation")
     g.add_argument("--max-steps", type=int, default=steps)
     g.add_argument("--batch-size", type=int, default=batch, help="per process")
-    g.add_argument("--lr", type=float, default=lr, help="peak learning rate")
-    g.add_argument("--warmup-steps", type=int, default=warmup)
+    g.add_argument("--lr", type=float, default=lr,
+                   help="peak learning rate" + (" (default: 2e-3 x 128 / hidden size)"
+                                                if lr is None else ""))
+    g.add_argument("--warmup-steps", type=int, default=warmup,
+                   help=None if warmup is not None else "default: 150, or a tenth of the run")
     g.add_argument("--min-lr-ratio", type=float, default=0.0)
     g.add_argument("--weight-decay", type=float, default=0.01)
     g.add_argument("--grad-clip", type=float, default=1.0)
@@ -70,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--static-masking", action="store_true", help="the paper's static baseline")
     p.add_argument("--packing", choices=["full_sentences", "doc_sentences"],
                    default="full_sentences")
-    _add_training_flags(p, steps=1000, batch=16, lr=1e-3, warmup=50, eval_every=100)
+    _add_training_flags(p, steps=1000, batch=16, lr=None, warmup=None, eval_every=100)
 
     f = sub.add_parser("finetune", help="fine-tune a sequence classifier")
     f.add_argument("--init", required=True, help="masked-LM (or classifier) directory")
@@ -198,7 +201,13 @@ def cmd_pretrain(args) -> int:
     from .init import initialise_
     from .model import RobertaForMaskedLM
     from .tokenizer import RobertaTokenizer
-    from .train import PretrainConfig, Pretrainer, prepare_pretraining_data
+    from .train import (
+        PretrainConfig,
+        Pretrainer,
+        default_learning_rate,
+        default_warmup,
+        prepare_pretraining_data,
+    )
 
     rank, world = _init_distributed()
     out = Path(args.out)
@@ -212,6 +221,12 @@ def cmd_pretrain(args) -> int:
                                        num_attention_heads=args.heads,
                                        intermediate_size=args.ffn).items() if v is not None}
     config = RobertaConfig.preset(args.preset, **overrides)  # validated before any work
+    if args.lr is None:  # the rate for this width (from the model continued, if any)
+        source = out if args.resume else args.init
+        width = (RobertaConfig.load(Path(source) / "config.json") if source else config)
+        args.lr = default_learning_rate(width.hidden_size)
+    if args.warmup_steps is None:
+        args.warmup_steps = default_warmup(args.max_steps)
 
     if args.resume:
         tokenizer = RobertaTokenizer.from_pretrained(out)

@@ -92,6 +92,20 @@ class TrainConfig:
                                 f"got {self.precision!r}")
 
 
+def default_learning_rate(hidden_size: int) -> float:
+    """The peak pretraining rate a model learns at from the structured start: 2e-3 at 128 wide,
+    scaled as 1/width (Adam's updates to a hidden matrix grow with its width). Measured with
+    bench/plateau.py: micro leaves the plateau at 2e-3; tiny (256 wide) stays on it at 2e-3 and
+    leaves it at 1e-3; mini (384) leaves it at 6.7e-4."""
+    return 2e-3 * min(1.0, 128 / hidden_size)
+
+
+def default_warmup(max_steps: int) -> int:
+    """150 warmup steps, or a tenth of a shorter run. With 40, some seeds of micro and tiny sat
+    on the plateau hundreds of steps longer, even from the structured start (bench/plateau.py)."""
+    return min(150, max_steps // 10)
+
+
 @dataclass
 class PretrainConfig(TrainConfig):
     seq_length: int = 128

@@ -250,12 +250,20 @@ def test_cli_pretrain_finetune_fill_mask_and_export(corpus_file, tmp_path):
                      "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "unigram-frequency baseline" in result.stdout
+    # From scratch the CLI takes the structured start (roberta/init.py), on the record.
+    assert json.loads((out / "config.json").read_text())["structured_init"]["position_dims"] == 16
     hf = transformers.AutoModelForMaskedLM.from_pretrained(out)
     hf_tok = transformers.AutoTokenizer.from_pretrained(out)
     ours = RobertaForMaskedLM.from_pretrained(out)
     ids = hf_tok("The cat sat in the <mask>.", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         assert (hf(input_ids=ids).logits - ours(ids).logits).abs().max() < 1e-4
+
+    plain = run_cli("pretrain", "--preset", "nano", "--corpus", str(corpus_file),
+                    "--vocab-size", "300", "--max-steps", "2", "--seq-length", "32",
+                    "--start", "roberta", "--out", str(tmp_path / "plain"))
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    assert "structured_init" not in (tmp_path / "plain" / "config.json").read_text()
 
     again = run_cli("pretrain", "--preset", "nano", "--corpus", str(corpus_file),
                     "--max-steps", "5", "--out", str(out))

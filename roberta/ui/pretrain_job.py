@@ -54,6 +54,8 @@ from roberta.train import (
     PretrainingData,
     TrainingError,
     cpu_supports_bf16,
+    default_learning_rate,
+    default_warmup,
     prepare_pretraining_data,
 )
 
@@ -129,20 +131,6 @@ class PretrainSettings:
     device: str = "cpu"
     precision: str = "auto"
     probes: Sequence[str] = DEFAULT_PROBES
-
-
-def default_learning_rate(hidden_size: int) -> float:
-    """The peak rate a size learns at from the structured start: 2e-3 at 128 wide, scaled as
-    1/width (Adam's updates to a hidden matrix grow with its width). Measured with
-    bench/plateau.py: micro leaves the plateau at 2e-3; tiny (256 wide) stays on it at 2e-3
-    and leaves it at 1e-3."""
-    return 2e-3 * min(1.0, 128 / hidden_size)
-
-
-def default_warmup(max_steps: int) -> int:
-    """150 steps, or a tenth of a shorter run. With 40, some seeds of micro and tiny sat on the
-    plateau hundreds of steps longer, even from the structured start (bench/plateau.py)."""
-    return min(150, max_steps // 10)
 
 
 # --- small pieces of validation -------------------------------------------------------------
