@@ -146,7 +146,9 @@ def build_attention_tab(session: gr.State) -> None:
     gr.Markdown(
         "Each layer has several attention **heads**; each head decides, for every token, how "
         "much to look at every other token. Lines and cells show those weights (each row sums "
-        "to 1).")
+        "to 1). Choose the model *Structured start, untrained (step 0)* to see the two heads the "
+        "Train tab starts from: in layer 1, head 1 looks one token to the left and head 2 one "
+        "to the right.")
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox(value=EXAMPLE, label="Text", lines=2)
