@@ -24,9 +24,15 @@ shape, so the checkpoint stays a plain RoBERTa that transformers loads:
    ~lr per step whatever its gradient, so at lr 2e-3 trainable position rows lose the sinusoid
    (amplitude 0.057) within ~100 steps, and the word embeddings' position dims — which the tied
    decoder's gradient reaches for every token at every step — grow a token-dependent offset as
-   large within ~50. Either one leaves some seeds on the plateau. `PretrainConfig.
-   hold_positions_steps` holds both fixed (measured with bench/plateau.py; figures in README.md,
-   "The Train tab's first minute").
+   large within ~50. `PretrainConfig.hold_positions_steps` holds both fixed: for the whole run
+   (-1, the default), for a number of steps, or not at all (0).
+
+Measured with bench/plateau.py on the micro preset (figures in README.md): with a 40-step warmup,
+positions trainable from step 0 left the model on the plateau; holding the position rows alone
+left 1 seed in 3 there; holding the word embeddings' position dims as well got all 3 off it. With
+the 150-step warmup the Train tab now uses, trainable positions and positions released at step 500
+did as well as holding them for the run (2 seeds each, within noise); the default keeps the hold,
+the safest. Wider models need a lower learning rate (`roberta.train.default_learning_rate`).
 
 The structured parts come from their own generator (`StructuredInit.seed`), so the circuit is the
 same whatever the training seed; everything else keeps RoBERTa's random init from torch's RNG.
