@@ -50,7 +50,7 @@ class BundledRecipe:
     seed: int = 0
     vocab_size: int = 8192
     seq_length: int = 128
-    # Sized for a 2-core CPU: ~47 minutes of pretraining on one thread (figures: the model cards).
+    # Sized for a 2-core CPU: ~25 minutes of pretraining on one thread (figures: the model cards).
     model: dict = field(default_factory=lambda: dict(
         num_hidden_layers=4, hidden_size=128, num_attention_heads=4, intermediate_size=512))
     pretrain_steps: int = 4500
