@@ -113,6 +113,9 @@ def test_warmup_is_150_steps_or_a_tenth_of_a_shorter_run():
     short, warnings = validate(PretrainSettings(max_steps=60))
     assert short.warmup_steps == 6 and warnings == []
     assert validate(PretrainSettings(warmup_steps=0))[0].warmup_steps == 0
+    # The page (and gradio_client) send the box's 150 with a short run: a tenth, and a note.
+    clamped, warnings = validate(PretrainSettings(max_steps=60, warmup_steps=150))
+    assert clamped.warmup_steps == 6 and "a tenth of the run" in warnings[0]
 
 
 def test_random_start_trains_its_positions_and_the_model_is_plain_roberta():
@@ -487,3 +490,11 @@ def test_bad_csv_is_a_plain_error(client, tmp_path, csv_text, expected):
 ])
 def test_bad_sentiment_input_is_a_plain_error(client, call, expected):
     assert expected in app_error(lambda: call(client))
+
+
+def test_the_rate_box_follows_the_size():
+    from roberta.ui.train_tab import rate_for_size
+
+    assert rate_for_size("micro", 999) == 2e-3
+    assert rate_for_size("tiny", 999) == 1e-3  # the preset's width, not the custom box
+    assert rate_for_size("custom", 512) == pytest.approx(5e-4)

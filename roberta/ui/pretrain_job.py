@@ -202,8 +202,11 @@ def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
     warmup = default_warmup(steps) if s.warmup_steps in (None, "") else \
         as_int("Warmup steps", s.warmup_steps, 0)
     if warmup >= steps:
-        warnings.append(f"The warmup ({warmup} steps) is as long as the run ({steps} steps): "
-                        f"the learning rate never reaches its peak.")
+        # e.g. `/train` called with a step count only, beside the 150-step default warmup
+        warnings.append(f"The warmup ({warmup} steps) is as long as the run ({steps} steps), "
+                        f"so the learning rate would never reach its peak: warming up for "
+                        f"{default_warmup(steps)} steps instead (a tenth of the run).")
+        warmup = default_warmup(steps)
     batch = as_int("Batch size", s.batch_size, 1, 4096)
     seq = as_int("Sequence length", s.seq_length, 16, MAX_SEQ_LENGTH)
     check_batch_tokens(batch, seq)

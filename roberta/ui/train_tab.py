@@ -27,7 +27,7 @@ import torch
 from roberta.config import PRESETS
 from roberta.inference import FillMaskResult
 from roberta.model import RobertaForMaskedLM
-from roberta.train import Pretrainer, TrainEvent
+from roberta.train import Pretrainer, TrainEvent, default_learning_rate, default_warmup
 from roberta.ui import registry
 from roberta.ui.common import plain_errors, request_stop
 from roberta.ui.limits import TRAINING_QUEUE, current_limits, queue_messages
@@ -55,6 +55,7 @@ from roberta.viz.curves import PretrainHistory
 
 GUESS_COLUMNS = ["1st", "2nd", "3rd", "4th", "5th"]
 DEFAULTS = PretrainSettings()
+DEFAULT_RATE = default_learning_rate(PRESETS[DEFAULTS.size]["hidden_size"])
 
 
 # --- what the page shows -------------------------------------------------------------------
@@ -325,6 +326,15 @@ def download_model(control: dict | None) -> str:
                                  loaded.description))
 
 
+def rate_for_size(size: str, hidden_size) -> float:
+    """The peak learning rate shown for a size: the preset's width, or the custom one."""
+    width = PRESETS[size]["hidden_size"] if size in PRESETS else hidden_size
+    try:
+        return default_learning_rate(int(width))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return gr.skip()
+
+
 def describe_size(size: str, vocab_size, num_layers, hidden_size, num_heads, ffn_size,
                   seq_length) -> str:
     """One line under the size controls: the shape and the parameter count."""
@@ -453,14 +463,13 @@ def build_train_tab(session: gr.State) -> None:
                         "decay to zero at the last step, gradient clipping at 1.0.")
             with gr.Row():
                 learning_rate = gr.Number(
-                    DEFAULTS.learning_rate, label="Peak learning rate",
-                    placeholder="empty: the size's own", elem_id="train-lr",
-                    info="empty: the size's own rate, 2e-3 × 128 / width (micro 2e-3, tiny "
-                         "1e-3); larger models need lower rates")
-                warmup_steps = gr.Number(DEFAULTS.warmup_steps, label="Warmup steps",
-                                         placeholder="empty: 150, or a tenth of a shorter run",
-                                         info="empty: 150, or a tenth of a shorter run",
-                                         precision=0)
+                    DEFAULT_RATE, label="Peak learning rate", elem_id="train-lr",
+                    info="set to the size's own when the size changes: 2e-3 × 128 / width "
+                         "(micro 2e-3, tiny 1e-3)")
+                warmup_steps = gr.Number(default_warmup(DEFAULTS.max_steps),
+                                         label="Warmup steps", precision=0,
+                                         info="set when Steps change: 150, or a tenth of a "
+                                              "shorter run")
             with gr.Row():
                 batch_size = gr.Number(DEFAULTS.batch_size, label="Batch size", precision=0)
                 seq_length = gr.Number(DEFAULTS.seq_length, label="Sequence length (tokens)",
@@ -518,6 +527,11 @@ def build_train_tab(session: gr.State) -> None:
                      queue=False, api_visibility="private")
     size.change(lambda s: gr.update(visible=s == "custom"), size, custom_row, queue=False,
                 api_visibility="private")
+    # The rate and warmup follow the size and the run's length until the user sets them.
+    gr.on([size.change, hidden_size.change], rate_for_size, [size, hidden_size], learning_rate,
+          queue=False, api_visibility="private")
+    max_steps.change(lambda steps: default_warmup(int(steps)) if steps and steps > 0 else
+                     gr.skip(), max_steps, warmup_steps, queue=False, api_visibility="private")
     shape_inputs = [size, vocab_size, num_layers, hidden_size, num_heads, ffn_size, seq_length]
     gr.on([c.change for c in shape_inputs], describe_size, shape_inputs, size_info,
           queue=False, api_visibility="private")
