@@ -396,8 +396,8 @@ def build_train_tab(session: gr.State) -> None:
     gr.Markdown(INTRO)
     with gr.Row(equal_height=True):
         max_steps = gr.Number(DEFAULTS.max_steps, precision=0, label="Steps", scale=3,
-                              info=f"{DEFAULTS.max_steps:,} steps: about a minute on 2 idle "
-                                   f"CPU cores with native bf16 at the default size, 2–3 "
+                              info=f"{DEFAULTS.max_steps:,} steps: 1–2 minutes at the "
+                                   f"default size on a laptop CPU with native bf16, 2–5 "
                                    f"without (this app's cap: {limits.max_steps:,})")
         start_button = gr.Button("▶ Start", variant="primary", scale=1, size="lg",
                                  elem_id="train-start")
