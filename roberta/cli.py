@@ -222,8 +222,8 @@ def cmd_pretrain(args) -> int:
                                        intermediate_size=args.ffn).items() if v is not None}
     config = RobertaConfig.preset(args.preset, **overrides)  # validated before any work
     if args.lr is None:  # the rate for this width (from the model continued, if any)
-        source = out if args.resume else args.init
-        width = (RobertaConfig.load(Path(source) / "config.json") if source else config)
+        source = Path(out if args.resume else args.init or "") / "config.json"
+        width = RobertaConfig.load(source) if source.is_file() else config  # else a hub id
         args.lr = default_learning_rate(width.hidden_size)
     if args.warmup_steps is None:
         args.warmup_steps = default_warmup(args.max_steps)

@@ -511,9 +511,10 @@ class PositionHold:
         held = self.holding(step)
         self.positions.requires_grad_(not held)
         if held and self._hook is None and self.dims:
-            keep = torch.ones(self.words.size(1), device=self.words.device)  # (C,)
+            keep = torch.ones(self.words.size(1))  # (C,); the model may move to a GPU later
             keep[:self.dims] = 0
-            self._hook = self.words.register_hook(lambda grad: grad * keep.to(grad.dtype))
+            self._hook = self.words.register_hook(
+                lambda grad: grad * keep.to(device=grad.device, dtype=grad.dtype))
         elif not held:
             self.release()
 

@@ -492,6 +492,13 @@ def test_bad_sentiment_input_is_a_plain_error(client, call, expected):
     assert expected in app_error(lambda: call(client))
 
 
+def test_every_initialisation_has_a_label():
+    from roberta.init import INIT_CHOICES
+    from roberta.ui.pretrain_job import INIT_LABELS
+
+    assert tuple(value for _, value in INIT_LABELS) == INIT_CHOICES
+
+
 def test_the_rate_box_follows_the_size():
     from roberta.ui.train_tab import rate_for_size
 
