@@ -8,9 +8,9 @@ bench/plateau.py): the 2-layer, 128-wide "micro" model from the structured start
 learned faster), batches of 8 (this early, more updates beat bigger batches), no dropout, peak
 learning rate 2e-3 after 150 warmup steps and a linear decay to zero at step 3,000 (~90 s on
 two threads of a CPU with native bf16, ~130 s on one), evaluated every 50. Wider models take a
-lower peak rate (`default_learning_rate`): at 2e-3 the 4-layer, 256-wide tiny preset stays on the plateau even
-from the structured start. A short warmup (40 steps) left some seeds of micro and tiny on the
-plateau for hundreds of steps more; 150 did not (bench/plateau.py, README).
+lower peak rate (`default_learning_rate`): at 2e-3 the 4-layer, 256-wide tiny preset stays on
+the plateau even from the structured start. A short warmup (40 steps) left some seeds of micro
+and tiny on the plateau for hundreds of steps more; 150 did not (bench/plateau.py, README).
 
 Turning the bundled corpus into packed sequences takes seconds (tokenizer training ~5 s,
 tokenizing ~6 s on 2 cores), so tokenizers and packed data are cached per process and the
