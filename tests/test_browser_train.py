@@ -49,3 +49,32 @@ def test_training_draws_the_loss_and_stops_with_a_model(page):
     assert page.locator("#train-start").is_enabled()
     assert page.locator("#train-probes").get_by_text("Probe at step").count() == 1
     assert page.get_by_text("Traceback").count() == 0
+
+
+def test_a_settings_error_leaves_the_buttons_as_they_were(page):
+    page.get_by_role("tab", name="Train").click()
+    tab = page.locator("#tab-train")
+    probes = tab.get_by_label("Probe sentences, one per line, each with <mask>")
+    if not probes.is_visible():
+        tab.get_by_text("Settings: corpus, tokenizer").click()
+    probes.fill("This sentence has no blank.")
+    page.locator("#train-start").click()
+    page.get_by_text("has no <mask>").first.wait_for(timeout=30_000)
+    page.wait_for_function(
+        "() => !document.querySelector('#train-start').disabled", timeout=10_000)
+    assert page.locator("#train-stop").is_disabled()
+    probes.fill("The <mask> was good.")  # and the next Start works as usual
+
+
+def test_a_finetuning_settings_error_leaves_the_buttons_as_they_were(page):
+    page.get_by_role("tab", name="Sentiment").click()
+    tab = page.locator("#tab-sentiment")
+    steps = tab.get_by_label("Steps", exact=True)
+    if not steps.is_visible():
+        tab.get_by_text("Fine-tune").first.click()
+    steps.fill("0")
+    page.locator("#finetune-start").click()
+    page.get_by_text("Steps must be at least 1").first.wait_for(timeout=30_000)
+    page.wait_for_function(
+        "() => !document.querySelector('#finetune-start').disabled", timeout=30_000)
+    assert page.locator("#finetune-stop").is_disabled()

@@ -51,3 +51,18 @@ def request_stop(control: dict | None, run: str, kept: str) -> str:
     message = f"Stopping after the current step… {kept}"
     gr.Info(message)
     return message
+
+
+def start_stop(start_button: gr.Button, stop_button: gr.Button, fn, inputs, outputs,
+               **event_kwargs):
+    """Wire a long run to its Start and Stop buttons: Start disables itself and enables Stop,
+    `fn` runs, and both buttons go back when it ends — also when it raised (a settings error):
+    a `.then` after an event that raised does not run, a `.failure` does."""
+    buttons = [start_button, stop_button]
+    running = (gr.update(interactive=False), gr.update(interactive=True))
+    idle = (gr.update(interactive=True), gr.update(interactive=False))
+    run = start_button.click(lambda: running, None, buttons, queue=False,
+                             api_visibility="private").then(fn, inputs, outputs, **event_kwargs)
+    for after in (run.then, run.failure):
+        after(lambda: idle, None, buttons, queue=False, api_visibility="private")
+    return run

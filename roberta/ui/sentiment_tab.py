@@ -36,7 +36,7 @@ from roberta.inference import classify, token_attributions
 from roberta.model import RobertaForSequenceClassification
 from roberta.train import FinetuneConfig, Finetuner, TrainEvent
 from roberta.ui import registry
-from roberta.ui.common import plain_errors, request_stop
+from roberta.ui.common import plain_errors, request_stop, start_stop
 from roberta.ui.limits import (
     TRAINING_QUEUE,
     check_steps,
@@ -438,13 +438,8 @@ def build_sentiment_tab(session: gr.State) -> None:
               learning_rate, warmup_steps, batch_size, seq_length, eval_every, seed, device,
               control, session]
     outputs = [status, progress, accuracy_plot, loss_plot, results, classifier_name, session]
-    buttons = [start_button, stop_button]
-    start_button.click(lambda: (gr.update(interactive=False), gr.update(interactive=True)),
-                       None, buttons, queue=False, api_visibility="private") \
-        .then(start_finetuning, inputs, outputs, api_name="finetune", concurrency_limit=None,
-              show_progress="hidden") \
-        .then(lambda: (gr.update(interactive=True), gr.update(interactive=False)),
-              None, buttons, queue=False, api_visibility="private")
+    start_stop(start_button, stop_button, start_finetuning, inputs, outputs, api_name="finetune",
+               concurrency_limit=None, show_progress="hidden")
     # Stop answers in a toast (and to API callers), never in the status line: its answer could
     # arrive after the run's final status and overwrite it.
     stop_answer = gr.Textbox(visible=False, label="Stop")

@@ -29,7 +29,7 @@ from roberta.inference import FillMaskResult
 from roberta.model import RobertaForMaskedLM
 from roberta.train import Pretrainer, TrainEvent, default_learning_rate, default_warmup
 from roberta.ui import registry
-from roberta.ui.common import plain_errors, request_stop
+from roberta.ui.common import plain_errors, request_stop, start_stop
 from roberta.ui.limits import TRAINING_QUEUE, current_limits, queue_messages
 from roberta.ui.live import UPDATE_SECONDS, duration, plot_value, progress_html
 from roberta.ui.pretrain_job import (
@@ -546,13 +546,8 @@ def build_train_tab(session: gr.State) -> None:
               probes, init, hold_positions_steps, control, session]
     outputs = [status, progress, loss_plot, accuracy_plot, perplexity_plot, lr_plot, speed_plot,
                probe_results, model_name, session]
-    buttons = [start_button, stop_button]
-    running = (gr.update(interactive=False), gr.update(interactive=True))
-    idle = (gr.update(interactive=True), gr.update(interactive=False))
-    start_button.click(lambda: running, None, buttons, queue=False, api_visibility="private") \
-        .then(start_training, inputs, outputs, api_name="train", concurrency_limit=None,
-              show_progress="hidden") \
-        .then(lambda: idle, None, buttons, queue=False, api_visibility="private")
+    start_stop(start_button, stop_button, start_training, inputs, outputs, api_name="train",
+               concurrency_limit=None, show_progress="hidden")
     # Stop answers in a toast (and to API callers), never in the status line: its answer could
     # arrive after the run's final status and overwrite it.
     stop_answer = gr.Textbox(visible=False, label="Stop")
