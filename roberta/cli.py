@@ -198,7 +198,7 @@ class EventPrinter:
 # --- subcommands -----------------------------------------------------------------------------
 
 def cmd_pretrain(args) -> int:
-    from .init import initialise_
+    from .init import StructuredInit, initialise_
     from .model import RobertaForMaskedLM
     from .tokenizer import RobertaTokenizer
     from .train import (
@@ -221,6 +221,12 @@ def cmd_pretrain(args) -> int:
                                        num_attention_heads=args.heads,
                                        intermediate_size=args.ffn).items() if v is not None}
     config = RobertaConfig.preset(args.preset, **overrides)  # validated before any work
+    if args.hold_positions < -1:
+        raise ValueError(f"--hold-positions must be -1 (the whole run), 0 or a number of steps, "
+                         f"got {args.hold_positions}")
+    if args.start == "structured" and not (args.init or args.resume):
+        StructuredInit().validate(config.hidden_size, config.num_attention_heads,
+                                  config.num_hidden_layers)
     if args.lr is None:  # the rate for this width (from the model continued, if any)
         source = Path(out if args.resume else args.init or "") / "config.json"
         width = RobertaConfig.load(source) if source.is_file() else config  # else a hub id

@@ -286,6 +286,14 @@ def test_cli_bad_flags_are_clear(tmp_path):
     assert result.returncode == 2 and "divisible by num_attention_heads" in result.stderr
     result = run_cli("pretrain", "--preset", "nope", "--out", str(tmp_path))
     assert result.returncode == 2 and "invalid choice" in result.stderr
+    # Refused before a tokenizer is trained: a hold that means nothing, heads too narrow for
+    # the structured start (1 dimension each).
+    result = run_cli("pretrain", "--preset", "nano", "--hold-positions", "-3", "--out",
+                     str(tmp_path))
+    assert result.returncode == 2 and "--hold-positions must be" in result.stderr
+    assert "tokenizer" not in result.stdout
+    result = run_cli("pretrain", "--preset", "nano", "--heads", "64", "--out", str(tmp_path))
+    assert result.returncode == 2 and "structured start needs heads" in result.stderr
 
 
 @pytest.mark.slow
