@@ -383,6 +383,8 @@ def test_two_browsers_train_at_once_without_touching_each_other(app_url, monkeyp
     (dict(corpus="pasted", pasted_text="Just one paragraph."), "single document"),
     (dict(precision="fp16"), "needs a CUDA GPU"),
     (dict(size="large"), "parameters, more than"),
+    (dict(hold_positions_steps=-4), "Hold positions"),
+    (dict(size="custom", hidden_size=64, num_heads=64), "cannot take the structured start"),
 ])
 def test_bad_training_settings_are_plain_errors(client, kwargs, expected):
     args = {**fast_kwargs(), "max_steps": 5, **kwargs}
@@ -505,3 +507,11 @@ def test_the_rate_box_follows_the_size():
     assert rate_for_size("micro", 999) == 2e-3
     assert rate_for_size("tiny", 999) == 1e-3  # the preset's width, not the custom box
     assert rate_for_size("custom", 512) == pytest.approx(5e-4)
+
+
+@pytest.mark.parametrize("init", ["roberta", "structured"])
+def test_either_start_trains_through_the_api(client, init):
+    outputs = client.predict(6, **fast_kwargs(), init=init, api_name="/train")
+    status = outputs[0]
+    assert status.startswith("Finished after 6 steps"), status
+    assert "where the input was" in status
