@@ -1,0 +1,63 @@
+"""Does a masked LM answer everyday fill-in-the-blank sentences? The share whose top 5 holds an
+answer a person would accept, and every guess.
+
+    python bench/everyday.py                     # the embedded default (assets/mlm)
+    python bench/everyday.py --model runs/x      # any masked-LM directory
+
+The sentences were written for this check (reviews, news, food, sport, daily life), not taken
+from any training text, and the accepted answers were written before looking at a model's
+guesses. Twelve sentences are a quick look, not a benchmark: read the misses as well as the share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from roberta.defaults import default_model_dir  # noqa: E402
+from roberta.inference import fill_mask  # noqa: E402
+from roberta.model import RobertaForMaskedLM  # noqa: E402
+from roberta.tokenizer import RobertaTokenizer  # noqa: E402
+
+SENTENCES = {
+    "The restaurant was very <mask> and the staff were friendly.":
+        "good nice busy clean small popular quiet crowded friendly pleasant",
+    "I would <mask> recommend this product to anyone.": "highly definitely not strongly never "
+                                                        "certainly",
+    "The team won the <mask> on Saturday.": "match game title cup final championship league race",
+    "She drinks a cup of <mask> every morning.": "coffee tea water milk",
+    "The price of oil <mask> sharply last week.": "rose fell dropped increased jumped climbed",
+    "The children played in the <mask> after school.": "park garden playground street yard field",
+    "This is the best <mask> I have ever eaten.": "food meal cake pizza thing chocolate cookie "
+                                                  "cookies snack bread product",
+    "The minister will <mask> the plan to parliament.": "present announce submit put bring "
+                                                        "unveil take outline",
+    "It was a cold and <mask> day.": "rainy wet windy dark grey cloudy snowy long",
+    "He bought a new <mask> for his birthday.": "car phone bike computer book watch game",
+    "The company reported a <mask> in profits.": "rise fall drop increase decline jump loss",
+    "My dog loves to <mask> in the park.": "play run walk sleep swim",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="masked-LM directory (default: embedded)")
+    args = parser.parse_args()
+    directory = args.model or default_model_dir("mlm")
+    model = RobertaForMaskedLM.from_pretrained(directory).eval()
+    tokenizer = RobertaTokenizer.from_pretrained(directory)
+    hits = 0
+    for text, accepted in SENTENCES.items():
+        guesses = [c.token.strip() for c in fill_mask(model, tokenizer, text)
+                   .predictions[0].candidates[:5]]
+        hit = any(g.lower() in accepted.split() for g in guesses)
+        hits += hit
+        print(f"{'✓' if hit else '✗'} {text}  ->  {', '.join(guesses)}")
+    print(f"\n{hits} of {len(SENTENCES)} have an accepted answer in the top 5 ({directory})")
+
+
+if __name__ == "__main__":
+    main()
