@@ -141,7 +141,9 @@ def test_sdpa_and_explicit_attention_paths_agree():
 
 def test_head_mask_matches_transformers_and_changes_predictions():
     torch.manual_seed(5)
+    theirs = randomise_(transformers.RobertaForMaskedLM(hf_config()).eval(), seed=5)
     ours = RobertaForMaskedLM(RobertaConfig(**PARITY_SHAPE)).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
     ids, mask = ragged_batch(seed=8)
     head_mask = torch.ones(2, 4)
     head_mask[0, 1] = head_mask[1, 3] = 0
@@ -152,17 +154,17 @@ def test_head_mask_matches_transformers_and_changes_predictions():
     assert (cut.logits - full.logits).abs().max() > 1e-3
     assert_close(cut.logits, cut_fast.logits, "head mask, both attention paths")
     assert cut.attentions[0][:, 1].abs().max() == 0  # the switched-off head shows nothing
-    # The same as zeroing that head's slice of the value projection: it contributes nothing.
-    manual = RobertaForMaskedLM(RobertaConfig(**PARITY_SHAPE)).eval()
-    manual.load_state_dict(ours.state_dict())
+    # transformers 5 has no head_mask; its reference is the same model with that head's slice
+    # of the value projection zeroed: the head then contributes nothing.
     hs = 16
     with torch.no_grad():
         for layer, head in [(0, 1), (1, 3)]:
-            qkv = manual.roberta.encoder.layer[layer].attention.self.qkv
-            v_rows = slice(2 * 64 + head * hs, 2 * 64 + (head + 1) * hs)
-            qkv.weight[v_rows] = 0
-            qkv.bias[v_rows] = 0
-        assert_close(manual(ids, attention_mask=mask).logits, cut.logits, "head mask by hand")
+            value = theirs.roberta.encoder.layer[layer].attention.self.value
+            value.weight[head * hs:(head + 1) * hs] = 0
+            value.bias[head * hs:(head + 1) * hs] = 0
+        reference = theirs(input_ids=ids, attention_mask=mask).logits
+    real = mask.bool()
+    assert_close(cut.logits[real], reference[real], "head mask against transformers")
     with pytest.raises(ValueError, match="head_mask"):
         ours(ids, head_mask=torch.ones(3, 4))
 
@@ -254,16 +256,26 @@ def test_presets_build_and_nano_is_small():
     assert shape == (768, 12, 514)
 
 
-def test_training_mode_backward_runs_through_both_attention_paths():
+def test_training_mode_backward_agrees_through_both_attention_paths():
+    """Without dropout, training runs SDPA and the sparse last layer; asking for attentions
+    takes the explicit four lines and the dense head. Same loss, same gradients."""
     torch.manual_seed(10)
-    model = RobertaForMaskedLM(RobertaConfig.preset("nano")).train()
+    model = randomise_(RobertaForMaskedLM(RobertaConfig.preset(
+        "nano", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)), seed=10).train()
     ids = torch.randint(5, 1024, (2, 12))
     labels = torch.where(torch.rand(2, 12) < 0.3, ids, torch.full_like(ids, -100))
     labels[0, 3] = ids[0, 3]
-    loss = model(ids, labels=labels).loss
-    loss.backward()
-    grad = model.roberta.encoder.layer[0].attention.self.qkv.weight.grad
-    assert grad is not None and grad.abs().sum() > 0
+    grads, losses = [], []
+    for explicit in (False, True):
+        model.zero_grad(set_to_none=True)
+        loss = model(ids, labels=labels, output_attentions=explicit).loss
+        loss.backward()
+        losses.append(loss.item())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    assert abs(losses[0] - losses[1]) < 1e-6
+    assert grads[0]["roberta.encoder.layer.0.attention.self.qkv.weight"].abs().sum() > 0
+    for name, grad in grads[0].items():
+        assert_close(grad, grads[1][name], f"gradient of {name}, SDPA vs explicit")
 
 
 def test_cheap_dropout_keeps_rate_expectation_and_gradient():
