@@ -51,6 +51,15 @@ def test_training_draws_the_loss_and_stops_with_a_model(page):
     assert page.get_by_text("Traceback").count() == 0
 
 
+def start_and_see_the_buttons_restored(page, prefix: str, error: str) -> None:
+    """Press #prefix-start, see `error`, and find Start enabled and Stop disabled again."""
+    page.locator(f"#{prefix}-start").click()
+    page.get_by_text(error).first.wait_for(timeout=30_000)
+    page.wait_for_function(
+        f"() => !document.querySelector('#{prefix}-start').disabled", timeout=30_000)
+    assert page.locator(f"#{prefix}-stop").is_disabled()
+
+
 def test_a_settings_error_leaves_the_buttons_as_they_were(page):
     page.get_by_role("tab", name="Train").click()
     tab = page.locator("#tab-train")
@@ -58,23 +67,11 @@ def test_a_settings_error_leaves_the_buttons_as_they_were(page):
     if not probes.is_visible():
         tab.get_by_text("Settings: corpus, tokenizer").click()
     probes.fill("This sentence has no blank.")
-    page.locator("#train-start").click()
-    page.get_by_text("has no <mask>").first.wait_for(timeout=30_000)
-    page.wait_for_function(
-        "() => !document.querySelector('#train-start').disabled", timeout=10_000)
-    assert page.locator("#train-stop").is_disabled()
-    probes.fill("The <mask> was good.")  # and the next Start works as usual
+    start_and_see_the_buttons_restored(page, "train", "has no <mask>")
+    probes.fill("The <mask> was good.")
 
 
 def test_a_finetuning_settings_error_leaves_the_buttons_as_they_were(page):
     page.get_by_role("tab", name="Sentiment").click()
-    tab = page.locator("#tab-sentiment")
-    steps = tab.get_by_label("Steps", exact=True)
-    if not steps.is_visible():
-        tab.get_by_text("Fine-tune").first.click()
-    steps.fill("0")
-    page.locator("#finetune-start").click()
-    page.get_by_text("Steps must be at least 1").first.wait_for(timeout=30_000)
-    page.wait_for_function(
-        "() => !document.querySelector('#finetune-start').disabled", timeout=30_000)
-    assert page.locator("#finetune-stop").is_disabled()
+    page.locator("#tab-sentiment").get_by_label("Steps", exact=True).fill("0")
+    start_and_see_the_buttons_restored(page, "finetune", "Steps must be at least 1")
