@@ -159,6 +159,11 @@ def _session_models(session: dict | None) -> dict[str, LoadedModel]:
     return session.get(SESSION_MODELS) or {}
 
 
+def _step_zero(task: str, name: str) -> LoadedModel | None:
+    """The untrained structured start, when a masked-LM dropdown names it."""
+    return structured_start() if task == "mlm" and name == STRUCTURED_START_NAME else None
+
+
 def choices(session: dict | None, task: str) -> list[str]:
     """Names a dropdown offers: the embedded default first, then this session's models."""
     _check_task(task)
@@ -182,9 +187,7 @@ def resolve(session: dict | None, name: str | None, task: str) -> LoadedModel:
         if loaded is None:
             raise user_error(missing_message(task))
         return loaded
-    if task == "mlm" and name == STRUCTURED_START_NAME and structured_start() is not None:
-        return structured_start()
-    loaded = _session_models(session).get(name)
+    loaded = _step_zero(task, name) or _session_models(session).get(name)
     if loaded is None or loaded.task != task:
         available = choices(session, task)
         offer = (f" Choose one of: {', '.join(available)}." if available
@@ -218,12 +221,9 @@ def model_info(session: dict | None, name: str | None, task: str) -> str:
     """Markdown under a model dropdown: what the chosen model is, or what is missing."""
     if not name:
         return f"⚠️ {missing_message(task)}"
-    if name == EMBEDDED_NAMES[task]:
-        loaded = embedded(task)
-    elif task == "mlm" and name == STRUCTURED_START_NAME:
-        loaded = structured_start()
-    else:
-        loaded = _session_models(session).get(name)
+    is_embedded = name == EMBEDDED_NAMES[task]
+    loaded = embedded(task) if is_embedded else \
+        _step_zero(task, name) or _session_models(session).get(name)
     if loaded is None:
         return f"⚠️ {missing_message(task)}"
     return f"**{loaded.name}**: {loaded.description}"

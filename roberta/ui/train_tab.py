@@ -330,9 +330,10 @@ def rate_for_size(size: str, hidden_size) -> float:
     """The peak learning rate shown for a size: the preset's width, or the custom one."""
     width = PRESETS[size]["hidden_size"] if size in PRESETS else hidden_size
     try:
-        return default_learning_rate(int(width))
-    except (TypeError, ValueError, ZeroDivisionError):
+        width = int(width)
+    except (TypeError, ValueError):
         return gr.skip()
+    return default_learning_rate(width) if width > 0 else gr.skip()
 
 
 def describe_size(size: str, vocab_size, num_layers, hidden_size, num_heads, ffn_size,
@@ -383,8 +384,9 @@ given a wave pattern that encodes position, and in the first layer two heads are
 exactly one word to the left and one to the right and to copy those words into each position
 (see the step-0 heads in the Attention tab). The position pattern is held fixed while the rest
 learns. Every weight keeps RoBERTa's shapes and names, so the trained model is a standard
-checkpoint; what the model still has to learn — which words fit between which — it learns
-in seconds. Details and measurements: `roberta/init.py`, `bench/plateau.py`."""
+checkpoint; what the model still has to learn — which words fit between which — it starts
+learning within the first few hundred steps. Details and measurements: `roberta/init.py`,
+`bench/plateau.py`."""
 
 
 def build_train_tab(session: gr.State) -> None:
@@ -477,8 +479,9 @@ def build_train_tab(session: gr.State) -> None:
             hold_positions_steps = gr.Number(
                 DEFAULTS.hold_positions_steps, precision=0,
                 label="Hold the structured start's position rows for (steps)",
-                info="-1: the whole run (the default; released early, Adam erases them before "
-                     "the rest has learned to use them); 0: trainable from the first step")
+                info="-1: the whole run (the default, the safest); 0: trainable from the "
+                     "first step (with the 150-step warmup about as good, bench/plateau.py); "
+                     "N: released after N steps")
             with gr.Row():
                 seed = gr.Number(DEFAULTS.seed, label="Seed", precision=0)
                 eval_every = gr.Number(DEFAULTS.eval_every, label="Evaluate every (steps)",
