@@ -33,6 +33,8 @@ from enum import IntEnum
 
 import torch
 
+from .model import IGNORE_INDEX  # one definition: the label the model's loss skips
+
 __all__ = [
     "IGNORE_INDEX",
     "KEPT",
@@ -49,7 +51,6 @@ __all__ = [
     "maskable_positions",
 ]
 
-IGNORE_INDEX = -100  # label of positions that do not count in the loss (F.cross_entropy default)
 
 
 class MaskAction(IntEnum):

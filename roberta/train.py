@@ -34,7 +34,7 @@ from .baselines import macro_f1, tfidf_baseline, unigram_baseline
 from .data import ClassificationData, PackedSequences, pack_documents, split_documents
 from .inference import FillMaskResult, fill_mask
 from .init import position_dims
-from .masking import DynamicMasker, MaskingConfig, StaticMaskedDataset
+from .masking import IGNORE_INDEX, DynamicMasker, MaskingConfig, StaticMaskedDataset
 from .model import RobertaForMaskedLM, RobertaForSequenceClassification
 from .tokenizer import RobertaTokenizer
 
@@ -215,6 +215,11 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def _scored(labels: torch.Tensor) -> torch.Tensor:
+    """How many targets a batch's loss averages over: labelled tokens, or examples."""
+    return (labels != IGNORE_INDEX).sum() if labels.dim() > 1 else torch.tensor(labels.numel())
+
+
 def _world() -> tuple[int, int]:
     """(rank, world size): (0, 1) unless running under torchrun with a process group."""
     if dist.is_available() and dist.is_initialized():
@@ -309,11 +314,20 @@ class Trainer:
         when the loss or gradients are not finite (the weights are left untouched)."""
         c = self.config
         self.train_model.train()
+        micro_batches = [{k: v.to(self.device, non_blocking=True) for k, v in
+                          self.micro_batch(self.step * c.grad_accum_steps + m).items()}
+                         for m in range(c.grad_accum_steps)]
+        # Each micro-batch's mean loss is weighted by its share of the scored targets (masked
+        # tokens, or examples), so k micro-batches give the gradient of one batch k times the
+        # size: a plain mean of micro-batch means would over-weight the sparsely masked ones.
+        counts = torch.stack([_scored(b["labels"]) for b in micro_batches]).float()
+        total = counts.sum()
+        if self.world_size > 1:  # DDP averages gradients over ranks: weight by the global count
+            dist.all_reduce(total)
+        weights = counts * self.world_size / total.clamp(min=1)
         total_loss = torch.zeros((), device=self.device)
         tokens = 0
-        for micro in range(c.grad_accum_steps):
-            batch = {k: v.to(self.device, non_blocking=True)
-                     for k, v in self.micro_batch(self.step * c.grad_accum_steps + micro).items()}
+        for micro, (batch, weight) in enumerate(zip(micro_batches, weights, strict=True)):
             tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else \
                 batch["input_ids"].numel()
             last = micro == c.grad_accum_steps - 1
@@ -321,7 +335,7 @@ class Trainer:
                 self.train_model.no_sync()
             with sync:
                 with autocast(self.device, self.precision):
-                    loss = self.train_model(**batch).loss / c.grad_accum_steps
+                    loss = self.train_model(**batch).loss * weight
                 if not torch.isfinite(loss):
                     self.optimizer.zero_grad(set_to_none=True)
                     return None
@@ -616,7 +630,7 @@ class Pretrainer(Trainer):
             batch = {k: v.to(self.device) for k, v in batch.items()}
             with autocast(self.device, self.precision):
                 out = self.model(**batch)
-            scored = batch["labels"] != -100
+            scored = batch["labels"] != IGNORE_INDEX
             targets = batch["labels"][scored]
             hits = out.logits.argmax(-1) == targets
             shown_mask = batch["input_ids"][scored] == self.tokenizer.mask_token_id
@@ -637,7 +651,7 @@ class Pretrainer(Trainer):
 
     def unigram_baseline(self) -> dict[str, float]:
         """The context-free baseline on exactly the validation predictions evaluate() scores."""
-        targets = torch.cat([b["labels"][b["labels"] != -100] for b in self._validation])
+        targets = torch.cat([b["labels"][b["labels"] != IGNORE_INDEX] for b in self._validation])
         train_ids = self.data.train.input_ids[self.data.train.attention_mask.bool()]
         return unigram_baseline(train_ids, targets, self.tokenizer.special_ids,
                                 self.tokenizer.vocab_size)

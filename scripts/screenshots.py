@@ -1,4 +1,4 @@
-"""Save a PNG of each tab of the app to assets/screenshots/ (the README shows them).
+"""Save a PNG of each tab of the app to docs/screenshots/ (the README shows them).
 
     python scripts/screenshots.py            # uses the embedded models in assets/
     python scripts/screenshots.py --tiny     # a throw-away untrained model, if assets/ is empty
@@ -42,7 +42,7 @@ SCROLL_TO_BUTTON = {"Sentiment": "Classify"}  # show the tab's results rather th
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "assets" / "screenshots")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--tiny", action="store_true",
                         help="use a throw-away untrained nano model instead of assets/")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
