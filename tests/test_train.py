@@ -232,8 +232,16 @@ def test_finetuning_reports_test_metrics_beside_the_tfidf_baseline(tokenizer):
     assert done.kind == "done", done.message
     m = done.metrics
     assert m["test_accuracy"] > 0.9 and m["baseline_accuracy"] > 0.9
-    assert 0 <= m["test_macro_f1"] <= 1 and m["best_step"] in (10, 20, 30, 40)
-    assert [e.kind for e in events].count("eval") == 4
+    assert 0 <= m["test_macro_f1"] <= 1
+    evals = [e for e in events if e.kind == "eval"]
+    assert len(evals) == 4
+    # The best step is the first with the highest validation accuracy, and its weights are the
+    # ones restored: scoring validation again gives exactly that accuracy, and the test figures
+    # are those weights' test figures.
+    best = max(evals, key=lambda e: (e.metrics["val_accuracy"], -e.step))
+    assert m["best_step"] == best.step
+    assert trainer.score(*trainer._val)["accuracy"] == best.metrics["val_accuracy"]
+    assert trainer.test_scores()["accuracy"] == m["test_accuracy"]
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -291,6 +299,26 @@ def test_cli_pretrain_finetune_fill_mask_and_export(corpus_file, tmp_path):
     no_mask = run_cli("fill-mask", "No mask here.", "--model", str(out))
     assert no_mask.returncode == 2 and "no <mask>" in no_mask.stderr
     assert "Traceback" not in no_mask.stderr
+
+    # The same masked LM fine-tuned from the command line, then asked to classify.
+    reviews = tmp_path / "reviews.csv"
+    rows = [(f"The {a} food was {'great' if i % 2 else 'awful'} and the {a} knew it.",
+             "good" if i % 2 else "bad") for i, a in enumerate(ANIMALS * 10)]
+    reviews.write_text("text,label\n" + "\n".join(f"{t},{y}" for t, y in rows) + "\n")
+    classifier = tmp_path / "classifier"
+    tuned = run_cli("finetune", "--init", str(out), "--task", "csv", "--csv", str(reviews),
+                    "--max-steps", "30", "--batch-size", "8", "--eval-every", "10",
+                    "--lr", "3e-3", "--warmup-steps", "3", "--seq-length", "32",
+                    "--out", str(classifier))
+    assert tuned.returncode == 0, tuned.stderr[-2000:]
+    config = json.loads((classifier / "config.json").read_text())
+    assert config["id2label"] == {"0": "bad", "1": "good"}
+    answer = run_cli("classify", "The dog food was great and the dog knew it.", "--model",
+                     str(classifier))
+    assert answer.returncode == 0, answer.stderr[-2000:]
+    shares = {label: float(share.rstrip("%")) for share, label in
+              (line.split() for line in answer.stdout.splitlines() if "%" in line)}
+    assert set(shares) == {"good", "bad"} and shares["good"] > shares["bad"]
 
     exported = run_cli("export", str(out), "--out", str(tmp_path / "fp16"), "--fp16")
     assert exported.returncode == 0, exported.stderr
