@@ -7,13 +7,18 @@ must come back as a plain sentence, never a traceback.
 from __future__ import annotations
 
 import html
+import json
 import zipfile
 
 import pytest
+import torch
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 from roberta.defaults import ASSETS_ENV
+from roberta.inference import attention_maps, classify, fill_mask
+from roberta.model import RobertaForMaskedLM, RobertaForSequenceClassification
+from roberta.tokenizer import RobertaTokenizer
 
 MASKED = "The food <mask> good and the coffee was <mask>."
 
@@ -36,12 +41,34 @@ def test_every_required_endpoint_is_named(client):
 
 # --- fill-mask -----------------------------------------------------------------------------
 
-def test_fill_mask_with_only_the_text(client):
+def embedded(tiny_assets, kind):
+    """The model the app serves as its embedded default, loaded here independently."""
+    cls = RobertaForMaskedLM if kind == "mlm" else RobertaForSequenceClassification
+    return (cls.from_pretrained(tiny_assets / kind).eval(),
+            RobertaTokenizer.from_pretrained(tiny_assets / kind))
+
+
+def guesses(result):
+    return [[i + 1, rank + 1, c.token, c.probability] for i, p in enumerate(result.predictions)
+            for rank, c in enumerate(p.candidates)]
+
+
+def visible(rows):
+    """Guesses as the attention table shows tokens: a space as ␣."""
+    return [[m, rank, token.replace(" ", "␣"), p] for m, rank, token, p in rows]
+
+
+def same_rows(api_rows, expected_rows):
+    assert [row[:3] for row in api_rows] == [row[:3] for row in expected_rows]
+    assert [row[3] for row in api_rows] == pytest.approx([row[3] for row in expected_rows],
+                                                         abs=1e-4)
+
+
+def test_fill_mask_with_only_the_text(client, tiny_assets):
     table, chart, tokens, summary = client.predict(MASKED, api_name="/fill_mask")
     assert table["headers"] == ["mask", "rank", "token", "probability"]
-    assert [row[:2] for row in table["data"]] == [[m, r] for m in (1, 2) for r in range(1, 6)]
-    probabilities = [row[3] for row in table["data"]]
-    assert all(0 <= p <= 1 for p in probabilities)
+    # The very guesses the library gives for the same model and text.
+    same_rows(table["data"], visible(guesses(fill_mask(*embedded(tiny_assets, "mlm"), MASKED))))
     assert chart["type"] == "plotly"
     kinds = [span["class_or_confidence"] for span in tokens]
     assert kinds.count("<mask>") == 2 and kinds[0] == "special"
@@ -90,11 +117,19 @@ def test_attention_with_only_the_text(client):
     assert "All heads are on" in verdict
 
 
-def test_attention_with_heads_switched_off(client):
+def test_attention_with_heads_switched_off(client, tiny_assets):
     *_, table, verdict = client.predict(MASKED, "Embedded masked LM", 2, 3,
                                         ["L1H1", "L2H3"], api_name="/attention")
     assert "With 2 heads switched off" in verdict
-    assert len(table["data"]) == 10
+    model, tokenizer = embedded(tiny_assets, "mlm")
+    head_mask = torch.ones(model.config.num_hidden_layers, model.config.num_attention_heads)
+    head_mask[0, 0] = head_mask[1, 2] = 0
+    switched_off = guesses(fill_mask(model, tokenizer, MASKED, head_mask=head_mask))
+    all_on = guesses(fill_mask(model, tokenizer, MASKED))
+    assert [r[3] for r in switched_off] != pytest.approx([r[3] for r in all_on], abs=1e-6)
+    # Both columns are the library's own answers: all heads on, then those two heads off.
+    same_rows([row[:4] for row in table["data"]], visible(all_on))
+    same_rows([row[:2] + row[4:] for row in table["data"]], visible(switched_off))
 
 
 def test_attention_without_a_mask_still_draws(client):
@@ -115,9 +150,14 @@ def test_attention_bad_input_is_a_plain_error(client, args, expected):
     assert expected in app_error(client, *args, api_name="/attention")
 
 
-def test_attention_head_heatmap_endpoint(client):
+def test_attention_head_heatmap_endpoint(client, tiny_assets):
     figure = client.predict("The cat was good.", api_name="/attention_head")
     assert figure["type"] == "plotly"
+    heatmap = json.loads(figure["plot"])["data"][0]
+    model, tokenizer = embedded(tiny_assets, "mlm")
+    expected = attention_maps(model, tokenizer, "The cat was good.").attentions[0][0]  # L1 H1
+    assert torch.tensor(heatmap["z"], dtype=torch.float32) == pytest.approx(
+        expected.float(), abs=1e-4)
 
 
 # --- masking -------------------------------------------------------------------------------
@@ -171,9 +211,15 @@ def test_model_info_of_the_classifier(client):
 
 # --- sentiment (UI-B's tab) ----------------------------------------------------------------
 
-def test_classify_with_only_the_text(client):
-    result = client.predict("The coffee was wonderful.", api_name="/classify")
-    assert result is not None
+def test_classify_with_only_the_text(client, tiny_assets):
+    label, spans, explanation = client.predict("The coffee was wonderful.",
+                                               api_name="/classify")
+    expected = classify(*embedded(tiny_assets, "sentiment"), ["The coffee was wonderful."])[0]
+    shown = {c["label"]: c["confidence"] for c in label["confidences"]}
+    assert shown == pytest.approx(expected, abs=1e-4)
+    assert label["label"] == max(expected, key=expected.get)
+    assert f"Predicted **{label['label']}**" in explanation
+    assert "wonderful" in "".join(span["token"] for span in spans)
     app_error(client, "", api_name="/classify")
 
 
