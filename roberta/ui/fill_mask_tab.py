@@ -168,8 +168,9 @@ def import_checkpoint(session: dict, upload: str | None, current: str | None):
     with tempfile.TemporaryDirectory(prefix="roberta-import-") as workdir, \
             plain_errors("Importing the checkpoint"):
         limits.check_upload([upload])  # the app's upload cap (ROBERTA_LAB_MAX_UPLOAD_MB)
+        caps = limits.current_limits()
         imported = load_checkpoint_zip(upload, Path(workdir) / "checkpoint",
-                                       limits.current_limits().max_upload_bytes)
+                                       caps.max_upload_bytes, caps.max_parameters)
     stem = Path(upload).stem[:60] or "checkpoint"
     name = unique_name(session, stem)
     loaded = registry.LoadedModel(name, imported.task, imported.model, imported.tokenizer,

@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from roberta.config import PRESETS, RobertaConfig
+from roberta.model import RobertaForMaskedLM
 from roberta.ui import registry
 from roberta.ui.common import user_error
 
@@ -110,12 +111,7 @@ def parameters_by_component(model) -> pd.DataFrame:
 
 def masked_lm_parameters(config: RobertaConfig) -> int:
     """Parameters of RobertaForMaskedLM with `config`, counted without building it."""
-    C, F, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    embeddings = (config.vocab_size + config.max_position_embeddings
-                  + config.type_vocab_size) * C + 2 * C
-    layer = (3 * (C * C + C) + (C * C + C) + 2 * C + (C * F + F) + (F * C + C) + 2 * C)
-    lm_head = (C * C + C) + 2 * C + config.vocab_size  # decoder weight is the embeddings
-    return embeddings + L * layer + lm_head
+    return RobertaForMaskedLM.parameter_count(config)
 
 
 def presets_table() -> pd.DataFrame:

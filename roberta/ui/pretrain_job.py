@@ -296,13 +296,8 @@ def model_config(settings: PretrainSettings, vocab_size: int) -> RobertaConfig:
 
 
 def count_parameters(config: RobertaConfig) -> int:
-    """Parameters of a RobertaForMaskedLM of this shape, without building it (the decoder's
-    weight is tied to the word embeddings)."""
-    h, f, v = config.hidden_size, config.intermediate_size, config.vocab_size
-    embeddings = (v + config.max_position_embeddings + config.type_vocab_size) * h + 2 * h
-    layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 4 * h
-    lm_head = h * h + h + 2 * h + v
-    return embeddings + config.num_hidden_layers * layer + lm_head
+    """Parameters of a RobertaForMaskedLM of this shape, without building it."""
+    return RobertaForMaskedLM.parameter_count(config)
 
 
 def pretrain_config(settings: PretrainSettings) -> PretrainConfig:
