@@ -158,3 +158,60 @@ def test_import_refuses_a_config_over_the_hosts_parameter_cap(tiny_assets, tmp_p
             archive.writestr(name, data)
     with pytest.raises(gr.Error, match="more than the 1,000,000 allowed here"):
         import_checkpoint({}, str(upload), None)
+
+
+# --- uploads and Gradio's cache --------------------------------------------------------------
+
+def test_launch_caps_each_upload_at_the_upload_limit(monkeypatch):
+    from roberta.ui.app import launch_kwargs
+    from roberta.ui.limits import ENV_MAX_UPLOAD_MB
+    from roberta.viz.bertviz_offline import FRAME_RESIZER_HEAD
+
+    monkeypatch.setenv(ENV_MAX_UPLOAD_MB, "7")
+    kwargs = launch_kwargs()
+    assert kwargs["max_file_size"] == 7_000_000
+    assert kwargs["head"] == FRAME_RESIZER_HEAD  # sizes the sandboxed bertviz frames
+
+
+def test_the_app_sweeps_gradios_cache(tiny_assets):
+    from roberta.ui.app import CACHE_SWEEP, build_app
+
+    demo = build_app()
+    frequency, age = demo.delete_cache
+    assert (frequency, age) == CACHE_SWEEP
+    assert 0 < frequency <= age <= 24 * 3600
+
+
+# --- /download_model: one export per model ---------------------------------------------------
+
+def test_downloads_of_one_model_share_one_export(tiny_assets, tmp_path, monkeypatch):
+    import gc
+    import tempfile
+
+    from roberta.ui.train_tab import download_model
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where exports are made
+
+    def exports() -> list:
+        return sorted(tmp_path.glob("roberta-lab-export-*"))
+
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    model = RobertaForMaskedLM.from_pretrained(tiny_assets / "mlm")
+    control = {"last_model": registry.LoadedModel("My model 1 (nano, 5 steps)", "mlm", model,
+                                                  tokenizer, "a test model")}
+    paths = {download_model(control) for _ in range(3)}
+    assert len(paths) == 1 and len(exports()) == 1
+    first = paths.pop()
+
+    # A new run's model replaces the export: the old zip and its folder are gone.
+    newer = RobertaForMaskedLM.from_pretrained(tiny_assets / "mlm")
+    control["last_model"] = registry.LoadedModel("My model 2 (nano, 5 steps)", "mlm", newer,
+                                                 tokenizer, "a test model")
+    second = download_model(control)
+    assert second != first and len(exports()) == 1
+    assert zipfile.ZipFile(second).namelist()[0].startswith("my-model-2-")
+
+    # When the session's state is dropped, so is its export.
+    del control
+    gc.collect()
+    assert exports() == []

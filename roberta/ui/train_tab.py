@@ -38,10 +38,10 @@ from roberta.ui.pretrain_job import (
     PRECISION_CHOICES,
     SIZE_CHOICES,
     TOKENIZER_CHOICES,
+    ModelExport,
     PretrainSettings,
     build_model,
     count_parameters,
-    export_hf_zip,
     get_data,
     get_tokenizer,
     load_corpus,
@@ -316,14 +316,16 @@ def stop_training(control: dict | None) -> str:
 
 
 def download_model(control: dict | None) -> str:
-    """A new zip (Hugging Face format) of this session's last trained model."""
+    """A zip (Hugging Face format) of this session's last trained model: made on the first
+    download and handed out again after (one export per model, not per click)."""
     loaded = (control or {}).get("last_model")
     if loaded is None:
         raise gr.Error("There is no trained model to download yet: press Start, and download "
                        "once the run has finished or been stopped.")
+    export = control.setdefault("export", ModelExport())
     with plain_errors("Exporting the model"):
-        return str(export_hf_zip(loaded.model, loaded.tokenizer, loaded.name,
-                                 loaded.description))
+        return str(export.zip_for(loaded.model, loaded.tokenizer, loaded.name,
+                                  loaded.description))
 
 
 def rate_for_size(size: str, hidden_size) -> float:
