@@ -166,10 +166,12 @@ def extract_checkpoint(zip_path: str | Path, destination: str | Path,
     return destination
 
 
-def load_checkpoint_zip(zip_path: str | Path, destination: str | Path,
-                        max_bytes: int) -> ImportedCheckpoint:
+def load_checkpoint_zip(zip_path: str | Path, destination: str | Path, max_bytes: int,
+                        max_parameters: int | None = None) -> ImportedCheckpoint:
     """Extract, then load the model (masked LM or sequence classifier, from config.json's
-    `architectures`) and its tokenizer, checking they belong together."""
+    `architectures`) and its tokenizer, checking they belong together. A config describing more
+    than `max_parameters` is refused before the model is built: a few bytes of config could
+    otherwise ask for gigabytes."""
     from .model import RobertaForMaskedLM, RobertaForSequenceClassification
 
     directory = extract_checkpoint(zip_path, destination, max_bytes)
@@ -187,7 +189,7 @@ def load_checkpoint_zip(zip_path: str | Path, destination: str | Path,
             f"config.json says the model is {', '.join(map(str, architectures))}; only "
             f"RobertaForMaskedLM and RobertaForSequenceClassification can be used here.")
     try:
-        model = model_class.from_pretrained(directory)
+        model = model_class.from_pretrained(directory, max_parameters=max_parameters)
         tokenizer = RobertaTokenizer.from_pretrained(directory)
     except ValueError as err:
         raise CheckpointZipError(f"The checkpoint does not load: {err}") from err

@@ -158,18 +158,94 @@ def match_state_dict(model: torch.nn.Module, weights: dict[str, torch.Tensor],
     return state, fresh
 
 
+def check_parameter_cap(model_class, config: RobertaConfig, max_parameters: int) -> None:
+    """ValueError when `model_class(config)` would have more than `max_parameters`, computed
+    from the config alone (nothing is built)."""
+    count = model_class.parameter_count(config)
+    if count > max_parameters:
+        raise ValueError(
+            f"config.json describes a model of {count:,} parameters ({config.num_hidden_layers} "
+            f"layers, hidden size {config.hidden_size}, vocabulary {config.vocab_size:,}, "
+            f"{config.max_position_embeddings:,} positions), more than the "
+            f"{max_parameters:,} allowed here")
+
+
+# safetensors' dtype names; any other (integers, bool) is not a weight.
+_SAFETENSORS_FLOATS = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+                       "BF16": torch.bfloat16}
+
+
+def _weight_files(directory: Path) -> list[Path] | None:
+    """The safetensors files holding the weights, or None for a legacy pickle checkpoint (which
+    has no header to read; read_weights loads it with weights_only)."""
+    if (directory / WEIGHTS_NAME).is_file():
+        return [directory / WEIGHTS_NAME]
+    if (directory / WEIGHTS_INDEX_NAME).is_file():
+        try:
+            shards = set(json.loads((directory / WEIGHTS_INDEX_NAME).read_text())["weight_map"]
+                         .values())
+        except (OSError, ValueError, KeyError, AttributeError, TypeError) as err:
+            raise ValueError(f"{directory / WEIGHTS_INDEX_NAME} is not a valid index") from err
+        return [directory / shard for shard in sorted(shards)]
+    return None
+
+
+def header_tensors(files: list[Path]) -> dict[str, torch.Tensor]:
+    """Each stored tensor as an empty tensor on the meta device with its stored shape and dtype:
+    the safetensors headers are read, not the data."""
+    from safetensors import safe_open
+
+    tensors: dict[str, torch.Tensor] = {}
+    for file in files:
+        try:
+            with safe_open(file, framework="pt") as handle:
+                keys = handle.keys()  # the handle itself is not iterable
+                for key in keys:
+                    stored = handle.get_slice(key)
+                    dtype = _SAFETENSORS_FLOATS.get(stored.get_dtype(), torch.int64)
+                    tensors[key] = torch.empty(stored.get_shape(), dtype=dtype, device="meta")
+        except Exception as err:  # safetensors raises its own error types for bad headers
+            raise ValueError(f"{file.name} is not a readable safetensors file (truncated or "
+                             f"corrupt?): {err}") from err
+    return tensors
+
+
+def check_weight_headers(model_class, config: RobertaConfig, directory: Path,
+                         checkpoint_is_same_task: bool) -> None:
+    """Check the weights' names, shapes and dtypes against `model_class(config)` from the
+    safetensors headers and a model built on the meta device (no memory for either), so a
+    checkpoint whose weights do not fit its config is refused before anything is allocated."""
+    files = _weight_files(directory)
+    if files is None:
+        return
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise ValueError(f"the weight shard(s) {_summarise(missing)} are missing from "
+                         f"{directory}")
+    stored = header_tensors(files)
+    with torch.device("meta"):
+        skeleton = model_class(config)
+    match_state_dict(skeleton, stored, checkpoint_is_same_task)
+
+
 class PretrainedMixin:
     """`from_pretrained` / `save_pretrained` for the model classes in model.py."""
 
     config: RobertaConfig
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, **config_overrides):
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *,
+                        max_parameters: int | None = None, **config_overrides):
         """Load a checkpoint directory (ours or transformers') or a hub id.
 
         `config_overrides` replace config.json fields, e.g. `num_labels=3` when fine-tuning a
         masked-LM checkpoint; a task head the checkpoint lacks starts freshly initialised (with a
         warning), exactly as transformers does.
+
+        `max_parameters` refuses (ValueError) a config describing a bigger model. Both it and the
+        weights' names and shapes (read from the safetensors headers) are checked before any
+        memory is allocated for the model, so a small file cannot make the process allocate
+        gigabytes by declaring a huge config.
         """
         directory = resolve_pretrained_dir(
             name_or_path, allow_patterns=[CONFIG_NAME, "*.safetensors", WEIGHTS_INDEX_NAME])
@@ -181,9 +257,13 @@ class PretrainedMixin:
             config_overrides = {**config_overrides, "id2label": None, "label2id": None}
         if config_overrides:
             config = dataclasses.replace(config, **config_overrides)
+        same_task = cls.__name__ in saved_as
+        if max_parameters is not None:
+            check_parameter_cap(cls, config, max_parameters)
+        check_weight_headers(cls, config, directory, same_task)
         model = cls(config)
         state, fresh = match_state_dict(model, read_weights(directory),
-                                        checkpoint_is_same_task=cls.__name__ in saved_as)
+                                        checkpoint_is_same_task=same_task)
         model.load_state_dict(state, strict=True)
         if fresh:
             warnings.warn(f"{cls.__name__} from {name_or_path}: newly initialised "

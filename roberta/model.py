@@ -278,6 +278,15 @@ def init_weights(module: nn.Module, std: float) -> None:
         nn.init.zeros_(module.bias)
 
 
+def encoder_parameter_count(config: RobertaConfig) -> int:
+    """Parameters of the embeddings and encoder layers of `config`, counted without building
+    anything, so a size can be refused before memory is allocated for it."""
+    C, F, V = config.hidden_size, config.intermediate_size, config.vocab_size
+    embeddings = (V + config.max_position_embeddings + config.type_vocab_size) * C + 2 * C
+    layer = 4 * (C * C + C) + (C * F + F) + (F * C + C) + 4 * C  # q, k, v, out; FFN; 2 LNs
+    return embeddings + config.num_hidden_layers * layer
+
+
 def _as_head_mask(head_mask, config: RobertaConfig, dtype) -> torch.Tensor | None:
     """Accept (nh,) for every layer or (L, nh); 1 keeps a head, 0 switches it off."""
     if head_mask is None:
@@ -308,6 +317,12 @@ class RobertaModel(PretrainedMixin, nn.Module):
         self.encoder = RobertaEncoder(config)
         self.pooler = RobertaPooler(config) if add_pooling_layer else None
         self.apply(lambda m: init_weights(m, config.initializer_range))
+
+    @classmethod
+    def parameter_count(cls, config: RobertaConfig) -> int:
+        """Parameters `cls(config)` would have (with its pooler), without building it."""
+        C = config.hidden_size
+        return encoder_parameter_count(config) + C * C + C
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, head_mask=None,
                 output_attentions=False, output_hidden_states=False,
@@ -361,6 +376,13 @@ class RobertaForMaskedLM(PretrainedMixin, nn.Module):
         self.lm_head.apply(lambda m: init_weights(m, config.initializer_range))
         self.lm_head.decoder.weight = self.roberta.embeddings.word_embeddings.weight
 
+    @classmethod
+    def parameter_count(cls, config: RobertaConfig) -> int:
+        """Parameters `cls(config)` would have, without building it (the decoder's weight is
+        the word embeddings, counted once)."""
+        C = config.hidden_size
+        return encoder_parameter_count(config) + (C * C + C) + 2 * C + config.vocab_size
+
     def forward(self, input_ids, attention_mask=None, labels=None, head_mask=None,
                 output_attentions=False, output_hidden_states=False,
                 token_type_ids=None, predict=None) -> RobertaOutput:
@@ -407,6 +429,12 @@ class RobertaForSequenceClassification(PretrainedMixin, nn.Module):
         self.roberta = RobertaModel(config, add_pooling_layer=False)
         self.classifier = RobertaClassificationHead(config)
         self.classifier.apply(lambda m: init_weights(m, config.initializer_range))
+
+    @classmethod
+    def parameter_count(cls, config: RobertaConfig) -> int:
+        """Parameters `cls(config)` would have, without building it."""
+        C = config.hidden_size
+        return encoder_parameter_count(config) + (C * C + C) + (C + 1) * config.num_labels
 
     def forward(self, input_ids, attention_mask=None, labels=None, head_mask=None,
                 output_attentions=False, output_hidden_states=False,

@@ -57,6 +57,15 @@ def test_attention_draws_bertviz_offline(page):
     model_view.locator("svg").first.wait_for()
     assert model_view.locator("svg").count() >= 1
     tab.locator(".js-plotly-plot").nth(2).wait_for()  # one head, summary, rollout
+    # Sandboxed (scripts only), yet sized to what was drawn: each frame posts its height and
+    # the page's listener applies it.
+    for view, frame in ((head_view, "#bertviz-head-view iframe"),
+                        (model_view, "#bertviz-model-view iframe")):
+        assert page.locator(frame).get_attribute("sandbox") == "allow-scripts"
+        drawn = view.locator("body").evaluate("body => body.scrollHeight")
+        page.wait_for_function(
+            "([selector, height]) => document.querySelector(selector).style.height"
+            " === (height + 16) + 'px'", arg=[frame, drawn], timeout=10_000)
 
 
 def test_masking_colours_every_position(page):

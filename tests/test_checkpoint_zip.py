@@ -161,3 +161,92 @@ def test_sharded_weights(tiny_assets, tmp_path):
         {"weight_map": {"a": "../escape.safetensors"}}).encode()
     with pytest.raises(CheckpointZipError, match="odd shard"):
         extract_checkpoint(make_zip(tmp_path / "s2.zip", files), tmp_path / "y", LIMIT)
+
+
+# --- a config that asks for more memory than its file is worth --------------------------------
+
+HUGE = {"vocab_size": 750_000, "hidden_size": 1024, "num_attention_heads": 16}
+
+
+def huge_config_zip(tiny_assets, tmp_path, weights: bytes = b"\x00" * 8):
+    """The issue's 175 KB upload: a real tokenizer, a config asking for ~800M parameters, and
+    junk where the weights should be."""
+    files = folder_files(tiny_assets / "mlm")
+    config = json.loads(files["config.json"])
+    files["config.json"] = json.dumps({**config, **HUGE}).encode()
+    files["model.safetensors"] = weights
+    return make_zip(tmp_path / "huge.zip", files)
+
+
+@pytest.fixture
+def no_model_building(monkeypatch):
+    """Fail the test if a model is constructed (on any device)."""
+    from roberta import model as model_module
+
+    def refuse(self, config, *args, **kwargs):
+        raise AssertionError(f"a {type(self).__name__} was built for {config.vocab_size:,} "
+                             f"tokens × {config.hidden_size}")
+
+    for name in ("RobertaForMaskedLM", "RobertaForSequenceClassification", "RobertaModel"):
+        monkeypatch.setattr(getattr(model_module, name), "__init__", refuse)
+
+
+def test_a_config_over_the_parameter_cap_is_refused_before_anything_is_built(
+        tiny_assets, tmp_path, no_model_building):
+    import time
+
+    upload = huge_config_zip(tiny_assets, tmp_path)
+    started = time.perf_counter()
+    with pytest.raises(CheckpointZipError, match=r"parameters.*more than the 40,000,000 "
+                                                 r"allowed here") as refused:
+        load_checkpoint_zip(upload, tmp_path / "x", LIMIT, max_parameters=40_000_000)
+    assert time.perf_counter() - started < 1.0
+    assert "750,000" in str(refused.value) and "hidden size 1024" in str(refused.value)
+
+
+def test_junk_weights_are_refused_from_their_header_without_a_cap(tiny_assets, tmp_path,
+                                                                  no_model_building):
+    upload = huge_config_zip(tiny_assets, tmp_path)
+    with pytest.raises(CheckpointZipError, match="not a readable safetensors file"):
+        load_checkpoint_zip(upload, tmp_path / "x", LIMIT)
+
+
+def test_weights_that_do_not_fit_the_config_are_refused_before_they_are_read(
+        tiny_assets, tmp_path, monkeypatch):
+    """Within the cap but shaped for another config: the headers say so, and the tensors are
+    never loaded (nor a real model allocated for them)."""
+    from roberta import hub
+
+    def refuse(directory):
+        raise AssertionError("the weights were read before their shapes were checked")
+
+    monkeypatch.setattr(hub, "read_weights", refuse)
+    files = folder_files(tiny_assets / "mlm")
+    config = json.loads(files["config.json"])
+    files["config.json"] = json.dumps({**config, "vocab_size": config["vocab_size"] * 4}).encode()
+    with pytest.raises(CheckpointZipError, match="shapes do not match the config"):
+        load_checkpoint_zip(make_zip(tmp_path / "wide.zip", files), tmp_path / "x", LIMIT,
+                            max_parameters=40_000_000)
+
+
+def test_a_model_within_the_cap_still_loads(tiny_assets, tmp_path):
+    from roberta.model import RobertaForMaskedLM
+
+    upload = make_zip(tmp_path / "a.zip", folder_files(tiny_assets / "mlm"))
+    count = RobertaForMaskedLM.parameter_count(
+        RobertaForMaskedLM.from_pretrained(tiny_assets / "mlm").config)
+    assert load_checkpoint_zip(upload, tmp_path / "x", LIMIT, max_parameters=count).task == "mlm"
+    with pytest.raises(CheckpointZipError, match="allowed here"):
+        load_checkpoint_zip(upload, tmp_path / "y", LIMIT, max_parameters=count - 1)
+
+
+@pytest.mark.parametrize("class_name", ["RobertaForMaskedLM", "RobertaForSequenceClassification",
+                                        "RobertaModel"])
+def test_parameter_count_from_the_config_matches_the_built_model(class_name):
+    from roberta import model as model_module
+    from roberta.config import RobertaConfig
+
+    model_class = getattr(model_module, class_name)
+    config = RobertaConfig.preset("nano", num_labels=3)
+    built = model_class(config)
+    assert model_class.parameter_count(config) == sum(p.numel() for p in built.parameters())

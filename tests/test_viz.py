@@ -104,6 +104,19 @@ def test_iframe_escapes_the_document():
     assert "&lt;script" in html
 
 
+def test_iframe_is_sandboxed_and_reports_its_height_to_the_page():
+    """Scripts run in an opaque origin (no allow-same-origin), so the frame cannot reach the page
+    and cannot size itself: it posts its height, which the page's listener applies."""
+    import re
+
+    html = bertviz_offline.model_view_html(uniform(), TOKENS)
+    assert re.search(r'<iframe [^>]*sandbox="allow-scripts"', html)
+    assert "allow-same-origin" not in html
+    assert "frameElement" not in html and "bertvizFrameHeight" in html
+    listener = bertviz_offline.FRAME_RESIZER_HEAD
+    assert "iframe.bertviz-frame" in listener and "event.source" in listener
+
+
 def test_bertviz_checks_shapes():
     with pytest.raises(ValueError, match="tokens"):
         bertviz_offline.head_view_document(uniform(), TOKENS[:3])

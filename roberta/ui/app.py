@@ -11,10 +11,12 @@ import gradio as gr
 from roberta.ui import registry
 from roberta.ui.attention_tab import build_attention_tab
 from roberta.ui.fill_mask_tab import build_fill_mask_tab
+from roberta.ui.limits import current_limits
 from roberta.ui.masking_tab import build_masking_tab
 from roberta.ui.model_tab import build_model_tab
 from roberta.ui.sentiment_tab import build_sentiment_tab
 from roberta.ui.train_tab import build_train_tab
+from roberta.viz.bertviz_offline import FRAME_RESIZER_HEAD
 
 TITLE = "RoBERTa Lab"
 INTRO = ("# RoBERTa Lab\nTrain a tiny RoBERTa live, ask it to fill in blanks, classify "
@@ -29,6 +31,9 @@ TABS = [
     ("Masking", "tab-masking", build_masking_tab),
     ("Model", "tab-model", build_model_tab),
 ]
+# Gradio keeps every upload and every file it serves in its cache: every 30 minutes, delete
+# those over an hour old (runs read their uploads when they start; downloads are fetched at once).
+CACHE_SWEEP = (30 * 60, 60 * 60)  # (how often, how old), in seconds
 # Large, readable text for a projector; plots get room.
 CSS = """
 .gradio-container {max-width: 1400px !important;}
@@ -37,7 +42,7 @@ CSS = """
 
 
 def build_app() -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=CACHE_SWEEP) as demo:
         session = gr.State({})  # this browser's own models (registry) and training runs
         gr.Markdown(INTRO)
         with gr.Tabs():
@@ -49,5 +54,8 @@ def build_app() -> gr.Blocks:
 
 
 def launch_kwargs() -> dict:
-    """Look and feel, which Gradio 6 takes in launch() rather than Blocks()."""
-    return dict(theme=gr.themes.Soft(), css=CSS)
+    """Look and feel, which Gradio 6 takes in launch() rather than Blocks(); the upload cap, so
+    Gradio stops a larger file while it arrives instead of storing it for the app to refuse; and
+    the script that sizes the sandboxed bertviz frames."""
+    return dict(theme=gr.themes.Soft(), css=CSS, head=FRAME_RESIZER_HEAD,
+                max_file_size=current_limits().max_upload_bytes)

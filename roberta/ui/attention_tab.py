@@ -11,7 +11,7 @@ import torch
 
 from roberta.inference import attention_maps, fill_mask
 from roberta.ui import registry
-from roberta.ui.common import plain_errors, shown, user_error
+from roberta.ui.common import markdown_literal, plain_errors, shown, user_error
 from roberta.viz import attention as viz
 from roberta.viz import bertviz_offline
 
@@ -84,8 +84,9 @@ def comparison(loaded, text: str, head_mask: torch.Tensor | None, n_off: int):
                          b.token.replace(" ", "␣"), round(b.probability, 4)])
         a, b = on.candidates[0], off.candidates[0]
         verdict = "same first guess" if a.token_id == b.token_id else "**first guess changed**"
-        lines.append(f"`<mask>` {m}: “{a.token.strip()}” {a.probability:.1%} → "
-                     f"“{b.token.strip()}” {b.probability:.1%} ({verdict})")
+        lines.append(f"`<mask>` {m}: “{markdown_literal(a.token.strip())}” "
+                     f"{a.probability:.1%} → “{markdown_literal(b.token.strip())}” "
+                     f"{b.probability:.1%} ({verdict})")
     if n_off == 0:
         heading = ("All heads are on, so both columns agree. Tick heads under *Switch heads "
                    "off* and press Show attention again.")

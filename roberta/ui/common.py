@@ -1,9 +1,11 @@
-"""Small helpers every tab uses: turning library errors into plain messages."""
+"""Small helpers every tab uses: turning library errors into plain messages, and making text
+from a model or a visitor inert in Markdown."""
 
 from __future__ import annotations
 
 import html
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +18,23 @@ def shown(message: str) -> str:
     """Gradio renders pop-up messages as HTML, where "<mask>" would vanish as an unknown tag:
     escape it so the message reads as written."""
     return html.escape(message, quote=False)
+
+
+# Characters that start Markdown syntax: emphasis, code, links and images, headings, tables,
+# strikethrough, LaTeX. Each is shown as itself when preceded by a backslash.
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_\[\]()#|!~$])")
+
+
+def markdown_literal(text: object) -> str:
+    """`text` as one line that Markdown (and the HTML it may contain) shows exactly as typed.
+
+    Labels, tokens, model and file names come from checkpoints and visitors, so none of them
+    may become a tag, a link, an image or a code fence: line breaks become spaces (no line can
+    start a fence, a heading or a list), Markdown's syntax characters are backslash-escaped,
+    and then `< > & " '` become entities (after, so the `#` of an entity stays intact).
+    Gradio's sanitiser would strip event handlers too, but the page must not rely on it."""
+    one_line = " ".join(str(text).splitlines())
+    return html.escape(_MARKDOWN_SYNTAX.sub(r"\\\1", one_line), quote=True)
 
 
 def user_error(message: str) -> gr.Error:

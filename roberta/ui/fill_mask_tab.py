@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 
 from roberta.inference import FillMaskResult, fill_mask
 from roberta.ui import limits, registry
-from roberta.ui.common import plain_errors, shown, user_error
+from roberta.ui.common import markdown_literal, plain_errors, shown, user_error
 from roberta.viz.attention import plotly_text
 
 MASK = "<mask>"
@@ -85,13 +85,6 @@ def results_chart(result: FillMaskResult) -> go.Figure:
     return figure
 
 
-def markdown_literal(text: str) -> str:
-    """One line of text that Markdown shows as typed: no emphasis, links, code or HTML."""
-    text = " ".join(text.splitlines())  # no line may start a heading or a list
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_\[\]~|])", r"\\\1", text)
-
-
 def filled_sentence(text: str, result: FillMaskResult) -> str:
     """Markdown of the text with each predicted <mask> replaced by the first guess, in bold."""
     guesses = iter(p.candidates[0].token for p in result.predictions)
@@ -142,7 +135,7 @@ def predict(text: str, model_name: str | None = None, top_k: int = 5,
     mask_positions = {p.position for p in result.predictions}
     summary = "\n\n".join([f"**First guesses:** {filled_sentence(text, result)}",
                            f"{len(result.tokens)} tokens, {len(result.predictions)} "
-                           f"`<mask>` predicted with *{loaded.name}*.", *notes])
+                           f"`<mask>` predicted with *{markdown_literal(loaded.name)}*.", *notes])
     return (results_table(result), results_chart(result),
             tokenization_spans(result.tokens, mask_positions), summary)
 
@@ -168,8 +161,9 @@ def import_checkpoint(session: dict, upload: str | None, current: str | None):
     with tempfile.TemporaryDirectory(prefix="roberta-import-") as workdir, \
             plain_errors("Importing the checkpoint"):
         limits.check_upload([upload])  # the app's upload cap (ROBERTA_LAB_MAX_UPLOAD_MB)
+        caps = limits.current_limits()
         imported = load_checkpoint_zip(upload, Path(workdir) / "checkpoint",
-                                       limits.current_limits().max_upload_bytes)
+                                       caps.max_upload_bytes, caps.max_parameters)
     stem = Path(upload).stem[:60] or "checkpoint"
     name = unique_name(session, stem)
     loaded = registry.LoadedModel(name, imported.task, imported.model, imported.tokenizer,
@@ -182,7 +176,8 @@ def import_checkpoint(session: dict, upload: str | None, current: str | None):
         value = current if current in names else (names[0] if names else None)
         where = "It is a sentiment classifier: choose it in the Sentiment tab."
     gr.Info(shown(f"Imported “{name}”."))
-    status = f"✅ Imported **{markdown_literal(name)}** ({loaded.description}). {where}"
+    status = (f"✅ Imported **{markdown_literal(name)}** "
+              f"({markdown_literal(loaded.description)}). {where}")
     return (session, gr.update(choices=names, value=value),
             registry.model_info(session, value, "mlm"), status)
 

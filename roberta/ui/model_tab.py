@@ -10,8 +10,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from roberta.config import PRESETS, RobertaConfig
+from roberta.model import RobertaForMaskedLM
 from roberta.ui import registry
-from roberta.ui.common import user_error
+from roberta.ui.common import markdown_literal, user_error
 
 CONFIG_MEANINGS = {
     "vocab_size": "tokens the byte-level BPE vocabulary has (roberta-base: 50,265)",
@@ -110,12 +111,7 @@ def parameters_by_component(model) -> pd.DataFrame:
 
 def masked_lm_parameters(config: RobertaConfig) -> int:
     """Parameters of RobertaForMaskedLM with `config`, counted without building it."""
-    C, F, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    embeddings = (config.vocab_size + config.max_position_embeddings
-                  + config.type_vocab_size) * C + 2 * C
-    layer = (3 * (C * C + C) + (C * C + C) + 2 * C + (C * F + F) + (F * C + C) + 2 * C)
-    lm_head = (C * C + C) + 2 * C + config.vocab_size  # decoder weight is the embeddings
-    return embeddings + L * layer + lm_head
+    return RobertaForMaskedLM.parameter_count(config)
 
 
 def presets_table() -> pd.DataFrame:
@@ -150,11 +146,15 @@ def parameters_chart(table: pd.DataFrame) -> go.Figure:
 
 def architecture_text(name: str, model) -> str:
     c = model.config
-    head = ("masked-LM head: dense → GELU → LayerNorm → decoder tied to the word embeddings"
-            if hasattr(model, "lm_head") else
-            f"classification head on <s>: dropout → dense → tanh → dropout → out_proj "
-            f"({c.num_labels} classes: {', '.join(c.id2label.values())})")
-    return (f"### {name}\n"
+    is_classifier = not hasattr(model, "lm_head")
+    head = (f"classification head on <s>: dropout → dense → tanh → dropout → out_proj "
+            f"({c.num_labels} classes)" if is_classifier else
+            "masked-LM head: dense → GELU → LayerNorm → decoder tied to the word embeddings")
+    # The class names come from the checkpoint: outside the code block (which shows text raw,
+    # so escaping cannot be used there and a fence in a label would close it) and escaped.
+    classes = (f"\n\nClasses: {', '.join(markdown_literal(label) for label in c.id2label.values())}"
+               if is_classifier else "")
+    return (f"### {markdown_literal(name)}\n"
             f"```\n"
             f"token ids (up to {c.max_sequence_length})\n"
             f" → embeddings: word ({c.vocab_size:,} × {c.hidden_size}) + position (from "
@@ -164,7 +164,7 @@ def architecture_text(name: str, model) -> str:
             f"{c.hidden_size // c.num_attention_heads} dims → add & LayerNorm\n"
             f"      feed-forward {c.hidden_size} → {c.intermediate_size} (GELU) → "
             f"{c.hidden_size} → add & LayerNorm\n"
-            f" → {head}\n```")
+            f" → {head}\n```" + classes)
 
 
 def all_choices(session: dict | None) -> list[str]:
@@ -182,7 +182,8 @@ def model_info(model_name: str | None = None, session: dict | None = None):
     loaded = registry.resolve(session, model_name, task)
     table = parameters_by_component(loaded.model)
     return (architecture_text(loaded.name, loaded.model), config_table(loaded.model.config),
-            table, parameters_chart(table), f"**{loaded.name}**: {loaded.description}")
+            table, parameters_chart(table),
+            f"**{markdown_literal(loaded.name)}**: {markdown_literal(loaded.description)}")
 
 
 def missing_text() -> str:

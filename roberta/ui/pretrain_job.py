@@ -23,10 +23,12 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
 import uuid
+import weakref
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -296,13 +298,8 @@ def model_config(settings: PretrainSettings, vocab_size: int) -> RobertaConfig:
 
 
 def count_parameters(config: RobertaConfig) -> int:
-    """Parameters of a RobertaForMaskedLM of this shape, without building it (the decoder's
-    weight is tied to the word embeddings)."""
-    h, f, v = config.hidden_size, config.intermediate_size, config.vocab_size
-    embeddings = (v + config.max_position_embeddings + config.type_vocab_size) * h + 2 * h
-    layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 4 * h
-    lm_head = h * h + h + 2 * h + v
-    return embeddings + config.num_hidden_layers * layer + lm_head
+    """Parameters of a RobertaForMaskedLM of this shape, without building it."""
+    return RobertaForMaskedLM.parameter_count(config)
 
 
 def pretrain_config(settings: PretrainSettings) -> PretrainConfig:
@@ -516,3 +513,34 @@ def export_hf_zip(model: torch.nn.Module, tokenizer: RobertaTokenizer, name: str
         for file in sorted(model_dir.iterdir()):
             zf.write(file, f"{folder}/{file.name}")
     return archive
+
+
+class ModelExport:
+    """One browser tab's downloadable zip: the same model asked for again gets the same file
+    (each export is a folder of the model's size, and Gradio caches a copy of every distinct
+    file it serves), and exporting another model deletes the previous zip. The folder is also
+    deleted when this object is freed, i.e. when Gradio drops the session that held it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._model: torch.nn.Module | None = None
+        self._archive: Path | None = None
+        self._cleanup: weakref.finalize | None = None
+
+    def zip_for(self, model: torch.nn.Module, tokenizer: RobertaTokenizer, name: str,
+                description: str = "") -> Path:
+        with self._lock:
+            # A trained model is never trained further (a new run builds a new one), so the
+            # object itself identifies the version.
+            if self._model is model and self._archive is not None and self._archive.is_file():
+                return self._archive
+            self._discard()
+            archive = export_hf_zip(model, tokenizer, name, description)
+            self._model, self._archive = model, archive
+            self._cleanup = weakref.finalize(self, shutil.rmtree, archive.parent, True)
+            return archive
+
+    def _discard(self) -> None:
+        if self._cleanup is not None:
+            self._cleanup()  # deletes the previous export's folder
+        self._model = self._archive = self._cleanup = None

@@ -21,7 +21,7 @@ import torch
 
 from roberta.defaults import RECIPE_COMMAND, REPO_ASSETS, assets_dir, default_model_dir
 from roberta.tokenizer import RobertaTokenizer
-from roberta.ui.common import user_error
+from roberta.ui.common import markdown_literal, user_error
 
 TASKS = ("mlm", "classifier")
 EMBEDDED_NAMES = {"mlm": "Embedded masked LM", "classifier": "Embedded sentiment classifier"}
@@ -226,7 +226,7 @@ def model_info(session: dict | None, name: str | None, task: str) -> str:
         _step_zero(task, name) or _session_models(session).get(name)
     if loaded is None:
         return f"⚠️ {missing_message(task)}"
-    return f"**{loaded.name}**: {loaded.description}"
+    return f"**{markdown_literal(loaded.name)}**: {markdown_literal(loaded.description)}"
 
 
 def enclosing_tab() -> gr.Tab | None:

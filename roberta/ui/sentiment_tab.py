@@ -39,7 +39,7 @@ from roberta.inference import classify, token_attributions
 from roberta.model import RobertaForSequenceClassification
 from roberta.train import FinetuneConfig, Finetuner, TrainEvent
 from roberta.ui import registry
-from roberta.ui.common import plain_errors, request_stop, start_stop
+from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop
 from roberta.ui.limits import (
     TRAINING_QUEUE,
     check_steps,
@@ -254,7 +254,7 @@ def start_finetuning(max_steps=DEFAULTS.max_steps, dataset="bundled", csv_file=N
             view.status = "Stopped before it started: you left the queue."
             yield view.outputs()
             return
-        view.status = f"Tokenizing {description}…"
+        view.status = f"Tokenizing {markdown_literal(description)}…"
         yield view.outputs()
         with plain_errors("Preparing fine-tuning"):
             torch.manual_seed(settings.seed)
@@ -271,7 +271,8 @@ def start_finetuning(max_steps=DEFAULTS.max_steps, dataset="bundled", csv_file=N
         view.note = (f"{len(trainer.train_split):,} training and {len(trainer.val_split):,} "
                      f"validation examples, {len(data.label_names)} classes, on "
                      f"{trainer.device} in {trainer.precision}")
-        view.status = f"Fine-tuning {base.name} on {description}…"
+        view.status = (f"Fine-tuning {markdown_literal(base.name)} on "
+                       f"{markdown_literal(description)}…")
         with plain_errors("Fine-tuning"):
             yield from _run(trainer, view, baseline, stop_requested)
             yield from _finish(trainer, view, base, session, control)
@@ -322,8 +323,8 @@ def _finish(trainer: Finetuner, view: FinetuneView, base, session: dict, control
     control["last_model"] = loaded
     view.model_name = name
     outcome = {"done": "Finished", "stopped": "Stopped"}.get(last.kind, "Ended early")
-    view.status = (f"{outcome} after {trainer.step:,} steps. **{name}** is now selectable "
-                   f"under Classify (this browser session only).")
+    view.status = (f"{outcome} after {trainer.step:,} steps. **{markdown_literal(name)}** is "
+                   f"now selectable under Classify (this browser session only).")
     if last.kind == "failed":
         view.status += f" {last.message}"
     view.result = results_markdown(report)
@@ -372,9 +373,10 @@ def classify_text(text: str, model_name: str | None = None, session: dict | None
         probabilities = classify(loaded.model, loaded.tokenizer, [text])[0]
         tokens, scores, target = token_attributions(loaded.model, loaded.tokenizer, text)
     predicted = loaded.model.config.id2label[target]
-    explanation = (f"Predicted **{predicted}** ({probabilities[predicted]:.0%}) by "
-                   f"*{loaded.name}*. Highlighted: how much each token pushed the prediction "
-                   f"towards “{predicted}” (red) or away from it (blue), by integrated "
+    label = markdown_literal(predicted)  # labels and names come from checkpoints and CSVs
+    explanation = (f"Predicted **{label}** ({probabilities[predicted]:.0%}) by "
+                   f"*{markdown_literal(loaded.name)}*. Highlighted: how much each token pushed "
+                   f"the prediction towards “{label}” (red) or away from it (blue), by integrated "
                    f"gradients from a baseline of `<pad>` embeddings.")
     return probabilities, attribution_spans(tokens, scores), explanation
 

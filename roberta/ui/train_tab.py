@@ -15,7 +15,6 @@ zip of this session's last trained model.
 
 from __future__ import annotations
 
-import html
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from roberta.inference import FillMaskResult
 from roberta.model import RobertaForMaskedLM
 from roberta.train import Pretrainer, TrainEvent, default_learning_rate, default_warmup
 from roberta.ui import registry
-from roberta.ui.common import plain_errors, request_stop, start_stop
+from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop
 from roberta.ui.limits import TRAINING_QUEUE, current_limits, queue_messages
 from roberta.ui.live import UPDATE_SECONDS, duration, plot_value, progress_html
 from roberta.ui.pretrain_job import (
@@ -39,10 +38,10 @@ from roberta.ui.pretrain_job import (
     PRECISION_CHOICES,
     SIZE_CHOICES,
     TOKENIZER_CHOICES,
+    ModelExport,
     PretrainSettings,
     build_model,
     count_parameters,
-    export_hf_zip,
     get_data,
     get_tokenizer,
     load_corpus,
@@ -71,11 +70,12 @@ def probe_table(probes: list[FillMaskResult] | None, sentences, step: int = 0) -
     for i, sentence in enumerate(sentences):
         result = probes[i] if probes and i < len(probes) else None
         if result is None or not result.predictions:
-            rows.append([html.escape(sentence)] + [""] * 5)
+            rows.append([markdown_literal(sentence)] + [""] * 5)
             continue
         candidates = result.predictions[0].candidates[:5]
         first = _word(candidates[0].token)
-        filled = html.escape(sentence).replace("&lt;mask&gt;", f"**{html.escape(first)}**", 1)
+        filled = markdown_literal(sentence).replace("&lt;mask&gt;",
+                                                    f"**{markdown_literal(first)}**", 1)
         cells = [f"{_word(c.token)} ({c.probability:.0%})" for c in candidates]
         rows.append([filled] + cells + [""] * (5 - len(cells)))
     header = f"Probe at step {step:,} (first guess in bold)" if probes else "Probe"
@@ -316,14 +316,16 @@ def stop_training(control: dict | None) -> str:
 
 
 def download_model(control: dict | None) -> str:
-    """A new zip (Hugging Face format) of this session's last trained model."""
+    """A zip (Hugging Face format) of this session's last trained model: made on the first
+    download and handed out again after (one export per model, not per click)."""
     loaded = (control or {}).get("last_model")
     if loaded is None:
         raise gr.Error("There is no trained model to download yet: press Start, and download "
                        "once the run has finished or been stopped.")
+    export = control.setdefault("export", ModelExport())
     with plain_errors("Exporting the model"):
-        return str(export_hf_zip(loaded.model, loaded.tokenizer, loaded.name,
-                                 loaded.description))
+        return str(export.zip_for(loaded.model, loaded.tokenizer, loaded.name,
+                                  loaded.description))
 
 
 def rate_for_size(size: str, hidden_size) -> float:

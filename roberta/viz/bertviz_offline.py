@@ -7,8 +7,11 @@ jQuery and d3 v5 are inlined from installed Python packages (`xstatic-jquery` sh
 dropped, and a tiny `require`/`requirejs` stand-in hands bertviz the two globals it asks for.
 
 `gr.HTML` does not run `<script>` tags, but a document inside `<iframe srcdoc="...">` does, so
-`iframe_html` wraps the document in one. The srcdoc iframe shares the page's origin, so a small
-script resizes the frame to fit what bertviz drew.
+`iframe_html` wraps the document in one. The frame is sandboxed with scripts only: the tokens
+drawn in it come from visitors and checkpoints, so it gets an opaque origin and cannot reach the
+page, its cookies or its storage. It therefore cannot resize itself either; it posts its height
+to the page, where `FRAME_RESIZER_HEAD` (added to the page's head at launch) sets the height of
+the frame the message came from.
 
 bertviz imports IPython, so it is imported only when a view is drawn, never at app start.
 """
@@ -40,19 +43,35 @@ window.requirejs = window.require = function (names, callback) {
 window.require.config = function () {};
 """
 
-# Grow the iframe to the height of what was drawn (bertviz sizes its SVG after rendering).
+# Tell the page the height of what was drawn (bertviz sizes its SVG after rendering). The body's
+# height, not the document's: the document is at least as tall as the frame, so measuring it
+# would grow the frame a little more on every call.
 FIT_FRAME = """
 (function () {
   function fit() {
-    if (!window.frameElement) { return; }
-    var height = Math.max(document.body.scrollHeight, document.documentElement.scrollHeight);
-    window.frameElement.style.height = (height + 16) + 'px';
+    if (window.parent === window) { return; }
+    window.parent.postMessage({bertvizFrameHeight: document.body.scrollHeight}, '*');
   }
   window.addEventListener('load', fit);
   if (window.ResizeObserver) { new ResizeObserver(fit).observe(document.body); }
   setTimeout(fit, 300);
 })();
 """
+# The page's half: a sandboxed frame's message has origin "null", so the frame is recognised by
+# its window instead, and only a bertviz frame is resized (16 px for the body's margins; at most
+# 20,000 px, whatever a frame claims).
+FRAME_RESIZER_HEAD = """<script>
+window.addEventListener('message', function (event) {
+  var height = event.data && event.data.bertvizFrameHeight;
+  if (typeof height !== 'number' || !(height > 0)) { return; }
+  var frames = document.querySelectorAll('iframe.bertviz-frame');
+  for (var i = 0; i < frames.length; i++) {
+    if (frames[i].contentWindow === event.source) {
+      frames[i].style.height = Math.min(Math.ceil(height) + 16, 20000) + 'px';
+    }
+  }
+});
+</script>"""
 
 
 def _package_dir(module: str) -> Path:
@@ -111,9 +130,10 @@ def offline_document(bertviz_html: str, title: str = "attention") -> str:
 
 
 def iframe_html(document: str, height: int, title: str) -> str:
-    """An iframe whose srcdoc is `document`, for gr.HTML."""
+    """A sandboxed iframe whose srcdoc is `document`, for gr.HTML: its scripts run, but in an
+    opaque origin, with no access to the page."""
     return (f'<iframe class="bertviz-frame" title="{html.escape(title)}" '
-            f'srcdoc="{html.escape(document, quote=True)}" '
+            f'sandbox="allow-scripts" srcdoc="{html.escape(document, quote=True)}" '
             f'style="width:100%;height:{int(height)}px;border:0;overflow:auto"></iframe>')
 
 

@@ -1,0 +1,217 @@
+"""What a hostile visitor or checkpoint can put on the page, the server's disk and its memory.
+
+Markup: labels, tokens, model and file names are written into Markdown; a checkpoint whose
+id2label holds a code fence and HTML must never produce a tag, an image or a link. These tests
+call the tabs' functions directly (no server), with the payloads the issue found working.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+
+import pytest
+import torch
+
+from roberta.config import RobertaConfig
+from roberta.inference import Candidate, FillMaskResult, MaskPrediction
+from roberta.model import RobertaForMaskedLM, RobertaForSequenceClassification
+from roberta.tokenizer import RobertaTokenizer
+from roberta.ui import registry
+
+# A fence closes any code block the text sits in; then raw HTML and a javascript: link.
+PAYLOAD = ("```\n<img src=x onerror=alert(1)>\n<details ontoggle=alert(1)>open</details> "
+           "[x](javascript:alert(1))")
+LIVE_MARKUP = re.compile(r"<img|<details|\]\(javascript:", re.IGNORECASE)
+
+
+def assert_inert(markdown: str) -> None:
+    found = LIVE_MARKUP.findall(markdown)
+    assert not found, f"live markup {found} in {markdown!r}"
+
+
+@pytest.fixture
+def hostile_session(tiny_assets):
+    """A session holding a classifier whose labels and name are payloads, and a masked LM whose
+    name is one."""
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    shape = dict(vocab_size=tokenizer.vocab_size, max_position_embeddings=66)
+    labels = {0: f"{PAYLOAD} 0", 1: f"{PAYLOAD} 1"}
+    torch.manual_seed(0)
+    classifier = RobertaForSequenceClassification(
+        RobertaConfig.preset("nano", **shape, id2label=labels)).eval()
+    mlm = RobertaForMaskedLM(RobertaConfig.preset("nano", **shape)).eval()
+    session: dict = {}
+    for name, task, model in ((f"Imported: {PAYLOAD}", "classifier", classifier),
+                              (f"Imported: {PAYLOAD} (mlm)", "mlm", mlm)):
+        registry.add(session, registry.LoadedModel(
+            name, task, model, tokenizer, registry.describe(model, f"imported from {PAYLOAD}")))
+    return session
+
+
+def test_the_helper_leaves_no_syntax_live():
+    from roberta.ui.common import markdown_literal
+
+    text = markdown_literal(PAYLOAD + " *a* _b_ `c` # ! | ~ $$d$$ \\ \"e\" 'f' &amp;")
+    assert_inert(text)
+    assert "\n" not in text and "```" not in text
+    # Every syntax character is escaped (preceded by a backslash) or an entity.
+    assert not re.search(r"(?<!\\)[`*_\[\]()#|!~$]", re.sub(r"&#x27;", "", text))
+    assert "&amp;amp;" in text and "&quot;e&quot;" in text
+
+
+def test_model_tab_architecture_and_status(hostile_session):
+    from roberta.ui.model_tab import model_info
+
+    for name in registry.choices(hostile_session, "classifier")[1:] + \
+            registry.choices(hostile_session, "mlm")[1:2]:
+        architecture, config, _, _, status = model_info(name, hostile_session)
+        assert_inert(architecture)
+        assert_inert(status)
+        assert architecture.count("```") == 2  # the one block the tab writes, closed
+    assert "Classes:" in model_info(f"Imported: {PAYLOAD}", hostile_session)[0]
+
+
+def test_model_selector_line(hostile_session):
+    for task in ("mlm", "classifier"):
+        for name in registry.choices(hostile_session, task):
+            assert_inert(registry.model_info(hostile_session, name, task))
+
+
+def test_classify_explanation(hostile_session):
+    from roberta.ui.sentiment_tab import classify_text
+
+    probabilities, _, explanation = classify_text("The food was great.",
+                                                  f"Imported: {PAYLOAD}", hostile_session)
+    assert_inert(explanation)
+    assert set(probabilities) == {f"{PAYLOAD} 0", f"{PAYLOAD} 1"}  # gr.Label shows text as is
+
+
+def test_fill_mask_summary(hostile_session):
+    from roberta.ui.fill_mask_tab import predict
+
+    *_, summary = predict(f"<mask> {PAYLOAD}", f"Imported: {PAYLOAD} (mlm)",
+                          session=hostile_session)
+    assert_inert(summary)
+
+
+def test_attention_verdict_with_hostile_tokens(hostile_session, monkeypatch):
+    """Tokens come from the checkpoint's vocabulary: make every guess a payload."""
+    from roberta.ui import attention_tab
+
+    def payload_guesses(model, tokenizer, text, top_k=5, head_mask=None):
+        candidates = [Candidate(f" {PAYLOAD}", 7 + (head_mask is not None), 0.5)]
+        return FillMaskResult(text, ["<s>", "<mask>", "</s>"],
+                              [MaskPrediction(1, candidates * top_k)], False)
+
+    monkeypatch.setattr(attention_tab, "fill_mask", payload_guesses)
+    loaded = registry.resolve(hostile_session, f"Imported: {PAYLOAD} (mlm)", "mlm")
+    _, verdict = attention_tab.comparison(loaded, "a <mask>", torch.ones(2, 4), 1)
+    assert "first guess changed" in verdict
+    assert_inert(verdict)
+
+
+def test_train_probe_table(hostile_session):
+    from roberta.ui.train_tab import probe_table
+
+    result = FillMaskResult("", [], [MaskPrediction(1, [Candidate(PAYLOAD, 7, 0.5)])], False)
+    table = probe_table([result, None], [f"{PAYLOAD} <mask>", PAYLOAD], step=3)
+    first_column = table.iloc[:, 0]
+    for cell in first_column:
+        assert_inert(cell)
+    assert "**" in first_column[0]  # the guess is still in bold
+
+
+def test_import_status_with_a_hostile_file_name(tiny_assets, tmp_path):
+    from roberta.ui.fill_mask_tab import import_checkpoint
+
+    # A file name may hold anything but "/" and NUL.
+    upload = tmp_path / (PAYLOAD.replace("/", "∕") + ".zip")
+    with zipfile.ZipFile(upload, "w") as archive:
+        for file in (tiny_assets / "mlm").iterdir():
+            archive.write(file, file.name)
+    session, _, info, status = import_checkpoint({}, str(upload), None)
+    assert_inert(status)
+    assert_inert(info)
+    assert len(registry.choices(session, "mlm")) == 3  # embedded, imported, structured start
+
+
+# --- uploads: the parameter cap applies to imports -----------------------------------------
+
+def test_import_refuses_a_config_over_the_hosts_parameter_cap(tiny_assets, tmp_path,
+                                                              monkeypatch):
+    import gradio as gr
+
+    from roberta.ui.fill_mask_tab import import_checkpoint
+    from roberta.ui.limits import ENV_MAX_PARAMETERS
+
+    monkeypatch.setenv(ENV_MAX_PARAMETERS, "1M")
+    files = {f.name: f.read_bytes() for f in (tiny_assets / "mlm").iterdir()}
+    config = json.loads(files["config.json"])
+    files["config.json"] = json.dumps({**config, "vocab_size": 750_000,
+                                       "hidden_size": 1024, "num_attention_heads": 16}).encode()
+    files["model.safetensors"] = b"\0" * 8
+    upload = tmp_path / "huge.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    with pytest.raises(gr.Error, match="more than the 1,000,000 allowed here"):
+        import_checkpoint({}, str(upload), None)
+
+
+# --- uploads and Gradio's cache --------------------------------------------------------------
+
+def test_launch_caps_each_upload_at_the_upload_limit(monkeypatch):
+    from roberta.ui.app import launch_kwargs
+    from roberta.ui.limits import ENV_MAX_UPLOAD_MB
+    from roberta.viz.bertviz_offline import FRAME_RESIZER_HEAD
+
+    monkeypatch.setenv(ENV_MAX_UPLOAD_MB, "7")
+    kwargs = launch_kwargs()
+    assert kwargs["max_file_size"] == 7_000_000
+    assert kwargs["head"] == FRAME_RESIZER_HEAD  # sizes the sandboxed bertviz frames
+
+
+def test_the_app_sweeps_gradios_cache(tiny_assets):
+    from roberta.ui.app import CACHE_SWEEP, build_app
+
+    demo = build_app()
+    frequency, age = demo.delete_cache
+    assert (frequency, age) == CACHE_SWEEP
+    assert 0 < frequency <= age <= 24 * 3600
+
+
+# --- /download_model: one export per model ---------------------------------------------------
+
+def test_downloads_of_one_model_share_one_export(tiny_assets, tmp_path, monkeypatch):
+    import gc
+    import tempfile
+
+    from roberta.ui.train_tab import download_model
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where exports are made
+
+    def exports() -> list:
+        return sorted(tmp_path.glob("roberta-lab-export-*"))
+
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    model = RobertaForMaskedLM.from_pretrained(tiny_assets / "mlm")
+    control = {"last_model": registry.LoadedModel("My model 1 (nano, 5 steps)", "mlm", model,
+                                                  tokenizer, "a test model")}
+    paths = {download_model(control) for _ in range(3)}
+    assert len(paths) == 1 and len(exports()) == 1
+    first = paths.pop()
+
+    # A new run's model replaces the export: the old zip and its folder are gone.
+    newer = RobertaForMaskedLM.from_pretrained(tiny_assets / "mlm")
+    control["last_model"] = registry.LoadedModel("My model 2 (nano, 5 steps)", "mlm", newer,
+                                                 tokenizer, "a test model")
+    second = download_model(control)
+    assert second != first and len(exports()) == 1
+    assert zipfile.ZipFile(second).namelist()[0].startswith("my-model-2-")
+
+    # When the session's state is dropped, so is its export.
+    del control
+    gc.collect()
+    assert exports() == []
