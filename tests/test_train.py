@@ -2,6 +2,7 @@
 and two processes against one."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -83,7 +84,20 @@ def test_pretraining_learns_and_beats_the_unigram_baseline(tokenizer, data):
     evals = [e for e in events if e.kind == "eval"]
     final = evals[-1].metrics
     assert final["val_accuracy"] > events[-1].metrics["unigram_accuracy"] + 0.03
-    assert final["val_perplexity"] == pytest.approx(torch.tensor(final["val_loss"]).exp().item())
+    # The reported loss is the mean cross-entropy over every scored validation token, computed
+    # here independently from the final weights and the same fixed masks.
+    trainer.model.eval()
+    with torch.no_grad():
+        total, count = 0.0, 0
+        for batch in trainer._validation:
+            logits = trainer.model(batch["input_ids"],
+                                   attention_mask=batch["attention_mask"]).logits
+            scored = batch["labels"] != -100
+            total += torch.nn.functional.cross_entropy(
+                logits[scored].float(), batch["labels"][scored], reduction="sum").item()
+            count += int(scored.sum())
+    assert final["val_loss"] == pytest.approx(total / count, rel=1e-4)
+    assert final["val_perplexity"] == pytest.approx(math.exp(total / count), rel=1e-4)
     step_losses = losses(events)
     assert sum(step_losses[-10:]) / 10 < sum(step_losses[:10]) / 10 - 0.5
     probe = evals[-1].probes[0]

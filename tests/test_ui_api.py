@@ -193,12 +193,13 @@ def test_mask_pattern_bad_input_is_a_plain_error(client, args, expected):
 
 # --- model ---------------------------------------------------------------------------------
 
-def test_model_info_with_defaults(client):
+def test_model_info_with_defaults(client, tiny_assets):
     architecture, config, parameters, chart, status = client.predict(api_name="/model_info")
     assert "2 × encoder layer" in architecture
     assert parameters["data"][-1][0] == "total"
-    total = parameters["data"][-1][1]
-    assert total == sum(row[1] for row in parameters["data"][:-1])
+    model, _ = embedded(tiny_assets, "mlm")  # counted here from the tensors themselves
+    assert parameters["data"][-1][1] == sum(p.numel() for p in model.parameters())
+    assert sum(row[1] for row in parameters["data"][:-1]) == parameters["data"][-1][1]
     fields = {row[0]: row[1] for row in config["data"]}
     assert fields["hidden_size"] == "64" and fields["num_hidden_layers"] == "2"
     assert "Embedded masked LM" in status
