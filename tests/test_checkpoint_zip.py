@@ -193,14 +193,10 @@ def no_model_building(monkeypatch):
 
 def test_a_config_over_the_parameter_cap_is_refused_before_anything_is_built(
         tiny_assets, tmp_path, no_model_building):
-    import time
-
     upload = huge_config_zip(tiny_assets, tmp_path)
-    started = time.perf_counter()
     with pytest.raises(CheckpointZipError, match=r"parameters.*more than the 40,000,000 "
                                                  r"allowed here") as refused:
         load_checkpoint_zip(upload, tmp_path / "x", LIMIT, max_parameters=40_000_000)
-    assert time.perf_counter() - started < 1.0
     assert "750,000" in str(refused.value) and "hidden size 1024" in str(refused.value)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import time
 from collections import Counter
 from types import SimpleNamespace
 
@@ -410,13 +409,14 @@ def test_packing_small_example_by_hand():
     assert len(data.pack_full_sentences([[], []], 8)) == 0
 
 
-def test_packing_a_corpus_sized_input_is_fast():
+def test_packing_a_corpus_sized_input_keeps_every_token():
+    """~1.8M tokens in 6,000 documents: every token packed once (no wall-clock bound here:
+    timing assertions flake on shared machines; ~0.3 s when idle)."""
     rng = np.random.default_rng(0)
     lengths = rng.integers(20, 600, size=6000)
-    docs = [rng.integers(5, 8000, size=n).tolist() for n in lengths]  # ~1.8M tokens
+    docs = [rng.integers(5, 8000, size=n).tolist() for n in lengths]
     for pack in (data.pack_full_sentences, data.pack_doc_sentences):
-        start = time.perf_counter()
         packed = pack(docs, 128)
-        elapsed = time.perf_counter() - start
-        assert int((packed.input_ids > 4).sum()) == lengths.sum()
-        assert elapsed < 5.0, f"{pack.__name__} took {elapsed:.1f} s"  # ~0.3 s when idle
+        content = packed.input_ids[packed.input_ids > 4]
+        assert content.numel() == lengths.sum()
+        assert content.sum().item() == sum(sum(d) for d in docs)
