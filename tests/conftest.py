@@ -20,8 +20,15 @@ from urllib.parse import urlparse
 
 import pytest
 import torch
+from hypothesis import settings as hypothesis_settings
 
 from roberta.defaults import ASSETS_ENV
+
+# Property tests draw the same examples on every run and every machine: a CI failure can be
+# reproduced, and a green run is not luck of the draw (HYPOTHESIS_PROFILE=explore to search).
+hypothesis_settings.register_profile("repeatable", derandomize=True, deadline=None)
+hypothesis_settings.register_profile("explore", deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # One intra-op thread: the suite shares 2 cores with chromium and the app's server threads, and
 # oversubscribed OpenMP threads run small models ~10x slower (measured here).
