@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -35,7 +36,9 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatabl
 torch.set_num_threads(int(os.environ.get("ROBERTA_LAB_TEST_THREADS", "1")))
 
 REQUIRE_BROWSER_ENV = "ROBERTA_LAB_REQUIRE_BROWSER"
-CHROMIUM = Path(os.environ.get("ROBERTA_LAB_CHROMIUM", "/usr/bin/chromium"))
+# The same chromium .ci/run checks for: the one on the PATH (Debian's: /usr/bin/chromium).
+CHROMIUM = Path(os.environ.get("ROBERTA_LAB_CHROMIUM") or shutil.which("chromium")
+                or "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
