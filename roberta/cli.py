@@ -255,6 +255,9 @@ def cmd_pretrain(args) -> int:
                               hold_positions_steps=args.hold_positions if structured else 0)
     data = prepare_pretraining_data(texts, tokenizer, args.seq_length,
                                     settings.validation_fraction, args.seed, args.packing)
+    # --seed fixes the new weights and then the dropout stream (masks and batch order have their
+    # own generators), so two runs with the same flags give the same curve.
+    torch.manual_seed(args.seed)
     if args.resume:
         trainer = Pretrainer.resume(out, data, settings)
     else:
@@ -310,6 +313,7 @@ def cmd_finetune(args) -> int:
     tokenizer = RobertaTokenizer.from_pretrained(args.init)
     id2label = dict(enumerate(data.label_names))
     import warnings
+    torch.manual_seed(args.seed)  # the new head's weights, then dropout: --seed reproduces a run
     with warnings.catch_warnings():  # the new head is expected here
         warnings.simplefilter("ignore")
         model = RobertaForSequenceClassification.from_pretrained(
