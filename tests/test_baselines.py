@@ -1,0 +1,70 @@
+"""The yardsticks and the attributions, checked against figures worked out by hand or against
+the property that defines them."""
+
+import math
+
+import pytest
+import torch
+
+from roberta.baselines import macro_f1, scores, tfidf_baseline, unigram_baseline
+from roberta.inference import token_attributions
+from roberta.model import RobertaForSequenceClassification
+from roberta.tokenizer import RobertaTokenizer
+
+
+def test_unigram_baseline_by_hand():
+    # Training ids: token 5 three times, token 6 once, special 0 (never guessed) four times.
+    train = torch.tensor([0, 5, 5, 0, 6, 5, 0, 0])
+    targets = torch.tensor([5, 6, 7, 5])
+    result = unigram_baseline(train, targets, special_ids=[0], vocab_size=8)
+    assert result["top_token_id"] == 5
+    assert result["accuracy"] == 0.5  # two of the four targets are 5
+    # Add-one smoothing over 8 ids, the special's count zeroed: counts+1 = 1,1,1,1,1,4,2,1.
+    p = {5: 4 / 12, 6: 2 / 12, 7: 1 / 12}
+    cross_entropy = -(2 * math.log(p[5]) + math.log(p[6]) + math.log(p[7])) / 4
+    assert result["cross_entropy"] == pytest.approx(cross_entropy)
+    assert result["perplexity"] == pytest.approx(math.exp(cross_entropy))
+    with pytest.raises(ValueError, match="no target"):
+        unigram_baseline(train, torch.tensor([], dtype=torch.long), [0], 8)
+
+
+def test_scores_and_macro_f1_by_hand():
+    predictions, labels = [0, 0, 1, 1, 1], [0, 1, 1, 1, 0]
+    # class 0: precision 1/2, recall 1/2 -> F1 0.5; class 1: precision 2/3, recall 2/3.
+    assert macro_f1(predictions, labels, 2) == pytest.approx((0.5 + 2 / 3) / 2)
+    assert scores(predictions, labels, 2) == pytest.approx(
+        {"accuracy": 0.6, "macro_f1": (0.5 + 2 / 3) / 2})
+    assert macro_f1([0, 0], [0, 0], 3) == pytest.approx(1 / 3)  # absent classes count as 0
+
+
+def test_tfidf_baseline_learns_words_and_not_noise():
+    good = ["a lovely warm film", "lovely acting and a warm story", "warm, lovely, great"]
+    bad = ["a dull cold film", "dull acting and a cold story", "cold, dull, awful"]
+    texts, labels = (good + bad) * 5, ([1] * 3 + [0] * 3) * 5
+    held_out = (["what a lovely warm evening", "so dull and cold"], [1, 0])
+    assert tfidf_baseline(texts, labels, *held_out)["accuracy"] == 1.0
+    shuffled = tfidf_baseline(texts, [1, 0] * 15, *held_out)  # labels unrelated to the words
+    assert shuffled["accuracy"] < 1.0
+
+
+def test_integrated_gradients_are_complete(tiny_assets):
+    """Completeness (Sundararajan et al. 2017): the attributions add up to the target logit's
+    change from the all-<pad> baseline to the text."""
+    model = RobertaForSequenceClassification.from_pretrained(tiny_assets / "sentiment").eval()
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "sentiment")
+    text = "The coffee was wonderful but the box was damaged."
+    tokens, attributions, target = token_attributions(model, tokenizer, text, steps=256)
+    ids = torch.tensor([tokenizer.encode(text).ids])
+    with torch.no_grad():
+        actual = model(ids).logits[0, target]
+        embeddings = model.roberta.embeddings.word_embeddings
+        pad = embeddings(torch.full_like(ids, tokenizer.pad_token_id))
+        handle = embeddings.register_forward_hook(lambda module, inputs, output: pad)
+        try:
+            baseline = model(ids).logits[0, target]
+        finally:
+            handle.remove()
+    assert len(tokens) == len(attributions) == ids.size(1)
+    change = float(actual - baseline)
+    assert abs(change) > 1e-3  # the check below is not vacuous
+    assert sum(attributions) == pytest.approx(change, rel=0.02)
