@@ -180,6 +180,21 @@ def test_the_app_sweeps_gradios_cache(tiny_assets):
     frequency, age = demo.delete_cache
     assert (frequency, age) == CACHE_SWEEP
     assert 0 < frequency <= age <= 24 * 3600
+    assert demo.analytics_enabled is False  # no telemetry leaves the server
+
+
+def test_the_readme_names_the_gradio_version_it_pins():
+    """A Space installs the README's sdk_version, the tests requirements.txt's pin: one version."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    front_matter = root.joinpath("README.md").read_text().split("---")[1]
+    sdk = next(line.split(":", 1)[1].strip() for line in front_matter.splitlines()
+               if line.startswith("sdk_version:"))
+    pin = next(line.split("==", 1)[1].split()[0]
+               for line in root.joinpath("requirements.txt").read_text().splitlines()
+               if line.startswith("gradio=="))
+    assert sdk == pin
 
 
 # --- /download_model: one export per model ---------------------------------------------------

@@ -42,7 +42,7 @@ CSS = """
 
 
 def build_app() -> gr.Blocks:
-    with gr.Blocks(title=TITLE, delete_cache=CACHE_SWEEP) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=CACHE_SWEEP, analytics_enabled=False) as demo:
         session = gr.State({})  # this browser's own models (registry) and training runs
         gr.Markdown(INTRO)
         with gr.Tabs():
