@@ -221,6 +221,7 @@ def cmd_pretrain(args) -> int:
                                        num_attention_heads=args.heads,
                                        intermediate_size=args.ffn).items() if v is not None}
     config = RobertaConfig.preset(args.preset, **overrides)  # validated before any work
+    _check_fits_in_memory(config)
     if args.hold_positions < -1:
         raise ValueError(f"--hold-positions must be -1 (the whole run), 0 or a number of steps, "
                          f"got {args.hold_positions}")
@@ -293,6 +294,23 @@ def cmd_pretrain(args) -> int:
     return 0 if last.kind == "done" else 1
 
 
+def _check_fits_in_memory(config: RobertaConfig) -> None:
+    """Refuse, before a tokenizer is trained, a model whose weights, gradients and two Adam
+    moments (16 bytes a parameter in fp32) would not fit in this machine's memory."""
+    from .model import RobertaForMaskedLM
+
+    needed = RobertaForMaskedLM.parameter_count(config) * 16
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: let torch decide
+        return
+    if needed > memory:
+        raise ValueError(f"this model has {needed // 16:,} parameters: training it needs about "
+                         f"{needed / 2**30:,.0f} GiB for weights, gradients and Adam's state, "
+                         f"and this machine has {memory / 2**30:,.0f} GiB. Choose a smaller "
+                         f"--hidden, --layers or --ffn.")
+
+
 def cmd_finetune(args) -> int:
     from .data import read_classification_csv, sentiment_task
     from .model import RobertaForSequenceClassification
@@ -341,6 +359,13 @@ def _load(kind: str, name: str | None):
     if name is None:
         return load_default(kind)
     cls = RobertaForMaskedLM if kind == "mlm" else RobertaForSequenceClassification
+    saved_as = (RobertaConfig.load(Path(name) / "config.json").extra.get("architectures") or []
+                if (Path(name) / "config.json").is_file() else [cls.__name__])
+    if kind == "classifier" and cls.__name__ not in saved_as:
+        # Loading it would give a freshly initialised head: random answers, said confidently.
+        raise ValueError(f"{name} holds a {', '.join(saved_as) or 'model'} with no trained "
+                         f"classification head; fine-tune it first (python -m roberta finetune "
+                         f"--init {name})")
     return cls.from_pretrained(name), RobertaTokenizer.from_pretrained(name)
 
 
@@ -407,6 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as err:  # e.g. a model too big to allocate
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: {first_line}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -121,6 +121,16 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return value
 
 
+def _valid_unicode(text: str) -> str:
+    """`text` with any lone surrogate (pasted from a broken source; no UTF-8 can hold it, and the
+    Rust tokenizer refuses the whole text) replaced by U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:  # through UTF-16, where a lone surrogate decodes as U+FFFD
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 class RobertaTokenizer:
     """RoBERTa byte-level BPE tokenizer wrapping a `tokenizers.Tokenizer`.
 
@@ -344,6 +354,7 @@ class RobertaTokenizer:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TokenizerError(f"texts[{i}] is {type(t).__name__}, expected str")
+        texts = [_valid_unicode(t) for t in texts]
         limit = self._limit(max_length)
         with self._lock:
             if limit == self._max_len:

@@ -544,3 +544,9 @@ def test_bad_encode_input(tok: RobertaTokenizer) -> None:
         tok.decode([0, tok.vocab_size])
     with pytest.raises(TokenizerError, match="not a single str"):
         tok.encode_batch_ids("one string")  # type: ignore[arg-type]
+
+
+def test_a_lone_surrogate_is_replaced_not_an_error(tok: RobertaTokenizer) -> None:
+    """Text pasted from a broken source can hold half a UTF-16 pair, which no UTF-8 can encode."""
+    broken = tok.encode("The coffee \ud83d was good")
+    assert broken.tokens == tok.encode("The coffee \ufffd was good").tokens

@@ -308,6 +308,9 @@ def test_cli_pretrain_finetune_fill_mask_and_export(corpus_file, tmp_path):
                     "--max-steps", "5", "--out", str(out))
     assert again.returncode == 2 and "already holds a model" in again.stderr  # never overwrite
 
+    refused = run_cli("classify", "Great coffee.", "--model", str(out))  # a masked LM
+    assert refused.returncode == 2 and "no trained classification head" in refused.stderr
+
     filled = run_cli("fill-mask", "The cat sat in the <mask>.", "--model", str(out))
     assert filled.returncode == 0 and filled.stdout.count("%") == 5
     no_mask = run_cli("fill-mask", "No mask here.", "--model", str(out))
@@ -372,6 +375,10 @@ def test_cli_bad_flags_are_clear(tmp_path):
     assert "tokenizer" not in result.stdout
     result = run_cli("pretrain", "--preset", "nano", "--heads", "64", "--out", str(tmp_path))
     assert result.returncode == 2 and "structured start needs heads" in result.stderr
+    result = run_cli("pretrain", "--preset", "nano", "--hidden", "1000000", "--out",
+                     str(tmp_path))
+    assert result.returncode == 2 and "Choose a smaller --hidden" in result.stderr
+    assert "Traceback" not in result.stderr and "tokenizer" not in result.stdout
 
 
 @pytest.mark.slow
