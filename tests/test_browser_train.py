@@ -4,6 +4,8 @@ would leave 127.0.0.1 fails the test (the `page` fixture aborts and records it).
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from roberta.ui.tiny_assets import tiny_corpus
@@ -75,3 +77,22 @@ def test_a_finetuning_settings_error_leaves_the_buttons_as_they_were(page):
     page.get_by_role("tab", name="Sentiment").click()
     page.locator("#tab-sentiment").get_by_label("Steps", exact=True).fill("0")
     start_and_see_the_buttons_restored(page, "finetune", "Steps must be at least 1")
+
+
+def test_a_new_classifier_is_selected_under_classify_at_once(page):
+    """No tab switch needed: when fine-tuning ends, Classify offers the new classifier and has
+    it selected, and classifying uses it."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Sentiment").click()
+    tab = page.locator("#tab-sentiment")
+    tab.get_by_label("Steps", exact=True).fill("4")
+    page.locator("#finetune-start").click()
+    name_box = tab.get_by_label("Fine-tuned classifier")
+    expect(name_box).not_to_have_value("", timeout=180_000)
+    name = name_box.input_value()
+    expect(tab.get_by_label("Classifier", exact=True)).to_have_value(name, timeout=30_000)
+    page.get_by_role("button", name="Classify").click()
+    verdict = tab.get_by_text(re.compile(r"^Predicted "))
+    verdict.wait_for(timeout=60_000)
+    assert name in verdict.inner_text()

@@ -332,6 +332,15 @@ def _finish(trainer: Finetuner, view: FinetuneView, base, session: dict, control
     yield view.outputs(session=session)
 
 
+def select_new_classifier(session: dict, new_name: str, current: str | None):
+    """The Classify dropdown refreshed with this session's classifiers, the new one selected."""
+    names = registry.choices(session, "classifier")
+    value = new_name if new_name in names else (current if current in names else
+                                                (names[0] if names else None))
+    return gr.update(choices=names, value=value), registry.model_info(session, value,
+                                                                      "classifier")
+
+
 def results_markdown(report: dict[str, float]) -> str:
     rows = ["| | accuracy | macro-F1 |", "|---|---|---|"]
     test = "test" if "test_accuracy" in report else None
@@ -443,7 +452,8 @@ def build_sentiment_tab(session: gr.State) -> None:
     gr.Markdown("### 2 · Classify and explain")
     with gr.Row():
         with gr.Column(scale=2):
-            classifier, _ = registry.model_selector(session, "classifier", label="Classifier")
+            classifier, classifier_info = registry.model_selector(session, "classifier",
+                                                                  label="Classifier")
             text = gr.Textbox(EXAMPLES[0], lines=3, label="Review text")
             classify_button = gr.Button("Classify", variant="primary")
             gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
@@ -462,6 +472,9 @@ def build_sentiment_tab(session: gr.State) -> None:
     outputs = [status, progress, accuracy_plot, loss_plot, results, classifier_name, session]
     start_stop(start_button, stop_button, start_finetuning, inputs, outputs, api_name="finetune",
                concurrency_limit=None, show_progress="hidden")
+    # A classifier fine-tuned here is offered, and chosen, under Classify at once.
+    classifier_name.change(select_new_classifier, [session, classifier_name, classifier],
+                           [classifier, classifier_info], queue=False, api_visibility="private")
     # Stop answers in a toast (and to API callers), never in the status line: its answer could
     # arrive after the run's final status and overwrite it.
     stop_answer = gr.Textbox(visible=False, label="Stop")
