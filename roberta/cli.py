@@ -207,10 +207,15 @@ def cmd_pretrain(args) -> int:
         default_learning_rate,
         default_warmup,
         prepare_pretraining_data,
+        recover_checkpoint,
     )
 
     rank, world = _init_distributed()
     out = Path(args.out)
+    if rank == 0:
+        recover_checkpoint(out)  # a crash mid-save left the newest checkpoint beside `out`
+    if world > 1:
+        torch.distributed.barrier()
     if args.resume and not (out / "trainer_state.json").is_file():
         raise ValueError(f"--resume: no checkpoint in {out}")
     if not args.resume and (out / "model.safetensors").exists():

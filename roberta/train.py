@@ -469,6 +469,34 @@ class Trainer:
         self.step = int(info["step"])
 
 
+def recover_checkpoint(directory: str | os.PathLike) -> Path | None:
+    """Make `directory` the newest complete checkpoint again after a crash mid-save, and clear
+    the save's leftovers; returns it, or None when there is no checkpoint at all.
+
+    A save writes `.<name>.<random>/` (trainer_state.json last, so its presence means complete),
+    moves the previous checkpoint to `.<name>.old/` and renames the new one into place. A crash
+    between those two renames leaves no `directory`, with complete checkpoints beside it."""
+    directory = Path(directory)
+    leftovers = [p for p in directory.parent.glob(f".{directory.name}.*") if p.is_dir()]
+
+    def step(path: Path) -> int:
+        try:
+            return int(json.loads((path / TRAINER_STATE_NAME).read_text())["step"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return -1  # incomplete or unreadable: never restored
+
+    if step(directory) < 0:
+        complete = [p for p in leftovers if step(p) >= 0]
+        if complete:
+            newest = max(complete, key=step)
+            if directory.exists():  # an empty or half-written folder in the way
+                shutil.rmtree(directory)
+            newest.rename(directory)
+    for stray in leftovers:
+        shutil.rmtree(stray, ignore_errors=True)
+    return directory if step(directory) >= 0 else None
+
+
 def run_to_end(trainer: Trainer, on_event=None) -> TrainEvent:
     """Consume a run, optionally calling `on_event` for each event; return the last one."""
     last = None

@@ -4,6 +4,7 @@ and two processes against one."""
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from roberta.train import (
     Pretrainer,
     TrainingError,
     prepare_pretraining_data,
+    recover_checkpoint,
     run_to_end,
 )
 
@@ -127,6 +129,46 @@ def test_resume_continues_the_same_curve(tokenizer, data, tmp_path):
     assert resumed.step == 6
     rest = losses(resumed.run())
     assert half + rest == pytest.approx(full, abs=1e-6)
+
+
+def test_a_crash_between_the_saves_renames_loses_no_resume_point(tokenizer, data, tmp_path,
+                                                                monkeypatch):
+    """Killed after the old checkpoint was moved aside and before the new one took its place:
+    recover_checkpoint puts the newest complete checkpoint back and clears the leftovers."""
+    trainer = Pretrainer(new_model(tokenizer), tokenizer, data, settings(max_steps=12))
+    target = tmp_path / "ckpt"
+    for event in trainer.run():
+        if event.kind == "step" and event.step == 3:
+            trainer.save_checkpoint(target)
+        if event.kind == "step" and event.step == 5:
+            break
+    real_rename, calls = Path.rename, []
+
+    def crash_on_the_second_rename(self, new):
+        calls.append(self)
+        if len(calls) == 2:  # the old one is aside, the new one not yet in place
+            raise KeyboardInterrupt("killed")
+        return real_rename(self, new)
+
+    monkeypatch.setattr(Path, "rename", crash_on_the_second_rename)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save_checkpoint(target)
+    monkeypatch.setattr(Path, "rename", real_rename)
+    assert not target.exists() and (tmp_path / ".ckpt.old").is_dir()
+    # A killed process leaves its half-written temporary folder too (no `finally` ran).
+    (tmp_path / ".ckpt.half").mkdir()
+    (tmp_path / ".ckpt.half" / "config.json").write_text("{")
+    assert recover_checkpoint(target) == target
+    assert Pretrainer.resume(target, data, settings(max_steps=12)).step == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+    # Killed after the new checkpoint was complete but before any rename: the newest wins.
+    trainer.save_checkpoint(tmp_path / "newer")  # step 5
+    shutil.rmtree(target)
+    (tmp_path / "newer").rename(tmp_path / ".ckpt.x1")
+    assert recover_checkpoint(target) == target
+    assert json.loads((target / "trainer_state.json").read_text())["step"] == 5
+    assert recover_checkpoint(tmp_path / "nothing") is None
 
 
 def test_stop_flag_ends_the_run_with_a_usable_model(tokenizer, data):
