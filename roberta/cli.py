@@ -379,7 +379,7 @@ def cmd_fill_mask(args) -> int:
     model, tokenizer = _load("mlm", args.model)
     result = fill_mask(model, tokenizer, args.text, top_k=args.top_k)
     if result.truncated:
-        print(f"note: the text was cut to {model.config.max_sequence_length} tokens")
+        print(f"note: {result.window.notice()}")
     for n, prediction in enumerate(result.predictions, 1):
         print(f"<mask> #{n}:")
         for c in prediction.candidates:

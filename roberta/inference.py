@@ -29,11 +29,64 @@ class MaskPrediction:
 
 
 @dataclass
+class Window:
+    """The part of a text the model read: every tab reads a long text the same way, a window of
+    the model's length around the first <mask> (or, to classify, from the start)."""
+
+    start: int  # first content token read (0-based, <s> and </s> not counted)
+    end: int  # one past the last
+    total: int  # content tokens in the whole text
+    chars: tuple[int, int]  # the characters of the text those tokens cover
+
+    @property
+    def cut(self) -> bool:
+        return self.end - self.start < self.total
+
+    def notice(self) -> str | None:
+        """One line saying what was left out, or None when the whole text was read."""
+        if not self.cut:
+            return None
+        where = (f"tokens {self.start + 1:,}–{self.end:,}, around the first <mask>"
+                 if self.start else f"the first {self.end:,}")
+        return (f"The text is {self.total:,} tokens long and the model reads "
+                f"{self.end - self.start:,} at a time: it read {where}, and the rest was left "
+                f"out.")
+
+
+def encode_window(tokenizer: RobertaTokenizer, text: str, max_length: int,
+                  around_mask: bool = True) -> tuple[Encoding, Window]:
+    """`text` encoded whole when it fits in `max_length` tokens (specials included); otherwise
+    the window of that length centred on the first <mask> (`around_mask`) or at the start."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("The text is empty: type a sentence.")
+    # Never more tokens than UTF-8 bytes: this length keeps the whole text.
+    full = tokenizer.encode(text, max_length=len(text.encode("utf-8", "replace")) + 2)
+    total, room = len(full) - 2, max_length - 2
+    if total <= room:
+        return full, Window(0, total, total, (0, len(text)))
+    start = 0
+    masks = [i - 1 for i, t in enumerate(full.ids) if t == tokenizer.mask_token_id]
+    if around_mask and masks:
+        start = min(max(0, masks[0] - room // 2), total - room)
+    keep = slice(1 + start, 1 + start + room)
+    offsets = full.offsets[keep]
+    encoding = Encoding(ids=[full.ids[0], *full.ids[keep], full.ids[-1]],
+                        attention_mask=[1] * (room + 2),
+                        tokens=[full.tokens[0], *full.tokens[keep], full.tokens[-1]],
+                        offsets=[(0, 0), *offsets, (0, 0)], truncated=True)
+    return encoding, Window(start, start + room, total, (offsets[0][0], offsets[-1][1]))
+
+
+@dataclass
 class FillMaskResult:
     text: str
-    tokens: list[str]  # the tokenization, readable
-    predictions: list[MaskPrediction]  # one per <mask>, left to right
-    truncated: bool  # the text was longer than the model takes and was cut
+    tokens: list[str]  # the tokenization of what the model read, readable
+    predictions: list[MaskPrediction]  # one per <mask> the model read, left to right
+    window: Window  # which part of a long text that was
+
+    @property
+    def truncated(self) -> bool:
+        return self.window.cut
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -54,11 +107,11 @@ def fill_mask(model: RobertaForMaskedLM, tokenizer: RobertaTokenizer, text: str,
     if tokenizer.mask_token not in (text or ""):
         raise ValueError(f"The text has no {tokenizer.mask_token}: put {tokenizer.mask_token} "
                          f"where a word should be guessed.")
-    encoding = encode_checked(tokenizer, text, model.config.max_sequence_length)
+    encoding, window = encode_window(tokenizer, text, model.config.max_sequence_length)
     positions = [i for i, t in enumerate(encoding.ids) if t == tokenizer.mask_token_id]
-    if not positions:
-        raise ValueError(f"The text is longer than the model's {model.config.max_sequence_length}"
-                         f" tokens and every {tokenizer.mask_token} fell in the part cut off.")
+    if not positions:  # e.g. "<mask>" written inside a word, where BPE does not keep it whole
+        raise ValueError(f"The tokenizer did not read {tokenizer.mask_token} as one token: put "
+                         f"it between spaces, where a word should be guessed.")
     ids = torch.tensor([encoding.ids], device=_device(model))
     with torch.inference_mode():  # the LM head runs at the <mask> positions only
         logits = model(ids, head_mask=head_mask, predict=ids == tokenizer.mask_token_id)
@@ -73,12 +126,13 @@ def fill_mask(model: RobertaForMaskedLM, tokenizer: RobertaTokenizer, text: str,
             Candidate(tokenizer.token_display(t), i, p)
             for t, i, p in zip(tokens, indices, values, strict=True)]))
     return FillMaskResult(text, [tokenizer.token_display(t) for t in encoding.tokens],
-                          predictions, encoding.truncated)
+                          predictions, window)
 
 
 def classify(model: RobertaForSequenceClassification, tokenizer: RobertaTokenizer,
              texts: list[str]) -> list[dict[str, float]]:
-    """Class probabilities for each text, keyed by the config's label names."""
+    """Class probabilities for each text, keyed by the config's label names. A long text is
+    classified on its first window (`classification_window` says what was read)."""
     if isinstance(texts, str):
         texts = [texts]
     for text in texts:
@@ -92,23 +146,33 @@ def classify(model: RobertaForSequenceClassification, tokenizer: RobertaTokenize
     return [{names[i]: p for i, p in enumerate(row)} for row in logits.softmax(-1).tolist()]
 
 
+def classification_window(model, tokenizer: RobertaTokenizer, text: str) -> Window:
+    """Which part of `text` classify() and token_attributions() read: the first window."""
+    return encode_window(tokenizer, text, model.config.max_sequence_length, around_mask=False)[1]
+
+
 @dataclass
 class AttentionResult:
     tokens: list[str]
     attentions: torch.Tensor  # (L, nh, T, T) probabilities, float32 on the CPU
-    truncated: bool
+    window: Window  # which part of a long text was read
+
+    @property
+    def truncated(self) -> bool:
+        return self.window.cut
 
 
 def attention_maps(model, tokenizer: RobertaTokenizer, text: str,
                    head_mask: torch.Tensor | None = None) -> AttentionResult:
-    """Every layer's attention probabilities for one text (any of our model classes)."""
-    encoding = encode_checked(tokenizer, text, model.config.max_sequence_length)
+    """Every layer's attention probabilities for one text (any of our model classes); a long
+    text is read in the window around its first <mask>, as fill-mask reads it."""
+    encoding, window = encode_window(tokenizer, text, model.config.max_sequence_length)
     ids = torch.tensor([encoding.ids], device=_device(model))
     with torch.inference_mode():
         out = model(ids, head_mask=head_mask, output_attentions=True)
     attentions = torch.stack([a[0] for a in out.attentions]).float().cpu()
     return AttentionResult([tokenizer.token_display(t) for t in encoding.tokens], attentions,
-                           encoding.truncated)
+                           window)
 
 
 def token_attributions(model: RobertaForSequenceClassification, tokenizer: RobertaTokenizer,

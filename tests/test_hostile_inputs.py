@@ -15,12 +15,13 @@ import pytest
 import torch
 
 from roberta.config import RobertaConfig
-from roberta.inference import Candidate, FillMaskResult, MaskPrediction
+from roberta.inference import Candidate, FillMaskResult, MaskPrediction, Window
 from roberta.model import RobertaForMaskedLM, RobertaForSequenceClassification
 from roberta.tokenizer import RobertaTokenizer
 from roberta.ui import registry
 
 # A fence closes any code block the text sits in; then raw HTML and a javascript: link.
+WHOLE = Window(0, 1, 1, (0, 1_000))  # a short text, read whole
 PAYLOAD = ("```\n<img src=x onerror=alert(1)>\n<details ontoggle=alert(1)>open</details> "
            "[x](javascript:alert(1))")
 LIVE_MARKUP = re.compile(r"<img|<details|\]\(javascript:", re.IGNORECASE)
@@ -103,7 +104,7 @@ def test_attention_verdict_with_hostile_tokens(hostile_session, monkeypatch):
     def payload_guesses(model, tokenizer, text, top_k=5, head_mask=None):
         candidates = [Candidate(f" {PAYLOAD}", 7 + (head_mask is not None), 0.5)]
         return FillMaskResult(text, ["<s>", "<mask>", "</s>"],
-                              [MaskPrediction(1, candidates * top_k)], False)
+                              [MaskPrediction(1, candidates * top_k)], WHOLE)
 
     monkeypatch.setattr(attention_tab, "fill_mask", payload_guesses)
     loaded = registry.resolve(hostile_session, f"Imported: {PAYLOAD} (mlm)", "mlm")
@@ -115,7 +116,7 @@ def test_attention_verdict_with_hostile_tokens(hostile_session, monkeypatch):
 def test_train_probe_table(hostile_session):
     from roberta.ui.train_tab import probe_table
 
-    result = FillMaskResult("", [], [MaskPrediction(1, [Candidate(PAYLOAD, 7, 0.5)])], False)
+    result = FillMaskResult("", [], [MaskPrediction(1, [Candidate(PAYLOAD, 7, 0.5)])], WHOLE)
     table = probe_table([result, None], [f"{PAYLOAD} <mask>", PAYLOAD], step=3)
     first_column = table.iloc[:, 0]
     for cell in first_column:

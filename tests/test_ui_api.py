@@ -96,12 +96,21 @@ def test_fill_mask_bad_top_k_and_unknown_model(client):
     assert "No such model" in message
 
 
-def test_fill_mask_says_when_the_text_was_cut(client):
-    long_text = "The food <mask> good. " + "The cat was slow yesterday. " * 30
-    *_, summary = client.predict(long_text, api_name="/fill_mask")
-    assert "was cut" in summary
-    message = app_error(client, "The cat was slow. " * 40 + "The <mask>.", api_name="/fill_mask")
-    assert "cut off" in message
+LONG = " ".join(["The cat was slow yesterday and the dog was quick today."] * 500)  # 5,500 words
+
+
+def test_a_long_text_is_read_around_its_mask_in_every_tab(client):
+    """One rule: a window of the model's length around the first <mask> (from the start, to
+    classify), one line saying what was left out, and nothing echoed in full."""
+    text = LONG + " The food <mask> good. " + LONG
+    *_, summary = client.predict(text, api_name="/fill_mask")
+    assert "around the first <mask>" in html.unescape(summary.replace("\\", ""))
+    assert "**First guesses:** … " in summary and len(summary) < 3_000
+    *_, table, verdict = client.predict(text, api_name="/attention")
+    assert len(table["data"]) == 5  # the one mask, found in its window
+    label, spans, explanation = client.predict(LONG, api_name="/classify")
+    assert "the first" in explanation and "left out" in explanation
+    assert len(spans) <= 130  # the window's tokens only
 
 
 # --- attention -----------------------------------------------------------------------------
@@ -312,12 +321,13 @@ def test_start_up_imports_neither_transformers_nor_bertviz():
 
 
 def test_first_guesses_are_written_in_as_plain_text():
-    from roberta.inference import Candidate, FillMaskResult, MaskPrediction
+    from roberta.inference import Candidate, FillMaskResult, MaskPrediction, Window
     from roberta.ui.fill_mask_tab import filled_sentence
 
-    result = FillMaskResult("", [], [MaskPrediction(3, [Candidate(" cat", 7, 0.5)]),
-                                     MaskPrediction(5, [Candidate("s", 8, 0.5)])], False)
     text = "The *big* <mask> sat<mask> on <b>it</b>."
+    result = FillMaskResult("", [], [MaskPrediction(3, [Candidate(" cat", 7, 0.5)]),
+                                     MaskPrediction(5, [Candidate("s", 8, 0.5)])],
+                            Window(0, 14, 14, (0, len(text))))
     assert filled_sentence(text, result) == (
         r"The \*big\* <b>cat</b> sat<b>s</b> on &lt;b&gt;it&lt;/b&gt;.")
 

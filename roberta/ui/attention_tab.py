@@ -63,8 +63,7 @@ def _maps(text: str, model_name: str | None, heads_off, session):
     with plain_errors("Computing attention"):
         result = attention_maps(loaded.model, loaded.tokenizer, text, head_mask=head_mask)
     if result.truncated:
-        gr.Warning(shown(f"The text is longer than the model's {config.max_sequence_length} "
-                         f"tokens and was cut."))
+        gr.Warning(shown(result.window.notice()))
     return loaded, head_mask, result
 
 

@@ -86,18 +86,22 @@ def results_chart(result: FillMaskResult) -> go.Figure:
 
 
 def filled_sentence(text: str, result: FillMaskResult) -> str:
-    """Markdown of the text with each predicted <mask> replaced by the first guess, in bold."""
+    """Markdown of what the model read with each <mask> replaced by the first guess, in bold;
+    "…" marks text before or after a long text's window (never echoed in full)."""
+    first, last = result.window.chars
+    before, after = ("… " if first > 0 else ""), (" …" if last < len(text) else "")
+    text = text[first:last]
     guesses = iter(p.candidates[0].token for p in result.predictions)
     parts, end = [], 0
     for match in re.finditer(r"\s?<mask>", text):
         guess = next(guesses, None)
-        if guess is None:  # a mask cut off by truncation
+        if guess is None:  # cannot happen: every <mask> in the window is predicted
             break
         space = " " if guess.startswith(" ") else ""
         parts += [markdown_literal(text[end:match.start()]), space,
                   f"<b>{markdown_literal(guess.strip() or guess)}</b>"]
         end = match.end()
-    return "".join(parts) + markdown_literal(text[end:])
+    return before + "".join(parts) + markdown_literal(text[end:]) + after
 
 
 def check_text(text: str | None) -> str:
@@ -121,14 +125,13 @@ def predict(text: str, model_name: str | None = None, top_k: int = 5,
     asked = text.count(MASK)
     notes = []
     if result.truncated:
+        message = result.window.notice()
         lost = asked - len(result.predictions)
-        limit = loaded.model.config.max_sequence_length
-        message = f"The text is longer than the model's {limit} tokens and was cut."
         if lost:
             verb = "was" if lost == 1 else "were"
-            message += f" {lost} of its {asked} masks came after the cut and {verb} not predicted."
+            message += f" {lost} of its {asked} masks fell outside and {verb} not predicted."
         gr.Warning(shown(message))
-        notes.append(f"⚠️ {message}")
+        notes.append(f"⚠️ {markdown_literal(message)}")
     if len(result.predictions) > MAX_CHART_MASKS:
         notes.append(f"The chart shows the first {MAX_CHART_MASKS} masks; the table has all "
                      f"{len(result.predictions)}.")

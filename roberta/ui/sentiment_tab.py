@@ -35,11 +35,11 @@ from roberta.data import (
     sentiment_task,
     train_test_split_classification,
 )
-from roberta.inference import classify, token_attributions
+from roberta.inference import classification_window, classify, token_attributions
 from roberta.model import RobertaForSequenceClassification
 from roberta.train import FinetuneConfig, Finetuner, TrainEvent
 from roberta.ui import registry
-from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop
+from roberta.ui.common import markdown_literal, plain_errors, request_stop, shown, start_stop
 from roberta.ui.limits import (
     TRAINING_QUEUE,
     check_steps,
@@ -381,12 +381,16 @@ def classify_text(text: str, model_name: str | None = None, session: dict | None
     with plain_errors("Classifying"):
         probabilities = classify(loaded.model, loaded.tokenizer, [text])[0]
         tokens, scores, target = token_attributions(loaded.model, loaded.tokenizer, text)
+        window = classification_window(loaded.model, loaded.tokenizer, text)
     predicted = loaded.model.config.id2label[target]
     label = markdown_literal(predicted)  # labels and names come from checkpoints and CSVs
     explanation = (f"Predicted **{label}** ({probabilities[predicted]:.0%}) by "
                    f"*{markdown_literal(loaded.name)}*. Highlighted: how much each token pushed "
                    f"the prediction towards “{label}” (red) or away from it (blue), by integrated "
                    f"gradients from a baseline of `<pad>` embeddings.")
+    if window.cut:
+        gr.Warning(shown(window.notice()))
+        explanation += f"\n\n⚠️ {markdown_literal(window.notice())}"
     return probabilities, attribution_spans(tokens, scores), explanation
 
 
