@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -30,7 +31,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .baselines import macro_f1, tfidf_baseline, unigram_baseline
+from .baselines import fit_tfidf, macro_f1, scores, unigram_baseline
 from .data import ClassificationData, PackedSequences, pack_documents, split_documents
 from .inference import FillMaskResult, fill_mask
 from .init import position_dims
@@ -737,7 +738,6 @@ class Finetuner(Trainer):
         max_length = min(config.seq_length, model.config.max_sequence_length)
         self._train = tokenizer(split.train_texts, max_length=max_length)
         self._train_labels = torch.tensor(split.train_labels)
-        self.train_labels = list(split.train_labels)  # the labels of train_split
         self._val = (tokenizer(split.test_texts, max_length=max_length), split.test_labels)
         self._test = (tokenizer(data.test_texts, max_length=max_length), data.test_labels) \
             if data.test_texts else None
@@ -780,13 +780,24 @@ class Finetuner(Trainer):
                          {k: v.detach().clone() for k, v in self.model.state_dict().items()})
         return {f"val_{k}": v for k, v in scores.items()}, None
 
+    @property
+    def train_labels(self) -> list[int]:
+        """The labels of `train_split`."""
+        return self._train_labels.tolist()
+
+    @functools.cached_property
+    def tfidf(self):
+        """TF-IDF + logistic regression fitted on the same training split, once (the recipe
+        scores it on more sets than the test set)."""
+        return fit_tfidf(self.train_split, self.train_labels)
+
     def baseline(self) -> dict[str, float]:
-        """TF-IDF + logistic regression on the same training split, scored on the test set (or
-        on validation when there is no test set)."""
+        """The TF-IDF model scored on the test set (or on validation when there is no test
+        set)."""
         test_texts, test_labels = (self.data.test_texts, self.data.test_labels) if \
             self._test else (self.val_split, self._val[1])
-        return tfidf_baseline(self.train_split, self.train_labels, test_texts,
-                              test_labels, self.data.num_labels)
+        return scores(self.tfidf.predict(list(test_texts)).tolist(), test_labels,
+                      self.data.num_labels)
 
     def final_report(self) -> dict[str, float]:
         """Restore the best validation checkpoint, then score it on the test set."""
