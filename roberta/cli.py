@@ -7,8 +7,10 @@ print events. `torchrun --nproc_per_node=N -m roberta pretrain ...` runs data-pa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -17,29 +19,40 @@ import torch
 from .config import PRESETS, RobertaConfig
 from .init import INIT_CHOICES
 from .masking import MaskingConfig
+from .train import FinetuneConfig, PretrainConfig
 
 
-def _add_training_flags(p: argparse.ArgumentParser, *, steps: int, batch: int,
-                        lr: float | None, warmup: int | None, eval_every: int) -> None:
+def _add_training_flags(p: argparse.ArgumentParser, defaults) -> None:
+    """The optimisation flags, each left None unless given: the config dataclass (`defaults`,
+    a PretrainConfig or FinetuneConfig) owns every default, and says it in --help."""
     g = p.add_argument_group("optimisation")
-    g.add_argument("--max-steps", type=int, default=steps)
-    g.add_argument("--batch-size", type=int, default=batch, help="per process")
-    g.add_argument("--lr", type=float, default=lr,
-                   help="peak learning rate" + (" (default: 2e-3 x 128 / hidden size)"
-                                                if lr is None else ""))
-    g.add_argument("--warmup-steps", type=int, default=warmup,
-                   help=None if warmup is not None else "default: 150, or a tenth of the run")
-    g.add_argument("--min-lr-ratio", type=float, default=0.0)
-    g.add_argument("--weight-decay", type=float, default=0.01)
-    g.add_argument("--grad-clip", type=float, default=1.0)
-    g.add_argument("--grad-accum", type=int, default=1)
-    g.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--eval-every", type=int, default=eval_every)
-    g.add_argument("--checkpoint-every", type=int, default=0)
-    g.add_argument("--seq-length", type=int, default=128)
+
+    def flag(name, dest, note="", unset="", **kwargs):  # unset: what a None default means
+        default = getattr(defaults, dest)
+        shown = f"default: {unset if default is None else default}"
+        g.add_argument(name, dest=dest, help="; ".join(filter(None, [note, shown])), **kwargs)
+
+    flag("--max-steps", "max_steps", type=int)
+    flag("--batch-size", "batch_size", "per process", type=int)
+    flag("--lr", "learning_rate", "peak learning rate", "2e-3 x 128 / hidden size", type=float)
+    flag("--warmup-steps", "warmup_steps", "", "150, or a tenth of the run", type=int)
+    flag("--min-lr-ratio", "min_lr_ratio", type=float)
+    flag("--weight-decay", "weight_decay", type=float)
+    flag("--grad-clip", "grad_clip", type=float)
+    flag("--grad-accum", "grad_accum_steps", type=int)
+    flag("--precision", "precision", choices=["auto", "fp32", "bf16", "fp16"])
+    flag("--device", "device", "auto, cpu, cuda, cuda:N or mps")
+    flag("--seed", "seed", type=int)
+    flag("--eval-every", "eval_every", type=int)
+    flag("--checkpoint-every", "checkpoint_every", type=int)
+    flag("--seq-length", "seq_length", type=int)
     g.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+
+
+def _given(args, config_class) -> dict:
+    """The flags given for `config_class`'s fields (the rest keep the dataclass defaults)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)
+            if getattr(args, f.name, None) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,18 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", choices=list(INIT_CHOICES), default="structured",
                    help="from scratch: the structured start that gets past the masked-LM "
                         "plateau, or RoBERTa's random init (see roberta/init.py)")
-    p.add_argument("--hold-positions", type=int, default=-1,
+    p.add_argument("--hold-positions", dest="hold_positions_steps", type=int, default=-1,
                    help="steps the structured start's position rows stay fixed (-1: the "
                         "whole run, 0: trainable from the start)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
-    p.add_argument("--mask-rate", type=float, default=0.15)
-    p.add_argument("--mask-fraction", type=float, default=0.8, help="of chosen: -> <mask>")
-    p.add_argument("--random-fraction", type=float, default=0.1, help="of chosen: -> random")
-    p.add_argument("--whole-word", action="store_true")
-    p.add_argument("--static-masking", action="store_true", help="the paper's static baseline")
+    masking = MaskingConfig()
+    p.add_argument("--mask-rate", dest="mlm_probability", type=float,
+                   help=f"default: {masking.mlm_probability}")
+    p.add_argument("--mask-fraction", type=float,
+                   help=f"of chosen: -> <mask> (default: {masking.mask_fraction})")
+    p.add_argument("--random-fraction", type=float,
+                   help=f"of chosen: -> random (default: {masking.random_fraction})")
+    p.add_argument("--whole-word", action="store_true", default=None)
+    p.add_argument("--static-masking", action="store_true", default=None,
+                   help="the paper's static baseline")
     p.add_argument("--packing", choices=["full_sentences", "doc_sentences"],
-                   default="full_sentences")
-    _add_training_flags(p, steps=1000, batch=16, lr=None, warmup=None, eval_every=100)
+                   help=f"default: {PretrainConfig.packing}")
+    _add_training_flags(p, PretrainConfig)
 
     f = sub.add_parser("finetune", help="fine-tune a sequence classifier")
     f.add_argument("--init", required=True, help="masked-LM (or classifier) directory")
@@ -82,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--csv", help="CSV file with a text and a label column (--task csv)")
     f.add_argument("--text-column")
     f.add_argument("--label-column")
-    f.add_argument("--validation-fraction", type=float, default=0.1)
-    _add_training_flags(f, steps=300, batch=32, lr=2e-4, warmup=30, eval_every=25)
+    f.add_argument("--validation-fraction", type=float,
+                   help=f"default: {FinetuneConfig.validation_fraction}")
+    _add_training_flags(f, FinetuneConfig)
 
     m = sub.add_parser("fill-mask", help="top-k guesses for each <mask>")
     m.add_argument("text")
@@ -141,20 +160,6 @@ def _read_corpus(spec: str) -> list[str]:
     raise ValueError(f"--corpus {spec!r} is neither 'bundled' nor an existing file or folder")
 
 
-def _masking(args) -> MaskingConfig:
-    return MaskingConfig(mlm_probability=args.mask_rate, mask_fraction=args.mask_fraction,
-                         random_fraction=args.random_fraction, whole_word=args.whole_word)
-
-
-def _training_kwargs(args) -> dict:
-    return dict(max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.lr,
-                warmup_steps=args.warmup_steps, min_lr_ratio=args.min_lr_ratio,
-                weight_decay=args.weight_decay, grad_clip=args.grad_clip,
-                grad_accum_steps=args.grad_accum, precision=args.precision, device=args.device,
-                seed=args.seed, eval_every=args.eval_every,
-                checkpoint_every=args.checkpoint_every, seq_length=args.seq_length)
-
-
 class EventPrinter:
     """A tqdm bar with loss and tokens/s, evaluation lines above it, and a metrics.jsonl log."""
 
@@ -201,14 +206,7 @@ def cmd_pretrain(args) -> int:
     from .init import StructuredInit, initialise_
     from .model import RobertaForMaskedLM
     from .tokenizer import RobertaTokenizer
-    from .train import (
-        PretrainConfig,
-        Pretrainer,
-        default_learning_rate,
-        default_warmup,
-        prepare_pretraining_data,
-        recover_checkpoint,
-    )
+    from .train import Pretrainer, prepare_pretraining_data, recover_checkpoint
 
     rank, world = _init_distributed()
     out = Path(args.out)
@@ -227,18 +225,16 @@ def cmd_pretrain(args) -> int:
                                        intermediate_size=args.ffn).items() if v is not None}
     config = RobertaConfig.preset(args.preset, **overrides)  # validated before any work
     _check_fits_in_memory(config)
-    if args.hold_positions < -1:
-        raise ValueError(f"--hold-positions must be -1 (the whole run), 0 or a number of steps, "
-                         f"got {args.hold_positions}")
-    if args.start == "structured" and not (args.init or args.resume):
+    structured = args.start == "structured" and not args.init  # a scratch model's start
+    given = _given(args, PretrainConfig)  # the rest (learning rate, warmup...): the library's
+    if not structured:
+        given["hold_positions_steps"] = 0  # RoBERTa's random positions must learn
+    settings = PretrainConfig(**given, output_dir=str(out),
+                              masking=MaskingConfig(**_given(args, MaskingConfig)))
+    settings.validate()  # before a tokenizer is trained
+    if structured and not args.resume:
         StructuredInit().validate(config.hidden_size, config.num_attention_heads,
                                   config.num_hidden_layers)
-    if args.lr is None:  # the rate for this width (from the model continued, if any)
-        source = Path(out if args.resume else args.init or "") / "config.json"
-        width = RobertaConfig.load(source) if source.is_file() else config  # else a hub id
-        args.lr = default_learning_rate(width.hidden_size)
-    if args.warmup_steps is None:
-        args.warmup_steps = default_warmup(args.max_steps)
 
     if args.resume:
         tokenizer = RobertaTokenizer.from_pretrained(out)
@@ -249,21 +245,17 @@ def cmd_pretrain(args) -> int:
         if rank == 0:
             print(f"training a byte-level BPE tokenizer on {len(texts)} documents ...")
             RobertaTokenizer.train(texts, vocab_size=args.vocab_size or config.vocab_size,
-                                   model_max_length=args.seq_length).save_pretrained(tok_dir)
+                                   model_max_length=settings.seq_length).save_pretrained(tok_dir)
         if world > 1:
             torch.distributed.barrier()
         tokenizer = RobertaTokenizer.from_pretrained(tok_dir)
 
-    structured = args.start == "structured" and not args.init  # a scratch model's start
-    settings = PretrainConfig(**_training_kwargs(args), output_dir=str(out),
-                              masking=_masking(args), static_masking=args.static_masking,
-                              packing=args.packing,
-                              hold_positions_steps=args.hold_positions if structured else 0)
-    data = prepare_pretraining_data(texts, tokenizer, args.seq_length,
-                                    settings.validation_fraction, args.seed, args.packing)
+    data = prepare_pretraining_data(texts, tokenizer, settings.seq_length,
+                                    settings.validation_fraction, settings.seed,
+                                    settings.packing)
     # --seed fixes the new weights and then the dropout stream (masks and batch order have their
     # own generators), so two runs with the same flags give the same curve.
-    torch.manual_seed(args.seed)
+    torch.manual_seed(settings.seed)
     if args.resume:
         trainer = Pretrainer.resume(out, data, settings)
     else:
@@ -273,30 +265,34 @@ def cmd_pretrain(args) -> int:
             model = RobertaForMaskedLM(RobertaConfig.preset(
                 args.preset, **overrides, vocab_size=tokenizer.vocab_size,
                 max_position_embeddings=max(config.max_position_embeddings,
-                                            args.seq_length + 2)))
+                                            settings.seq_length + 2)))
             initialise_(model, args.start)
         trainer = Pretrainer(model, tokenizer, data, settings)
     if rank == 0:
         n_params = sum(p.numel() for p in trainer.model.parameters())
         print(f"{n_params / 1e6:.2f}M parameters, {len(data.train)} training sequences of "
-              f"{args.seq_length} tokens ({data.train.num_tokens / 1e6:.2f}M tokens), "
+              f"{settings.seq_length} tokens ({data.train.num_tokens / 1e6:.2f}M tokens), "
               f"{world} process(es)")
-    printer = EventPrinter(args.max_steps, out.parent / f"{out.name}.metrics.jsonl",
-                           enabled=rank == 0)
-    last = None
-    for last in trainer.run():
-        printer(last)
+    last, evaluation = _consume(trainer, EventPrinter(
+        settings.max_steps, out.parent / f"{out.name}.metrics.jsonl", enabled=rank == 0))
     if rank == 0 and last.kind == "done":
-        final = [json.loads(line) for line in
-                 (out.parent / f"{out.name}.metrics.jsonl").read_text().splitlines()]
-        evals = [e for e in final if e["kind"] == "eval"]
-        acc = evals[-1]["val_accuracy"] if evals else float("nan")
-        print(f"validation masked-token accuracy {acc:.2%} vs unigram-frequency baseline "
-              f"{last.metrics['unigram_accuracy']:.2%}; model saved to {out}")
+        print(f"validation masked-token accuracy {evaluation['val_accuracy']:.2%} vs "
+              f"unigram-frequency baseline {last.metrics['unigram_accuracy']:.2%}; model saved "
+              f"to {out}")
         if not args.tokenizer and not args.init and not args.resume:
             import shutil
             shutil.rmtree(out / "tokenizer", ignore_errors=True)  # the model dir holds it now
     return 0 if last.kind == "done" else 1
+
+
+def _consume(trainer, printer) -> tuple:
+    """Run to the end, printing every event: (the final event, the last eval's metrics)."""
+    last, evaluation = None, {}
+    for last in trainer.run():
+        printer(last)
+        if last.kind == "eval":
+            evaluation = last.metrics
+    return last, evaluation
 
 
 def _check_fits_in_memory(config: RobertaConfig) -> None:
@@ -318,9 +314,9 @@ def _check_fits_in_memory(config: RobertaConfig) -> None:
 
 def cmd_finetune(args) -> int:
     from .data import read_classification_csv, sentiment_task
-    from .model import RobertaForSequenceClassification
+    from .model import RobertaForMaskedLM
     from .tokenizer import RobertaTokenizer
-    from .train import FinetuneConfig, Finetuner
+    from .train import Finetuner, classifier_from
 
     if args.task == "sentiment":
         data = sentiment_task()
@@ -333,21 +329,16 @@ def cmd_finetune(args) -> int:
     out = Path(args.out or f"{args.init.rstrip('/')}-{args.task}")
     if (out / "model.safetensors").exists():
         raise ValueError(f"{out} already holds a model; choose another --out")
+    settings = FinetuneConfig(**_given(args, FinetuneConfig), output_dir=str(out))
     tokenizer = RobertaTokenizer.from_pretrained(args.init)
-    id2label = dict(enumerate(data.label_names))
     import warnings
-    torch.manual_seed(args.seed)  # the new head's weights, then dropout: --seed reproduces a run
-    with warnings.catch_warnings():  # the new head is expected here
+    with warnings.catch_warnings():  # its LM head may be new: only the encoder is used
         warnings.simplefilter("ignore")
-        model = RobertaForSequenceClassification.from_pretrained(
-            args.init, id2label=id2label, label2id={v: k for k, v in id2label.items()})
-    settings = FinetuneConfig(**_training_kwargs(args), output_dir=str(out),
-                              validation_fraction=args.validation_fraction)
-    trainer = Finetuner(model, tokenizer, data, settings)
-    printer = EventPrinter(args.max_steps, out.parent / f"{out.name}.metrics.jsonl")
-    last = None
-    for last in trainer.run():
-        printer(last)
+        encoder = RobertaForMaskedLM.from_pretrained(args.init)
+    torch.manual_seed(settings.seed)  # the new head's weights, then dropout: --seed reproduces
+    trainer = Finetuner(classifier_from(encoder, data.label_names), tokenizer, data, settings)
+    last, _ = _consume(trainer, EventPrinter(settings.max_steps,
+                                             out.parent / f"{out.name}.metrics.jsonl"))
     if last.kind == "done":
         m = last.metrics
         if "test_accuracy" in m:
@@ -428,6 +419,19 @@ COMMANDS = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "fill-mask": cmd
             "classify": cmd_classify, "export": cmd_export, "recipe": cmd_recipe}
 
 
+# Settings the library names by field that a person sets by flag, for its messages.
+FLAGGED = ("pretrain", "finetune")
+FLAGS = {"hold_positions_steps": "--hold-positions", "learning_rate": "--lr",
+         "mlm_probability": "--mask-rate", "grad_accum_steps": "--grad-accum"}
+
+
+def _as_flags(message: str) -> str:
+    """A library message with field names given as the flags that set them."""
+    fields = {f.name for cls in (PretrainConfig, MaskingConfig) for f in dataclasses.fields(cls)}
+    return re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: FLAGS.get(
+        m[0], "--" + m[0].replace("_", "-") if m[0] in fields else m[0]), message)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):
@@ -435,7 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        message = str(err)
+        print(f"error: {_as_flags(message) if args.command in FLAGGED else message}",
+              file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as err:  # e.g. a model too big to allocate
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -30,19 +30,39 @@ def default_model_dir(task: str) -> Path:
     return assets_dir() / (MLM_SUBDIR if task == "mlm" else CLASSIFIER_SUBDIR)
 
 
-def missing_default_message(task: str) -> str:
-    what = "masked language model" if task == "mlm" else "sentiment classifier"
-    return (f"The embedded {what} is missing (expected in {default_model_dir(task)}). "
-            f"Make it with `{RECIPE_COMMAND}`, or train one in the app.")
+class DefaultModelMissing(FileNotFoundError):
+    """The embedded default cannot be used: `problem` says why; the message also says how to
+    make it."""
+
+    def __init__(self, task: str, problem: str):
+        self.problem = problem
+        what = "masked language model" if task == "mlm" else "sentiment classifier"
+        super().__init__(f"The embedded {what} is missing: {problem}. Make it with "
+                         f"`{RECIPE_COMMAND}`, or train one in the app.")
 
 
-def load_default(task: str):
-    """(model, tokenizer) of the embedded default, in eval mode on the CPU."""
+def load_default(task: str, directory: Path | None = None):
+    """(model, tokenizer) of the embedded default for `task` (from `directory`, by default
+    default_model_dir(task)), in eval mode on the CPU; DefaultModelMissing when it is absent or
+    unusable: unreadable, saved for another task, or its tokenizer larger than its model."""
     from .model import RobertaForMaskedLM, RobertaForSequenceClassification
     from .tokenizer import RobertaTokenizer
 
-    directory = default_model_dir(task)
-    if not (directory / "config.json").is_file():
-        raise FileNotFoundError(missing_default_message(task))
+    directory = directory or default_model_dir(task)
+    if not directory.is_dir():
+        raise DefaultModelMissing(task, f"the folder {directory} does not exist")
     cls = RobertaForMaskedLM if task == "mlm" else RobertaForSequenceClassification
-    return cls.from_pretrained(directory), RobertaTokenizer.from_pretrained(directory)
+    try:
+        model = cls.from_pretrained(directory)
+        tokenizer = RobertaTokenizer.from_pretrained(directory)
+    except (ValueError, OSError) as err:
+        raise DefaultModelMissing(task, f"{directory} could not be loaded ({err})") from err
+    if getattr(model, "newly_initialized_keys", None):
+        what = "masked language model" if task == "mlm" else "sentiment classifier"
+        raise DefaultModelMissing(task, f"{directory} holds no trained {what} head (it was "
+                                        f"saved for another task)")
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise DefaultModelMissing(task, f"the tokenizer in {directory} has "
+                                        f"{tokenizer.vocab_size} tokens but the model only "
+                                        f"{model.config.vocab_size}")
+    return model.eval(), tokenizer

@@ -16,13 +16,12 @@ import math
 import platform
 import shutil
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from .baselines import scores
+from .baselines import fit_tfidf, scores
 from .config import RobertaConfig
 from .corpus import (
     IMDB_TEST_FRACTION,
@@ -37,7 +36,15 @@ from .init import initialise_
 from .model import RobertaForMaskedLM, RobertaForSequenceClassification
 from .probes import EVERYDAY_PROBES, answered_share, score_probes
 from .tokenizer import RobertaTokenizer
-from .train import FinetuneConfig, Finetuner, PretrainConfig, Pretrainer, prepare_pretraining_data
+from .train import (
+    FinetuneConfig,
+    Finetuner,
+    PretrainConfig,
+    Pretrainer,
+    classifier_from,
+    finetune_split,
+    prepare_pretraining_data,
+)
 
 
 @dataclass
@@ -51,14 +58,14 @@ class BundledRecipe:
         num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=512))
     pretrain_steps: int = 12000
     pretrain_batch: int = 16
-    pretrain_lr: float = 1e-3  # roberta.train.default_learning_rate(256)
-    pretrain_warmup: int = 150
+    pretrain_lr: float | None = None  # None: for the width, default_learning_rate(256) = 1e-3
+    pretrain_warmup: int | None = None  # None: default_warmup(12000) = 150
     pretrain_min_lr_ratio: float = 0.1
     init: str = "structured"  # roberta/init.py: past the masked-LM plateau from step 0
     hold_positions_steps: int = -1
     finetune_steps: int = 1200  # 38,400 of the ~44,700 IMDB training reviews at batch 32
-    finetune_batch: int = 32
-    finetune_lr: float = 2e-4
+    finetune_batch: int = FinetuneConfig.batch_size
+    finetune_lr: float = FinetuneConfig.learning_rate
     finetune_warmup: int = 100
     finetune_validation: float = 0.05  # ~2,350 reviews pick the best step
     # For tests: at most this many documents per source, reviews per split and examples per
@@ -228,13 +235,14 @@ def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     torch.manual_seed(recipe.seed)
     tokenizer = RobertaTokenizer.train(texts, vocab_size=recipe.vocab_size,
                                        model_max_length=recipe.seq_length)
-    data = prepare_pretraining_data(texts, tokenizer, recipe.seq_length, 0.02, recipe.seed)
+    pretrain = pretrain_config(recipe, device)
+    data = prepare_pretraining_data(texts, tokenizer, recipe.seq_length,
+                                    pretrain.validation_fraction, recipe.seed)
     config = RobertaConfig(**recipe.model, vocab_size=tokenizer.vocab_size,
                            max_position_embeddings=recipe.seq_length + 2)
     torch.manual_seed(recipe.seed)
     model = RobertaForMaskedLM(config)
     initialise_(model, recipe.init)
-    pretrain = pretrain_config(recipe, device)
     trainer = Pretrainer(model, tokenizer, data, pretrain)
     print(f"pretraining {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on "
           f"{data.train.num_tokens / 1e6:.2f}M tokens, {recipe.pretrain_steps} steps of "
@@ -304,15 +312,14 @@ def _finetune_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     (fp16), scored in domain and out of domain beside TF-IDF on the same training reviews."""
     mlm_dir = out_dir / MLM_SUBDIR
     tokenizer = RobertaTokenizer.from_pretrained(mlm_dir)
+    mlm = RobertaForMaskedLM.from_pretrained(mlm_dir)
     task = imdb_data(recipe)
-    id2label = dict(enumerate(task.label_names))
-    torch.manual_seed(recipe.seed)  # the new head's initialisation, whatever ran before
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the classifier head is new, as expected
-        classifier = RobertaForSequenceClassification.from_pretrained(
-            mlm_dir, id2label=id2label, label2id={v: k for k, v in id2label.items()})
     config = finetune_config(recipe, device)
-    finetuner = Finetuner(classifier, tokenizer, task, config)
+    split = finetune_split(task, config)
+    tfidf = fit_tfidf(split.train_texts, split.train_labels)  # once: in and out of domain
+    torch.manual_seed(recipe.seed)  # the new head's initialisation, whatever ran before
+    finetuner = Finetuner(classifier_from(mlm, task.label_names), tokenizer, task, config,
+                          tfidf=tfidf)
     print(f"fine-tuning on {len(finetuner.train_split):,} IMDB reviews "
           f"({len(task.train_texts) - len(finetuner.train_split):,} held out to pick the best "
           f"step, {len(task.test_texts):,} for the test)", flush=True)
@@ -324,7 +331,6 @@ def _finetune_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     finetuner.model = RobertaForSequenceClassification.from_pretrained(staged_cls).to(
         finetuner.device)
     print("scoring the shipped weights and the TF-IDF model in and out of domain", flush=True)
-    tfidf = finetuner.tfidf  # fitted once, for the final report's baseline
     max_length = min(config.seq_length, finetuner.model.config.max_sequence_length)
     results = {"IMDB held-out test reviews (in domain)": classifier_scores(
         finetuner, tfidf, task.test_texts, task.test_labels, max_length)}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -24,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,10 +80,13 @@ class TrainConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise TrainingError(f"{name} must be a positive integer, "
                                     f"got {getattr(self, name)!r}")
-        if not 0 < self.learning_rate < 1:
-            raise TrainingError(f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
-        if self.warmup_steps < 0:
+        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
+            raise TrainingError(f"learning_rate must be above 0 and below 1, got "
+                                f"{self.learning_rate:g}")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
             raise TrainingError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
+        if not 0 <= self.seed < 2**31:
+            raise TrainingError(f"seed must be between 0 and {2**31 - 1}, got {self.seed!r}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise TrainingError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.checkpoint_every < 0:
@@ -109,6 +112,9 @@ def default_warmup(max_steps: int) -> int:
 
 @dataclass
 class PretrainConfig(TrainConfig):
+    learning_rate: float | None = None  # None: default_learning_rate for the model's width
+    warmup_steps: int | None = None  # None: default_warmup for the run's length
+    eval_every: int = 100
     seq_length: int = 128
     validation_fraction: float = 0.02
     packing: str = "full_sentences"  # or doc_sentences (RoBERTa paper, section 4.2)
@@ -132,6 +138,13 @@ class PretrainConfig(TrainConfig):
         if not isinstance(self.hold_positions_steps, int) or self.hold_positions_steps < -1:
             raise TrainingError(f"hold_positions_steps must be -1 (the whole run), 0 or a "
                                 f"number of steps, got {self.hold_positions_steps!r}")
+
+    def for_width(self, hidden_size: int) -> PretrainConfig:
+        """This config with its defaults filled in for a model `hidden_size` wide."""
+        lr, warmup = self.learning_rate, self.warmup_steps
+        return dataclasses.replace(
+            self, learning_rate=default_learning_rate(hidden_size) if lr is None else lr,
+            warmup_steps=default_warmup(self.max_steps) if warmup is None else warmup)
 
 
 @dataclass
@@ -362,6 +375,8 @@ class Trainer:
         return float(total_loss), float(grad_norm), tokens * self.world_size
 
     def run(self) -> Iterator[TrainEvent]:
+        """start, step..., eval..., then always a final eval of the weights the run leaves
+        (after any step) and one done | stopped | failed event carrying final_report()."""
         c = self.config
         start = time.perf_counter()
         first_step = self.step
@@ -374,20 +389,21 @@ class Trainer:
                     message=f"training on {self.device} in {self.precision}")
         last_eval = -1
         tokens_per_s = 0.0
+        ending, message = "done", ""
         try:
             while self.step < c.max_steps:
                 if self._stop.is_set():
-                    yield event("stopped", message=f"stopped at step {self.step}")
-                    return
+                    ending, message = "stopped", f"stopped at step {self.step}"
+                    break
                 t0 = time.perf_counter()
                 self.before_step()
                 result = self._optimizer_step()
                 if result is None:
-                    yield event("failed", message=(
+                    ending, message = "failed", (
                         f"the loss became NaN or infinite at step {self.step + 1}; the weights "
                         f"are those of step {self.step}. Lower the learning rate "
-                        f"({c.learning_rate:g}) or use fp32."))
-                    return
+                        f"({c.learning_rate:g}) or use fp32.")
+                    break
                 loss, grad_norm, tokens = result
                 self.step += 1
                 dt = time.perf_counter() - t0
@@ -405,13 +421,16 @@ class Trainer:
                         and self.step < c.max_steps):
                     self.save_checkpoint(c.output_dir)
                     yield event("checkpoint", message=f"checkpoint written to {c.output_dir}")
+            if self.step == 0:  # not one step taken: nothing to score
+                yield event(ending, message=message)
+                return
             if last_eval != self.step:
                 metrics, probes = self.evaluate()
                 yield event("eval", metrics, probes)
             report = self.final_report()
-            if c.output_dir:
+            if c.output_dir and ending == "done":
                 self.save_checkpoint(c.output_dir)
-            yield event("done", report, message=f"finished {self.step} steps")
+            yield event(ending, report, message=message or f"finished {self.step} steps")
         except (TrainingError, ValueError, RuntimeError, OSError) as err:
             yield event("failed", message=f"{type(err).__name__}: {err}")
 
@@ -576,6 +595,7 @@ class Pretrainer(Trainer):
 
     def __init__(self, model: RobertaForMaskedLM, tokenizer: RobertaTokenizer,
                  data: PretrainingData, config: PretrainConfig):
+        config = config.for_width(model.config.hidden_size)
         config.validate()
         if model.config.vocab_size < tokenizer.vocab_size:
             raise TrainingError(f"the model's vocabulary ({model.config.vocab_size}) is smaller "
@@ -711,16 +731,46 @@ class Pretrainer(Trainer):
 
 # --- fine-tuning -----------------------------------------------------------------------------
 
+def classifier_from(encoder_model: torch.nn.Module, label_names: Sequence[str],
+                    dropout: float | None = None) -> RobertaForSequenceClassification:
+    """A classifier for `label_names` whose encoder starts as a copy of `encoder_model`'s (a
+    masked LM, or another classifier); the head is new, drawn from torch's global RNG.
+    `dropout` replaces both dropout rates (None: keep the model's)."""
+    extra = {k: v for k, v in encoder_model.config.extra.items() if k != "architectures"}
+    rates = {} if dropout is None else dict(hidden_dropout_prob=dropout,
+                                            attention_probs_dropout_prob=dropout)
+    config = dataclasses.replace(
+        encoder_model.config, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+        label2id=None, extra=extra, **rates)
+    classifier = RobertaForSequenceClassification(config)
+    # A copy: the model it came from is left as it was.
+    classifier.roberta.load_state_dict(encoder_model.roberta.state_dict())
+    return classifier
+
+
+def finetune_split(data: ClassificationData, config: FinetuneConfig) -> ClassificationData:
+    """The training examples split into what is trained on ("train") and the validation set
+    that picks the best step ("test"): a pure function of the data, the fraction and the seed,
+    so a baseline can be fitted on the same split before the Finetuner exists."""
+    from .data import train_test_split_classification
+
+    return train_test_split_classification(
+        ClassificationData(data.train_texts, data.train_labels, label_names=data.label_names),
+        config.validation_fraction, config.seed)
+
+
 class Finetuner(Trainer):
     """Sequence classification: validation accuracy and macro-F1 as it trains, the best
-    validation checkpoint kept, then test scores beside the TF-IDF baseline on the same split."""
+    validation checkpoint kept, then test scores beside the TF-IDF baseline on the same split.
+
+    `tfidf` is that baseline (TF-IDF + logistic regression fitted on `finetune_split`'s training
+    part, see baselines.fit_tfidf), or a Future of it while the fit runs elsewhere; None: it is
+    fitted when the final report needs it."""
 
     config: FinetuneConfig
 
     def __init__(self, model: RobertaForSequenceClassification, tokenizer: RobertaTokenizer,
-                 data: ClassificationData, config: FinetuneConfig):
-        from .data import train_test_split_classification
-
+                 data: ClassificationData, config: FinetuneConfig, tfidf: Any = None):
         config.validate()
         if model.config.num_labels != data.num_labels:
             raise TrainingError(f"the model has {model.config.num_labels} classes, the data "
@@ -728,9 +778,8 @@ class Finetuner(Trainer):
         super().__init__(model, config)
         self.tokenizer = tokenizer
         self.data = data
-        split = train_test_split_classification(
-            ClassificationData(data.train_texts, data.train_labels, label_names=data.label_names),
-            config.validation_fraction, config.seed)  # its "test" part is our validation set
+        self._tfidf = tfidf
+        split = finetune_split(data, config)  # its "test" part is our validation set
         self.train_split, self.val_split = split.train_texts, split.test_texts
         if len(split.train_texts) < config.batch_size:
             raise TrainingError(f"{len(split.train_texts)} training examples are fewer than "
@@ -785,18 +834,15 @@ class Finetuner(Trainer):
         """The labels of `train_split`."""
         return self._train_labels.tolist()
 
-    @functools.cached_property
-    def tfidf(self):
-        """TF-IDF + logistic regression fitted on the same training split, once (the recipe
-        scores it on more sets than the test set)."""
-        return fit_tfidf(self.train_split, self.train_labels)
-
     def baseline(self) -> dict[str, float]:
         """The TF-IDF model scored on the test set (or on validation when there is no test
         set)."""
+        if self._tfidf is None:
+            self._tfidf = fit_tfidf(self.train_split, self.train_labels)
+        tfidf = self._tfidf.result() if isinstance(self._tfidf, Future) else self._tfidf
         test_texts, test_labels = (self.data.test_texts, self.data.test_labels) if \
             self._test else (self.val_split, self._val[1])
-        return scores(self.tfidf.predict(list(test_texts)).tolist(), test_labels,
+        return scores(tfidf.predict(list(test_texts)).tolist(), test_labels,
                       self.data.num_labels)
 
     def final_report(self) -> dict[str, float]:

@@ -65,7 +65,7 @@ def main() -> int:
     args = parser.parse_args()
     env = dict(os.environ)
     if args.tiny:
-        from roberta.ui.tiny_assets import make_tiny_assets
+        from tests.tiny_assets import make_tiny_assets
 
         env["ROBERTA_LAB_ASSETS"] = str(make_tiny_assets(tempfile.mkdtemp()))
 

@@ -61,7 +61,7 @@ def main() -> int:
               file=sys.stderr)
         return 1
     if args.tiny:
-        from roberta.ui.tiny_assets import make_tiny_assets
+        from tests.tiny_assets import make_tiny_assets
 
         os.environ["ROBERTA_LAB_ASSETS"] = str(make_tiny_assets(tempfile.mkdtemp()))
 

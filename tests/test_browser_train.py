@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from roberta.ui.tiny_assets import tiny_corpus
+from tests.tiny_assets import tiny_corpus
 
 pytestmark = pytest.mark.browser
 

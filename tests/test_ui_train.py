@@ -24,18 +24,16 @@ from roberta.tokenizer import RobertaTokenizer
 from roberta.ui import limits
 from roberta.ui.limits import LimitError, TrainingQueue
 from roberta.ui.pretrain_job import (
-    OnceCache,
     PretrainSettings,
-    SettingsError,
     build_model,
-    count_parameters,
     export_hf_zip,
     model_config,
     pretrain_config,
     validate,
 )
-from roberta.ui.tiny_assets import tiny_corpus
+from roberta.ui.runs import OnceCache, SettingsError
 from roberta.viz.curves import FinetuneHistory, PretrainHistory
+from tests.tiny_assets import tiny_corpus
 
 PASTED = "\n\n".join(tiny_corpus(300))  # 300 one-sentence documents
 
@@ -82,7 +80,8 @@ def stream(job, until=None, timeout: float = 180):
 def test_parameter_count_matches_the_model():
     config = RobertaConfig.preset("micro")
     model = RobertaForMaskedLM(config)
-    assert count_parameters(config) == sum(p.numel() for p in model.parameters())
+    assert RobertaForMaskedLM.parameter_count(config) == sum(p.numel() for p in
+                                                             model.parameters())
 
 
 def test_defaults_are_the_one_minute_run():
@@ -248,6 +247,26 @@ def test_training_endpoints_are_named(client):
     assert all(p["parameter_has_default"] for p in endpoints["/train"]["parameters"])
     assert all(p["parameter_has_default"] for p in endpoints["/finetune"]["parameters"])
     assert all(p["parameter_has_default"] for p in endpoints["/classify"]["parameters"][1:])
+
+
+@pytest.mark.parametrize("api_name, build", [("/train", "build_train_tab"),
+                                             ("/finetune", "build_sentiment_tab")])
+def test_the_api_takes_the_forms_settings_in_its_order(client, api_name, build):
+    """Each tab's form (setting -> control) is the one list its endpoint is wired from: the
+    served API's arguments are the form's settings, in order, each read from the control of
+    that setting (the same label), each optional."""
+    import gradio as gr
+
+    from roberta.ui import sentiment_tab, train_tab
+
+    builder = getattr(train_tab if build == "build_train_tab" else sentiment_tab, build)
+    with gr.Blocks(), gr.Tab("t"):
+        form = builder(gr.State({}))
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    parameters = endpoints[api_name]["parameters"]
+    assert [p["parameter_name"] for p in parameters] == list(form)
+    assert [p["label"] for p in parameters] == [c.label for c in form.values()]
+    assert all(p["parameter_has_default"] for p in parameters)
 
 
 @pytest.fixture(scope="module")

