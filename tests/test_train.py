@@ -23,6 +23,8 @@ from roberta.train import (
     PretrainConfig,
     Pretrainer,
     TrainingError,
+    classifier_from,
+    finetune_split,
     prepare_pretraining_data,
     recover_checkpoint,
     run_to_end,
@@ -263,7 +265,7 @@ def test_impossible_settings_are_clear_errors(tokenizer, data, bad, message):
         Pretrainer(new_model(tokenizer), tokenizer, data, settings(**bad))
 
 
-def test_finetuning_reports_test_metrics_beside_the_tfidf_baseline(tokenizer):
+def review_task() -> ClassificationData:
     g = torch.Generator().manual_seed(1)
 
     def review(label):
@@ -273,13 +275,20 @@ def test_finetuning_reports_test_metrics_beside_the_tfidf_baseline(tokenizer):
         return f"The {a} food was {w} and the {a} knew it."
 
     labels = [i % 2 for i in range(160)]
-    data = ClassificationData([review(y) for y in labels], labels,
+    return ClassificationData([review(y) for y in labels], labels,
                               [review(y) for y in labels[:40]], labels[:40],
                               label_names=("bad", "good"))
+
+
+def nano_classifier(tokenizer) -> RobertaForSequenceClassification:
     torch.manual_seed(0)
-    model = RobertaForSequenceClassification(RobertaConfig.preset(
+    return RobertaForSequenceClassification(RobertaConfig.preset(
         "nano", vocab_size=tokenizer.vocab_size, max_position_embeddings=34,
         id2label={0: "bad", 1: "good"}))
+
+
+def test_finetuning_reports_test_metrics_beside_the_tfidf_baseline(tokenizer):
+    data, model = review_task(), nano_classifier(tokenizer)
     trainer = Finetuner(model, tokenizer, data, FinetuneConfig(
         max_steps=40, batch_size=16, learning_rate=3e-3, eval_every=10, device="cpu",
         precision="fp32", seq_length=32))
@@ -298,6 +307,67 @@ def test_finetuning_reports_test_metrics_beside_the_tfidf_baseline(tokenizer):
     assert m["best_step"] == best.step
     assert trainer.score(*trainer._val)["accuracy"] == best.metrics["val_accuracy"]
     assert trainer.test_scores()["accuracy"] == m["test_accuracy"]
+
+
+def test_a_stopped_run_ends_with_an_evaluation_of_the_model_it_leaves(tokenizer, data):
+    trainer = Pretrainer(new_model(tokenizer), tokenizer, data, settings(max_steps=1000))
+    events = []
+    for event in trainer.run():
+        events.append(event)
+        if event.kind == "step" and event.step == 3:
+            trainer.stop()
+    evaluation, stopped = events[-2:]
+    assert (evaluation.kind, stopped.kind) == ("eval", "stopped")
+    assert evaluation.step == stopped.step == 3 and "val_mask_accuracy" in evaluation.metrics
+    assert evaluation.probes and "unigram_accuracy" in stopped.metrics  # the final report
+
+
+def test_a_stopped_fine_tuning_keeps_its_best_step_and_the_baseline_it_was_given(
+        tokenizer, monkeypatch):
+    """The caller's TF-IDF model (fitted on the same split) is the one scored: never refitted."""
+    from roberta import train
+    from roberta.baselines import fit_tfidf, scores
+
+    data = review_task()
+    config = FinetuneConfig(max_steps=1000, batch_size=16, learning_rate=3e-3, eval_every=4,
+                            device="cpu", precision="fp32", seq_length=32)
+    split = finetune_split(data, config)
+    tfidf = fit_tfidf(split.train_texts, split.train_labels)
+    monkeypatch.setattr(train, "fit_tfidf", lambda *args: pytest.fail("fitted again"))
+    trainer = Finetuner(nano_classifier(tokenizer), tokenizer, data, config, tfidf=tfidf)
+    assert trainer.train_split == split.train_texts
+    events = []
+    for event in trainer.run():
+        events.append(event)
+        if event.kind == "step" and event.step == 10:
+            trainer.stop()
+    stopped = events[-1]
+    assert stopped.kind == "stopped" and events[-2].kind == "eval" and events[-2].step == 10
+    evals = [e for e in events if e.kind == "eval"]
+    best = max(evals, key=lambda e: (e.metrics["val_accuracy"], -e.step))
+    assert stopped.metrics["best_step"] == best.step
+    assert stopped.metrics["test_accuracy"] == trainer.test_scores()["accuracy"]
+    expected = scores(tfidf.predict(data.test_texts).tolist(), data.test_labels, 2)
+    assert stopped.metrics["baseline_accuracy"] == expected["accuracy"]
+
+
+def test_classifier_from_copies_the_encoder_as_loading_the_checkpoint_would(tokenizer,
+                                                                             tmp_path):
+    mlm = new_model(tokenizer)
+    mlm.save_pretrained(tmp_path)
+    torch.manual_seed(5)
+    ours = classifier_from(mlm, ("bad", "good"), dropout=0.0)
+    torch.manual_seed(5)
+    with pytest.warns(UserWarning, match="newly initialised"):
+        loaded = RobertaForSequenceClassification.from_pretrained(
+            tmp_path, id2label={0: "bad", 1: "good"}, label2id={"bad": 0, "good": 1})
+    assert ours.config.id2label == {0: "bad", 1: "good"}
+    assert ours.config.hidden_dropout_prob == 0.0 != mlm.config.hidden_dropout_prob
+    for key, value in loaded.state_dict().items():  # the same encoder and the same new head
+        assert torch.equal(ours.state_dict()[key], value), key
+    with torch.no_grad():
+        ours.roberta.embeddings.word_embeddings.weight.zero_()
+    assert mlm.roberta.embeddings.word_embeddings.weight.abs().sum() > 0  # a copy
 
 
 # --- command line ------------------------------------------------------------------------------
