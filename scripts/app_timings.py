@@ -65,7 +65,8 @@ def main() -> int:
     args = parser.parse_args()
     env = dict(os.environ)
     if args.tiny:
-        from tests.tiny_assets import make_tiny_assets
+        sys.path.insert(0, str(ROOT / "tests"))  # the tiny assets are a test fixture
+        from tiny_assets import make_tiny_assets
 
         env["ROBERTA_LAB_ASSETS"] = str(make_tiny_assets(tempfile.mkdtemp()))
 

@@ -61,7 +61,8 @@ def main() -> int:
               file=sys.stderr)
         return 1
     if args.tiny:
-        from tests.tiny_assets import make_tiny_assets
+        sys.path.insert(0, str(ROOT / "tests"))  # the tiny assets are a test fixture
+        from tiny_assets import make_tiny_assets
 
         os.environ["ROBERTA_LAB_ASSETS"] = str(make_tiny_assets(tempfile.mkdtemp()))
 

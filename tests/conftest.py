@@ -59,8 +59,9 @@ def is_local(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def tiny_assets(tmp_path_factory) -> Path:
+    from tiny_assets import make_tiny_assets
+
     from roberta.ui import registry
-    from tests.tiny_assets import make_tiny_assets
 
     directory = make_tiny_assets(tmp_path_factory.mktemp("assets"))
     previous = os.environ.get(ASSETS_ENV)

@@ -7,8 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from tests.tiny_assets import tiny_corpus
+from tiny_assets import tiny_corpus
 
 pytestmark = pytest.mark.browser
 

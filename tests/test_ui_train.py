@@ -17,6 +17,7 @@ import pytest
 import torch
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
+from tiny_assets import tiny_corpus
 
 from roberta.config import RobertaConfig
 from roberta.model import RobertaForMaskedLM
@@ -33,7 +34,6 @@ from roberta.ui.pretrain_job import (
 )
 from roberta.ui.runs import OnceCache, SettingsError
 from roberta.viz.curves import FinetuneHistory, PretrainHistory
-from tests.tiny_assets import tiny_corpus
 
 PASTED = "\n\n".join(tiny_corpus(300))  # 300 one-sentence documents
 
@@ -77,8 +77,14 @@ def stream(job, until=None, timeout: float = 180):
 
 # --- the pieces, without the app --------------------------------------------------------------
 
-def test_parameter_count_matches_the_model():
-    config = RobertaConfig.preset("micro")
+@pytest.mark.parametrize("config", [
+    RobertaConfig.preset("micro"), RobertaConfig.preset("nano", vocab_size=300),
+    RobertaConfig(vocab_size=500, hidden_size=48, num_hidden_layers=3, num_attention_heads=3,
+                  intermediate_size=100, max_position_embeddings=70),
+    model_config(PretrainSettings(size="custom", hidden_size=96, num_heads=4, seq_length=40),
+                 777)])
+def test_parameter_count_matches_the_model(config):
+    """The library's closed form, which sizes are refused by before anything is built."""
     model = RobertaForMaskedLM(config)
     assert RobertaForMaskedLM.parameter_count(config) == sum(p.numel() for p in
                                                              model.parameters())

@@ -133,8 +133,9 @@ def test_javascript_comes_from_installed_packages():
 
 @pytest.fixture(scope="module")
 def tokenizer():
+    from tiny_assets import tiny_corpus
+
     from roberta.tokenizer import RobertaTokenizer
-    from tests.tiny_assets import tiny_corpus
 
     return RobertaTokenizer.train(tiny_corpus(), vocab_size=400, min_frequency=1)
 

@@ -30,7 +30,7 @@ import uuid
 import weakref
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -56,22 +56,8 @@ from roberta.train import (
     prepare_pretraining_data,
 )
 
-from .limits import (
-    check_batch_tokens,
-    check_parameters,
-    check_steps,
-    check_upload,
-    current_limits,
-)
-from .runs import (
-    OnceCache,
-    SettingsError,
-    as_float,
-    as_int,
-    check_choice,
-    fingerprint,
-    labelled,
-)
+from .limits import check_batch_tokens, check_parameters, check_steps, check_upload, current_limits
+from .runs import OnceCache, SettingsError, as_float, as_int, check_choice, fingerprint, labelled
 
 CORPUS_CHOICES = (
     ("Bundled: BBC News + fine-food reviews (1.6M tokens)", "bundled"),
@@ -109,10 +95,6 @@ LABELS = {
     "num_hidden_layers": "the number of layers", "num_attention_heads":
     "the number of attention heads", "intermediate_size": "the feed-forward size",
     "hidden_dropout_prob": "dropout", "attention_probs_dropout_prob": "dropout"}
-INTEGERS = ("max_steps", "batch_size", "seq_length", "eval_every", "seed", "vocab_size",
-            "hold_positions_steps", "eval_sequences", "num_layers", "hidden_size", "num_heads",
-            "ffn_size")
-FLOATS = ("mlm_probability", "mask_fraction", "random_fraction", "dropout")
 
 
 @dataclass
@@ -193,9 +175,9 @@ def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
     if s.device == "cuda" and not torch.cuda.is_available():
         raise SettingsError("CUDA was chosen but this machine has no CUDA GPU; choose cpu.")
     precision, warning = resolve_precision_choice(s.precision, s.device)
-    numbers = {name: as_int(LABELS[name], getattr(s, name), MAXIMA.get(name))
-               for name in INTEGERS}
-    numbers.update({name: as_float(LABELS[name], getattr(s, name)) for name in FLOATS})
+    numbers = {f.name: (as_int(LABELS[f.name], getattr(s, f.name), MAXIMA.get(f.name))
+                        if f.type == "int" else as_float(LABELS[f.name], getattr(s, f.name)))
+               for f in fields(s) if f.type in ("int", "float")}  # as their fields say
     if numbers["vocab_size"] < MIN_VOCAB:
         raise SettingsError(f"The vocabulary size must be at least {MIN_VOCAB}.")
     clean = with_shape(replace(

@@ -26,18 +26,10 @@ import torch
 
 from roberta.inference import classification_window, classify, token_attributions
 from roberta.train import Finetuner, TrainEvent, classifier_from
+from roberta.ui import finetune_job as job
 from roberta.ui import registry
 from roberta.ui.common import markdown_literal, plain_errors, request_stop, shown, start_stop
-from roberta.ui.finetune_job import (
-    DEVICE_CHOICES,
-    FinetuneSettings,
-    dataset_choices,
-    finetune_config,
-    load_dataset,
-    majority_accuracy,
-    tfidf_in_background,
-    validate,
-)
+from roberta.ui.finetune_job import FinetuneSettings
 from roberta.ui.live import UPDATE_SECONDS, plot_value, progress_html
 from roberta.ui.runs import form_handler, stream_run, unique_name, watch
 from roberta.viz.curves import FinetuneHistory
@@ -94,21 +86,21 @@ def start_finetuning(form: dict, control=None, session=None):
     session = session if isinstance(session, dict) else {}
     form["csv_file"] = getattr(form.get("csv_file"), "name", form.get("csv_file"))
     with plain_errors("Checking the settings"):
-        settings = validate(FinetuneSettings(**form))
-        data_key, data, description = load_dataset(settings)
+        settings = job.validate(FinetuneSettings(**form))
+        data_key, data, description = job.load_dataset(settings)
     base = registry.resolve(session, settings.base_model, "mlm")
     view = FinetuneView(settings.max_steps)
 
-    def job(stop_requested: threading.Event):
+    def run(stop_requested: threading.Event):
         yield view.show(f"Tokenizing {markdown_literal(description)}…")
         with plain_errors("Preparing fine-tuning"):
-            config = finetune_config(settings)
-            tfidf = tfidf_in_background(data_key, data, config)
+            config = job.finetune_config(settings)
+            tfidf = job.tfidf_in_background(data_key, data, config)
             torch.manual_seed(settings.seed)
             model = classifier_from(base.model, data.label_names, settings.dropout)
             trainer = Finetuner(model, base.tokenizer, data, config, tfidf=tfidf)
         control["trainer"] = trainer
-        view.history.majority_accuracy = majority_accuracy(data.train_labels)
+        view.history.majority_accuracy = job.majority_accuracy(data.train_labels)
         view.note = (f"{len(trainer.train_split):,} training and {len(trainer.val_split):,} "
                      f"validation examples, {len(data.label_names)} classes, on "
                      f"{trainer.device} in {trainer.precision}")
@@ -129,7 +121,7 @@ def start_finetuning(form: dict, control=None, session=None):
             yield from _finish(trainer, last, view, base, session, control)
 
     with plain_errors("Joining the training queue"):
-        yield from stream_run(control, job, view.show, run="fine-tuning run")
+        yield from stream_run(control, run, view.show, run="fine-tuning run")
 
 
 def _finish(trainer: Finetuner, last: TrainEvent | None, view: FinetuneView, base,
@@ -265,7 +257,7 @@ def _finetuning(session: gr.State):
             base_model, _ = registry.model_selector(session, "mlm",
                                                     label="Start from this masked LM")
             max_steps = gr.Number(DEFAULTS.max_steps, precision=0, label="Steps")
-            dataset = gr.Radio(dataset_choices(), value=DEFAULTS.dataset, label="Data")
+            dataset = gr.Radio(job.dataset_choices(), value=DEFAULTS.dataset, label="Data")
             csv_file = gr.File(label="CSV or TSV with a header row", file_types=[".csv", ".tsv"],
                                type="filepath", visible=False)
             with gr.Row(visible=False) as column_row:
@@ -283,7 +275,7 @@ def _finetuning(session: gr.State):
                     eval_every = gr.Number(DEFAULTS.eval_every, precision=0,
                                            label="Evaluate every (steps)")
                     seed = gr.Number(DEFAULTS.seed, precision=0, label="Seed")
-                device = gr.Radio([d for d in DEVICE_CHOICES if d == "cpu" or has_cuda],
+                device = gr.Radio([d for d in job.DEVICE_CHOICES if d == "cpu" or has_cuda],
                                   value="cuda" if has_cuda else "cpu", label="Device")
             with gr.Row():
                 start_button = gr.Button("▶ Fine-tune", variant="primary",

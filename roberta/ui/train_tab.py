@@ -27,30 +27,12 @@ from roberta.config import PRESETS
 from roberta.inference import FillMaskResult
 from roberta.model import RobertaForMaskedLM
 from roberta.train import Pretrainer, TrainEvent, default_learning_rate, default_warmup
+from roberta.ui import pretrain_job as job
 from roberta.ui import registry
 from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop
 from roberta.ui.limits import current_limits
 from roberta.ui.live import UPDATE_SECONDS, duration, plot_value, progress_html
-from roberta.ui.pretrain_job import (
-    CORPUS_CHOICES,
-    DEVICE_CHOICES,
-    INIT_LABELS,
-    LABELS,
-    PRECISION_CHOICES,
-    SIZE_CHOICES,
-    TOKENIZER_CHOICES,
-    ModelExport,
-    PretrainSettings,
-    build_model,
-    get_data,
-    get_tokenizer,
-    load_corpus,
-    model_config,
-    pretrain_config,
-    prewarm_default_data,
-    validate,
-    with_shape,
-)
+from roberta.ui.pretrain_job import PretrainSettings
 from roberta.ui.runs import form_handler, labelled, over_time, stream_run, unique_name, watch
 from roberta.viz.curves import PretrainHistory
 
@@ -96,7 +78,6 @@ class TrainView:
     eta: float | None = None
     probes: list[FillMaskResult] | None = None
     probe_step: int = 0
-    last_eval_step: int = -1
     model_name: str = ""
     note: str = ""
     shown_at: float = 0.0
@@ -105,10 +86,8 @@ class TrainView:
     def record(self, event: TrainEvent) -> None:
         self.history.record(event.kind, event.step, event.metrics)
         self.step, self.elapsed, self.eta = event.step, event.elapsed, event.eta
-        if event.kind == "eval":
-            self.last_eval_step = event.step
-            if event.probes is not None:
-                self.probes, self.probe_step = event.probes, event.step
+        if event.kind == "eval" and event.probes is not None:
+            self.probes, self.probe_step = event.probes, event.step
 
     def due(self, event: TrainEvent) -> bool:
         """Redraw now? Always for the first loss point, evaluations and the end."""
@@ -152,12 +131,12 @@ def start_training(form: dict, control=None, session=None):
     control = control if isinstance(control, dict) else {}
     session = session if isinstance(session, dict) else {}
     with plain_errors("Checking the settings"):
-        settings, warnings = validate(settings_from_form(form))
+        settings, warnings = job.validate(settings_from_form(form))
     for warning in warnings:
         gr.Warning(warning)
     view = TrainView(settings)
 
-    def job(stop_requested: threading.Event):
+    def run(stop_requested: threading.Event):
         with plain_errors("Preparing the training data"):
             trainer = yield from _prepare(settings, view, control, stop_requested)
         if trainer is None:  # stopped while preparing
@@ -168,7 +147,7 @@ def start_training(form: dict, control=None, session=None):
             yield from _train(trainer, settings, view, stop_requested, control, session)
 
     with plain_errors("Joining the training queue"):
-        yield from stream_run(control, job, view.show)
+        yield from stream_run(control, run, view.show)
 
 
 def _prepare(settings: PretrainSettings, view: TrainView, control: dict,
@@ -176,22 +155,22 @@ def _prepare(settings: PretrainSettings, view: TrainView, control: dict,
     """Corpus → tokenizer → packed data → model → Pretrainer, saying what it is doing."""
     view.status = "Reading the corpus…"
     yield view.outputs()
-    corpus = load_corpus(settings)
+    corpus = job.load_corpus(settings)
     if settings.tokenizer == "new":
         yield view.show(f"Training a {settings.vocab_size:,}-token byte-level BPE on "
                         f"{corpus.description} (done once per corpus, then cached)…")
     embedded = registry.embedded("mlm")
-    tokenizer_key, tokenizer = get_tokenizer(settings, corpus,
+    tokenizer_key, tokenizer = job.get_tokenizer(settings, corpus,
                                              embedded.tokenizer if embedded else None)
     if stop_requested.is_set():
         return None
     yield view.show(f"Tokenizing {corpus.description} into {settings.seq_length}-token "
                     f"sequences (done once, then cached)…")
-    data = get_data(settings, corpus, tokenizer_key, tokenizer)
+    data = job.get_data(settings, corpus, tokenizer_key, tokenizer)
     if stop_requested.is_set():
         return None
-    model = build_model(settings, tokenizer)
-    trainer = Pretrainer(model, tokenizer, data, pretrain_config(settings))
+    model = job.build_model(settings, tokenizer)
+    trainer = Pretrainer(model, tokenizer, data, job.pretrain_config(settings))
     control["trainer"] = trainer
     baseline = trainer.unigram_baseline()
     view.history.unigram_accuracy = baseline["accuracy"]
@@ -263,7 +242,7 @@ def download_model(control: dict | None) -> str:
     if loaded is None:
         raise gr.Error("There is no trained model to download yet: press Start, and download "
                        "once the run has finished or been stopped.")
-    export = control.setdefault("export", ModelExport())
+    export = control.setdefault("export", job.ModelExport())
     with plain_errors("Exporting the model"):
         return str(export.zip_for(loaded.model, loaded.tokenizer, loaded.name,
                                   loaded.description))
@@ -283,12 +262,12 @@ def describe_size(size: str, vocab_size, num_layers, hidden_size, num_heads, ffn
                   seq_length) -> str:
     """One line under the size controls: the shape and the parameter count."""
     try:
-        s = with_shape(PretrainSettings(
+        s = job.with_shape(PretrainSettings(
             size=size, vocab_size=int(vocab_size), seq_length=int(seq_length),
             num_layers=int(num_layers), hidden_size=int(hidden_size), num_heads=int(num_heads),
             ffn_size=int(ffn_size)))
-        with labelled(LABELS):
-            n = RobertaForMaskedLM.parameter_count(model_config(s, s.vocab_size))
+        with labelled(job.LABELS):
+            n = RobertaForMaskedLM.parameter_count(job.model_config(s, s.vocab_size))
     except (TypeError, ValueError) as err:
         return str(err)
     cap = current_limits().max_parameters
@@ -339,7 +318,7 @@ def build_train_tab(session: gr.State) -> dict[str, gr.Component]:
                       concurrency_limit=None, show_progress="hidden")
     download[0].click(download_model, control, download[1], api_name="download_model",
                       concurrency_limit=2)
-    prewarm_default_data()
+    job.prewarm_default_data()
     return form
 
 
@@ -359,7 +338,7 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
                                 interactive=False, elem_id="train-stop")
 
     with gr.Row(equal_height=True):
-        init = gr.Radio(INIT_LABELS, value=DEFAULTS.init, label="Start from", scale=3,
+        init = gr.Radio(job.INIT_LABELS, value=DEFAULTS.init, label="Start from", scale=3,
                         elem_id="train-init",
                         info="the structured start gets past the masked-LM plateau within a "
                              "minute; RoBERTa's own random start sits on it for thousands of "
@@ -372,7 +351,7 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
                       open=False), gr.Row():
         with gr.Column():
             gr.Markdown("**Corpus**")
-            corpus = gr.Radio(CORPUS_CHOICES, value=DEFAULTS.corpus, label="Text to learn from",
+            corpus = gr.Radio(job.CORPUS_CHOICES, value=DEFAULTS.corpus, label="Text to learn from",
                               info=f"uploads up to {limits.max_upload_bytes / 1e6:g} MB in all")
             corpus_files = gr.File(label="Your .txt file(s): documents separated by blank lines",
                                    file_count="multiple", file_types=[".txt"],
@@ -380,7 +359,7 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
             pasted_text = gr.Textbox("", label="Your text: separate documents with a blank line",
                                      lines=8, visible=False)
             gr.Markdown("**Tokenizer**")
-            tokenizer = gr.Radio(TOKENIZER_CHOICES, value=DEFAULTS.tokenizer, label="Tokenizer",
+            tokenizer = gr.Radio(job.TOKENIZER_CHOICES, value=DEFAULTS.tokenizer, label="Tokenizer",
                                  info=None if embedded else
                                  "There is no embedded model yet: train a new BPE.")
             vocab_size = gr.Slider(512, 16384, value=DEFAULTS.vocab_size, step=256,
@@ -389,7 +368,7 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
                                         "into more pieces")
         with gr.Column():
             gr.Markdown("**Model size**")
-            size = gr.Dropdown(list(SIZE_CHOICES), value=DEFAULTS.size, label="Size preset")
+            size = gr.Dropdown(list(job.SIZE_CHOICES), value=DEFAULTS.size, label="Size preset")
             with gr.Row(visible=False) as custom_row:
                 num_layers = gr.Number(DEFAULTS.num_layers, label="Layers", precision=0)
                 hidden_size = gr.Number(DEFAULTS.hidden_size, label="Hidden size", precision=0)
@@ -440,9 +419,9 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
                                        precision=0)
             gr.Markdown("**Device**")
             with gr.Row():
-                device = gr.Radio([d for d in DEVICE_CHOICES if d == "cpu" or has_cuda],
+                device = gr.Radio([d for d in job.DEVICE_CHOICES if d == "cpu" or has_cuda],
                                   value="cuda" if has_cuda else "cpu", label="Device")
-                precision = gr.Radio(list(PRECISION_CHOICES), value=DEFAULTS.precision,
+                precision = gr.Radio(list(job.PRECISION_CHOICES), value=DEFAULTS.precision,
                                      label="Precision",
                                      info="auto: bf16 on GPUs and CPUs that support it, "
                                           "else fp32; fp16 only on CUDA")
