@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -168,8 +169,11 @@ class EventPrinter:
         self.enabled = enabled
         self.bar = tqdm(total=total, unit="step", dynamic_ncols=True, disable=not enabled)
         self.log = open(log_path, "a") if (log_path and enabled) else None  # noqa: SIM115
+        self.last_eval: dict[str, float] = {}  # the latest evaluation's metrics
 
     def __call__(self, event) -> None:
+        if event.kind == "eval":
+            self.last_eval = event.metrics
         if not self.enabled:
             return
         if self.log:
@@ -273,26 +277,18 @@ def cmd_pretrain(args) -> int:
         print(f"{n_params / 1e6:.2f}M parameters, {len(data.train)} training sequences of "
               f"{settings.seq_length} tokens ({data.train.num_tokens / 1e6:.2f}M tokens), "
               f"{world} process(es)")
-    last, evaluation = _consume(trainer, EventPrinter(
-        settings.max_steps, out.parent / f"{out.name}.metrics.jsonl", enabled=rank == 0))
+    printer = EventPrinter(settings.max_steps, out.parent / f"{out.name}.metrics.jsonl",
+                           enabled=rank == 0)
+    for last in trainer.run():
+        printer(last)
     if rank == 0 and last.kind == "done":
-        print(f"validation masked-token accuracy {evaluation['val_accuracy']:.2%} vs "
+        print(f"validation masked-token accuracy {printer.last_eval['val_accuracy']:.2%} vs "
               f"unigram-frequency baseline {last.metrics['unigram_accuracy']:.2%}; model saved "
               f"to {out}")
         if not args.tokenizer and not args.init and not args.resume:
             import shutil
             shutil.rmtree(out / "tokenizer", ignore_errors=True)  # the model dir holds it now
     return 0 if last.kind == "done" else 1
-
-
-def _consume(trainer, printer) -> tuple:
-    """Run to the end, printing every event: (the final event, the last eval's metrics)."""
-    last, evaluation = None, {}
-    for last in trainer.run():
-        printer(last)
-        if last.kind == "eval":
-            evaluation = last.metrics
-    return last, evaluation
 
 
 def _check_fits_in_memory(config: RobertaConfig) -> None:
@@ -331,14 +327,14 @@ def cmd_finetune(args) -> int:
         raise ValueError(f"{out} already holds a model; choose another --out")
     settings = FinetuneConfig(**_given(args, FinetuneConfig), output_dir=str(out))
     tokenizer = RobertaTokenizer.from_pretrained(args.init)
-    import warnings
     with warnings.catch_warnings():  # its LM head may be new: only the encoder is used
         warnings.simplefilter("ignore")
         encoder = RobertaForMaskedLM.from_pretrained(args.init)
     torch.manual_seed(settings.seed)  # the new head's weights, then dropout: --seed reproduces
     trainer = Finetuner(classifier_from(encoder, data.label_names), tokenizer, data, settings)
-    last, _ = _consume(trainer, EventPrinter(settings.max_steps,
-                                             out.parent / f"{out.name}.metrics.jsonl"))
+    printer = EventPrinter(settings.max_steps, out.parent / f"{out.name}.metrics.jsonl")
+    for last in trainer.run():
+        printer(last)
     if last.kind == "done":
         m = last.metrics
         if "test_accuracy" in m:
@@ -355,14 +351,14 @@ def _load(kind: str, name: str | None):
     if name is None:
         return load_default(kind)
     cls = RobertaForMaskedLM if kind == "mlm" else RobertaForSequenceClassification
-    saved_as = (RobertaConfig.load(Path(name) / "config.json").extra.get("architectures") or []
-                if (Path(name) / "config.json").is_file() else [cls.__name__])
-    if kind == "classifier" and cls.__name__ not in saved_as:
-        # Loading it would give a freshly initialised head: random answers, said confidently.
-        raise ValueError(f"{name} holds a {', '.join(saved_as) or 'model'} with no trained "
-                         f"classification head; fine-tune it first (python -m roberta finetune "
-                         f"--init {name})")
-    return cls.from_pretrained(name), RobertaTokenizer.from_pretrained(name)
+    with warnings.catch_warnings():  # a new head is refused below, or is the masked LM's own
+        warnings.simplefilter("ignore")
+        model = cls.from_pretrained(name)
+    if kind == "classifier" and model.newly_initialized_keys:
+        # A freshly initialised head would give random answers, said confidently.
+        raise ValueError(f"{name} holds no trained classification head; fine-tune it first "
+                         f"(python -m roberta finetune --init {name})")
+    return model, RobertaTokenizer.from_pretrained(name)
 
 
 def cmd_fill_mask(args) -> int:
@@ -420,7 +416,6 @@ COMMANDS = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "fill-mask": cmd
 
 
 # Settings the library names by field that a person sets by flag, for its messages.
-FLAGGED = ("pretrain", "finetune")
 FLAGS = {"hold_positions_steps": "--hold-positions", "learning_rate": "--lr",
          "mlm_probability": "--mask-rate", "grad_accum_steps": "--grad-accum"}
 
@@ -439,9 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, OSError) as err:
-        message = str(err)
-        print(f"error: {_as_flags(message) if args.command in FLAGGED else message}",
-              file=sys.stderr)
+        message = str(err) if args.command == "recipe" else _as_flags(str(err))  # own flags
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as err:  # e.g. a model too big to allocate
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

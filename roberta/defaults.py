@@ -15,6 +15,7 @@ ASSETS_ENV = "ROBERTA_LAB_ASSETS"
 MLM_SUBDIR = "mlm"
 CLASSIFIER_SUBDIR = "sentiment"
 RECIPE_COMMAND = "python -m roberta recipe bundled"
+TASK_WORDS = {"mlm": "masked language model", "classifier": "sentiment classifier"}
 
 
 def assets_dir() -> Path:
@@ -36,8 +37,7 @@ class DefaultModelMissing(FileNotFoundError):
 
     def __init__(self, task: str, problem: str):
         self.problem = problem
-        what = "masked language model" if task == "mlm" else "sentiment classifier"
-        super().__init__(f"The embedded {what} is missing: {problem}. Make it with "
+        super().__init__(f"The embedded {TASK_WORDS[task]} is missing: {problem}. Make it with "
                          f"`{RECIPE_COMMAND}`, or train one in the app.")
 
 
@@ -58,9 +58,8 @@ def load_default(task: str, directory: Path | None = None):
     except (ValueError, OSError) as err:
         raise DefaultModelMissing(task, f"{directory} could not be loaded ({err})") from err
     if getattr(model, "newly_initialized_keys", None):
-        what = "masked language model" if task == "mlm" else "sentiment classifier"
-        raise DefaultModelMissing(task, f"{directory} holds no trained {what} head (it was "
-                                        f"saved for another task)")
+        raise DefaultModelMissing(task, f"{directory} holds no trained {TASK_WORDS[task]} head "
+                                        f"(it was saved for another task)")
     if tokenizer.vocab_size > model.config.vocab_size:
         raise DefaultModelMissing(task, f"the tokenizer in {directory} has "
                                         f"{tokenizer.vocab_size} tokens but the model only "

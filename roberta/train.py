@@ -300,7 +300,8 @@ class Trainer:
         """Called before each optimizer step (self.step updates done so far)."""
 
     def save_extra(self, directory: Path) -> None:
-        """Anything besides the model a checkpoint needs (the tokenizer)."""
+        """Anything besides the model a checkpoint needs: the subclass's tokenizer."""
+        self.tokenizer.save_pretrained(directory)
 
     def extra_state(self) -> dict[str, Any]:
         return {}
@@ -710,9 +711,6 @@ class Pretrainer(Trainer):
         return {"unigram_accuracy": baseline["accuracy"],
                 "unigram_perplexity": baseline["perplexity"]}
 
-    def save_extra(self, directory: Path) -> None:
-        self.tokenizer.save_pretrained(directory)
-
     def extra_state(self) -> dict[str, Any]:
         return {"masker": self.masker.state_dict()}
 
@@ -749,11 +747,8 @@ def classifier_from(encoder_model: torch.nn.Module, label_names: Sequence[str],
 
 
 def finetune_split(data: ClassificationData, config: FinetuneConfig) -> ClassificationData:
-    """The training examples split into what is trained on ("train") and the validation set
-    that picks the best step ("test"): a pure function of the data, the fraction and the seed,
-    so a baseline can be fitted on the same split before the Finetuner exists."""
+    """What a Finetuner trains on ("train") and picks its best step with ("test")."""
     from .data import train_test_split_classification
-
     return train_test_split_classification(
         ClassificationData(data.train_texts, data.train_labels, label_names=data.label_names),
         config.validation_fraction, config.seed)
@@ -763,9 +758,8 @@ class Finetuner(Trainer):
     """Sequence classification: validation accuracy and macro-F1 as it trains, the best
     validation checkpoint kept, then test scores beside the TF-IDF baseline on the same split.
 
-    `tfidf` is that baseline (TF-IDF + logistic regression fitted on `finetune_split`'s training
-    part, see baselines.fit_tfidf), or a Future of it while the fit runs elsewhere; None: it is
-    fitted when the final report needs it."""
+    `tfidf`: that baseline fitted on finetune_split's "train" (baselines.fit_tfidf), or a Future
+    of it; None: fitted when the final report needs it."""
 
     config: FinetuneConfig
 
@@ -856,6 +850,3 @@ class Finetuner(Trainer):
             report.update({f"test_{k}": v for k, v in self.test_scores().items()})
         report.update({f"baseline_{k}": v for k, v in self.baseline().items()})
         return report
-
-    def save_extra(self, directory: Path) -> None:
-        self.tokenizer.save_pretrained(directory)

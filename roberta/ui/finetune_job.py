@@ -1,10 +1,6 @@
 """What the Sentiment tab's fine-tuning runs, free of Gradio: settings, data, the baseline.
-
-`FinetuneSettings()` is the tab's first run: 150 steps at batch 16 (about a minute on a laptop
-CPU from the embedded masked LM), a higher peak rate than the library's (3e-4, a short run) and
-evaluations every 15 steps so the curve has points to draw. The bundled task is always offline;
-IMDB is offered only where the recipe has already fetched it (the app never downloads).
-"""
+`FinetuneSettings()` is the tab's first run: shorter than the library's default, at a higher
+rate, evaluated often enough for the curve to have points to draw."""
 
 from __future__ import annotations
 
@@ -27,7 +23,16 @@ from roberta.train import FinetuneConfig, finetune_split
 from roberta.wheels import wheel_present
 
 from .limits import check_steps, check_upload, current_limits
-from .runs import OnceCache, SettingsError, as_float, as_int, check_choice, fingerprint, labelled
+from .runs import (
+    OnceCache,
+    SettingsError,
+    as_float,
+    as_int,
+    check_choice,
+    fingerprint,
+    labelled,
+    same_fields,
+)
 
 BUNDLED_CHOICE = ("Bundled: Amazon fine-food reviews, 5 stars vs below (4,000 train / 1,000 "
                   "test)", "bundled")
@@ -87,11 +92,8 @@ def validate(settings: FinetuneSettings) -> FinetuneSettings:
 
 
 def finetune_config(settings: FinetuneSettings) -> FinetuneConfig:
-    return FinetuneConfig(
-        max_steps=settings.max_steps, batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate, warmup_steps=settings.warmup_steps,
-        seq_length=settings.seq_length, eval_every=settings.eval_every, seed=settings.seed,
-        device=settings.device)
+    """The library's settings of the same names (the rest: the library's defaults)."""
+    return FinetuneConfig(**same_fields(settings, FinetuneConfig))
 
 
 def load_dataset(settings: FinetuneSettings) -> tuple[str, ClassificationData, str]:

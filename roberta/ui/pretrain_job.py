@@ -57,7 +57,16 @@ from roberta.train import (
 )
 
 from .limits import check_batch_tokens, check_parameters, check_steps, check_upload, current_limits
-from .runs import OnceCache, SettingsError, as_float, as_int, check_choice, fingerprint, labelled
+from .runs import (
+    OnceCache,
+    SettingsError,
+    as_float,
+    as_int,
+    check_choice,
+    fingerprint,
+    labelled,
+    same_fields,
+)
 
 CORPUS_CHOICES = (
     ("Bundled: BBC News + fine-food reviews (1.6M tokens)", "bundled"),
@@ -151,8 +160,6 @@ def parse_probes(text: str | Sequence[str] | None) -> tuple[str, ...]:
 
 def resolve_precision_choice(precision: str, device: str) -> tuple[str, str | None]:
     """The precision to train in, and a warning when the choice is legal but a bad idea."""
-    if precision not in PRECISION_CHOICES:
-        raise SettingsError(f"Precision must be one of {', '.join(PRECISION_CHOICES)}.")
     if precision == "fp16" and device != "cuda":
         raise SettingsError("fp16 training needs a CUDA GPU. On the CPU use fp32 (or auto).")
     if precision == "bf16" and device == "cpu" and not cpu_supports_bf16():
@@ -170,7 +177,7 @@ def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
             ("corpus", s.corpus, [v for _, v in CORPUS_CHOICES]),
             ("tokenizer choice", s.tokenizer, [v for _, v in TOKENIZER_CHOICES]),
             ("model size", s.size, SIZE_CHOICES), ("initialisation", s.init, INIT_CHOICES),
-            ("device", s.device, DEVICE_CHOICES)):
+            ("device", s.device, DEVICE_CHOICES), ("precision", s.precision, PRECISION_CHOICES)):
         check_choice(what, value, options)
     if s.device == "cuda" and not torch.cuda.is_available():
         raise SettingsError("CUDA was chosen but this machine has no CUDA GPU; choose cpu.")
@@ -239,16 +246,10 @@ def model_config(settings: PretrainSettings, vocab_size: int) -> RobertaConfig:
 
 
 def pretrain_config(settings: PretrainSettings) -> PretrainConfig:
+    """The library's settings of the same names (the rest: the library's defaults)."""
     return PretrainConfig(
-        max_steps=settings.max_steps, batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate, warmup_steps=settings.warmup_steps,
-        precision=settings.precision, device=settings.device,
-        seed=settings.seed, eval_every=settings.eval_every, seq_length=settings.seq_length,
-        masking=MaskingConfig(mlm_probability=settings.mlm_probability,
-                              mask_fraction=settings.mask_fraction,
-                              random_fraction=settings.random_fraction,
-                              whole_word=settings.whole_word),
-        static_masking=settings.static_masking, eval_sequences=settings.eval_sequences,
+        **same_fields(settings, PretrainConfig, "probes", "hold_positions_steps", "masking"),
+        masking=MaskingConfig(**same_fields(settings, MaskingConfig)),
         # RoBERTa's random positions must learn; only the structured start's are held.
         hold_positions_steps=settings.hold_positions_steps if settings.init == "structured" else 0,
         probes=tuple(settings.probes))

@@ -1,30 +1,24 @@
 """What every training tab shares, free of Gradio: turning a form into library settings, caches
-of prepared data, and the streamed run (one per browser tab, taking turns in the queue).
-
-A tab's Start handler is `stream_run(control, job, show)`: `job(stop_requested)` is a generator
-of the tab's outputs that prepares a trainer, puts it in `control["trainer"]` and streams its
-events (`watch(trainer, stop_requested)`); `show(message)` is the outputs for a status line
-while the run waits for its turn.
+of prepared data, and the streamed run (one per browser tab, taking turns in the queue): a
+tab's Start handler is `stream_run(control, job, show)`, see there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from roberta.train import Trainer, TrainEvent
 
 from .limits import TRAINING_QUEUE, LimitError, current_limits, queue_messages
-
-Outputs = TypeVar("Outputs")
-
 
 # --- forms -----------------------------------------------------------------------------------
 
@@ -35,10 +29,7 @@ class SettingsError(ValueError):
 def as_int(label: str, value: Any, maximum: int | None = None) -> int:
     """A form value as a whole number (at most `maximum`: what this app offers); the library
     checks every other bound."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{label} must be a whole number, not {value!r}.") from None
+    number = as_float(label, value)
     if number != int(number):
         raise SettingsError(f"{label} must be a whole number, not {value!r}.")
     if maximum is not None and number > maximum:
@@ -71,16 +62,22 @@ def labelled(labels: dict[str, str]) -> Iterator[None]:
 
 def form_handler(run: Callable[..., Iterator], names: Sequence[str]) -> Callable[..., Iterator]:
     """`run(form, control, session)` as an event handler that takes the form's values one by
-    one and then the tab's two states. Its signature names each value, so the public API's
+    one and then the tab's two state dicts. Its signature names each value, so the public API's
     parameters are the form's field names in the mapping's order, each with a default."""
     def handler(*values):
-        yield from run(dict(zip(names, values, strict=False)), *values[len(names):])
+        states = [v if isinstance(v, dict) else {} for v in values[len(names):]]
+        yield from run(dict(zip(names, values, strict=False)), *states)
 
     handler.__signature__ = inspect.Signature([
         inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
         for name in [*names, "control", "session"]])
-    handler.__name__ = run.__name__
     return handler
+
+
+def same_fields(settings: Any, config_class: type, *besides: str) -> dict[str, Any]:
+    """The values of `settings` for the fields of `config_class` it shares (but `besides`)."""
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(config_class)
+            if hasattr(settings, f.name) and f.name not in besides}
 
 
 def check_choice(what: str, value: Any, options: Sequence[str]) -> None:
@@ -131,10 +128,6 @@ class OnceCache:
                 if self._entries.get(key) is future:
                     del self._entries[key]
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
 
 def fingerprint(texts: Sequence[str]) -> str:
     digest = hashlib.blake2b(digest_size=12)
@@ -146,14 +139,15 @@ def fingerprint(texts: Sequence[str]) -> str:
 
 # --- the streamed run ------------------------------------------------------------------------
 
-def stream_run(control: dict, job: Callable[[threading.Event], Iterator[Outputs]],
-               show: Callable[[str], Outputs], run: str = "training run") -> Iterator[Outputs]:
-    """Yield `job`'s outputs once this browser tab's run has its turn; `control` is the tab's
-    state dict (running, the stop flag, the trainer). SettingsError when a run is already going
-    here, LimitError when the queue is full; the trainer is stopped and the turn given back
-    however the run ends (also when the page goes away)."""
+def stream_run(control: dict, job: Callable[[threading.Event], Iterator[Any]],
+               show: Callable[[str], Any], what: str = "training run") -> Iterator[Any]:
+    """Yield `job(stop_requested)`'s outputs once this browser tab's run has its turn (before,
+    `show(message)`: its place in the queue). `control` is the tab's state dict: `job` puts its
+    trainer in control["trainer"] and streams `watch(trainer, stop_requested)`. SettingsError
+    when a run is already going here, LimitError when the queue is full; the trainer is stopped
+    and the turn given back however the run ends (also when the page goes away)."""
     if control.get("running"):
-        raise SettingsError(f"A {run} is already going in this browser tab: stop it first.")
+        raise SettingsError(f"A {what} is already going in this browser tab: stop it first.")
     ticket = TRAINING_QUEUE.join()
     stop_requested = threading.Event()
     control.update(running=True, stop=stop_requested, trainer=None)
@@ -173,8 +167,7 @@ def stream_run(control: dict, job: Callable[[threading.Event], Iterator[Outputs]
 
 
 def watch(trainer: Trainer, stop_requested: threading.Event) -> Iterator[TrainEvent]:
-    """The trainer's events, stopping it when the visitor asks or the run reaches this app's
-    time limit (`over_time` says which ended it)."""
+    """The trainer's events; it is stopped when the visitor asks or at this app's time limit."""
     max_seconds = current_limits().max_run_seconds
     for event in trainer.run():
         if stop_requested.is_set() or event.elapsed > max_seconds:
@@ -182,14 +175,8 @@ def watch(trainer: Trainer, stop_requested: threading.Event) -> Iterator[TrainEv
         yield event
 
 
-def over_time(event: TrainEvent) -> bool:
-    """Did the app's time limit stop this run (`event` its last)?"""
-    return event.kind == "stopped" and event.elapsed > current_limits().max_run_seconds
-
-
-def unique_name(taken: Iterable[str], stem: str, detail: str) -> str:
+def unique_name(taken: Sequence[str], stem: str, detail: str) -> str:
     """`stem n (detail)` with the first n no taken name uses: "My model 2 (micro, 60 steps)"."""
-    taken = list(taken)
     n = 1
     while any(name.startswith(f"{stem} {n} (") for name in taken):
         n += 1

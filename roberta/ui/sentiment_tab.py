@@ -79,11 +79,9 @@ class FinetuneView:
         return self.outputs()
 
 
-def start_finetuning(form: dict, control=None, session=None):
+def start_finetuning(form: dict, control: dict, session: dict):
     """Stream a fine-tuning run: status, progress, accuracy curve, loss curve, results. `form`
     holds the FinetuneSettings fields the tab shows (build_sentiment_tab's mapping)."""
-    control = control if isinstance(control, dict) else {}
-    session = session if isinstance(session, dict) else {}
     form["csv_file"] = getattr(form.get("csv_file"), "name", form.get("csv_file"))
     with plain_errors("Checking the settings"):
         settings = job.validate(FinetuneSettings(**form))
@@ -121,7 +119,7 @@ def start_finetuning(form: dict, control=None, session=None):
             yield from _finish(trainer, last, view, base, session, control)
 
     with plain_errors("Joining the training queue"):
-        yield from stream_run(control, run, view.show, run="fine-tuning run")
+        yield from stream_run(control, run, view.show, what="fine-tuning run")
 
 
 def _finish(trainer: Finetuner, last: TrainEvent | None, view: FinetuneView, base,

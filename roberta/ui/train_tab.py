@@ -33,12 +33,11 @@ from roberta.ui.common import markdown_literal, plain_errors, request_stop, star
 from roberta.ui.limits import current_limits
 from roberta.ui.live import UPDATE_SECONDS, duration, plot_value, progress_html
 from roberta.ui.pretrain_job import PretrainSettings
-from roberta.ui.runs import form_handler, labelled, over_time, stream_run, unique_name, watch
+from roberta.ui.runs import form_handler, labelled, stream_run, unique_name, watch
 from roberta.viz.curves import PretrainHistory
 
 GUESS_COLUMNS = ["1st", "2nd", "3rd", "4th", "5th"]
 DEFAULTS = PretrainSettings()
-DEFAULT_RATE = default_learning_rate(PRESETS[DEFAULTS.size]["hidden_size"])
 
 
 # --- what the page shows -------------------------------------------------------------------
@@ -91,11 +90,8 @@ class TrainView:
 
     def due(self, event: TrainEvent) -> bool:
         """Redraw now? Always for the first loss point, evaluations and the end."""
-        if event.kind in ("eval", "done", "stopped", "failed"):
-            return True
-        if event.kind == "step" and self.shown_loss_points == 0:
-            return True
-        return time.monotonic() - self.shown_at >= UPDATE_SECONDS
+        return (event.kind == "eval" or event.finished or (event.kind == "step" and
+                self.shown_loss_points == 0) or time.monotonic() - self.shown_at >= UPDATE_SECONDS)
 
     def outputs(self, session=None, charts: bool = True) -> tuple:
         self.shown_at = time.monotonic()
@@ -126,10 +122,8 @@ def settings_from_form(form: dict) -> PretrainSettings:
         [files] if isinstance(files, str) else files)], static_masking=static)
 
 
-def start_training(form: dict, control=None, session=None):
+def start_training(form: dict, control: dict, session: dict):
     """Stream a pretraining run into the Train tab's outputs (see TrainView.outputs)."""
-    control = control if isinstance(control, dict) else {}
-    session = session if isinstance(session, dict) else {}
     with plain_errors("Checking the settings"):
         settings, warnings = job.validate(settings_from_form(form))
     for warning in warnings:
@@ -212,18 +206,19 @@ def _train(trainer: Pretrainer, settings: PretrainSettings, view: TrainView,
                                   registry.describe(model, source))
     session = registry.add(session, loaded)
     control["last_model"] = loaded
-    accuracy = view.history.val_accuracy.last
     outcome = {"done": "Finished", "stopped": "Stopped",
                "failed": "Ended early"}.get(last.kind, "Ended")
     max_seconds = current_limits().max_run_seconds
     ending = (f" It reached this app's limit of {duration(max_seconds)} per run "
-              f"(ROBERTA_LAB_MAX_RUN_SECONDS).") if over_time(last) else ""
+              f"(ROBERTA_LAB_MAX_RUN_SECONDS).") if last.kind == "stopped" and \
+        last.elapsed > max_seconds else ""
     view.model_name = name
+    h = view.history
     view.status = (
         f"{outcome} after {trainer.step:,} steps in {duration(last.elapsed)}: validation "
-        f"accuracy **{view.history.val_mask_accuracy.last:.1%} where the input was "
-        f"`<mask>`**, {accuracy:.1%} over all scored tokens (unigram baseline "
-        f"{view.history.unigram_accuracy:.1%}). The model is now **{name}** in the "
+        f"accuracy **{h.val_mask_accuracy.last:.1%} where the input was `<mask>`**, "
+        f"{h.val_accuracy.last:.1%} over all scored tokens (unigram baseline "
+        f"{h.unigram_accuracy:.1%}). The model is now **{name}** in the "
         f"Fill-mask and Attention tabs (this browser session only); download it below."
         f"{ending}" + (f" {last.message}" if last.kind == "failed" else ""))
     view.eta = None
@@ -310,12 +305,11 @@ def build_train_tab(session: gr.State) -> dict[str, gr.Component]:
     form, buttons = _settings()
     outputs, download = _charts()
     _wire(form, buttons, outputs, control, session)
-    stop_button = buttons[1]
     # Stop answers in a toast (and to API callers), never in the status line: its answer could
     # arrive after the run's final status and overwrite it.
     stop_answer = gr.Textbox(visible=False, label="Stop")
-    stop_button.click(stop_training, control, stop_answer, api_name="stop_training",
-                      concurrency_limit=None, show_progress="hidden")
+    buttons[1].click(stop_training, control, stop_answer, api_name="stop_training",
+                     concurrency_limit=None, show_progress="hidden")
     download[0].click(download_model, control, download[1], api_name="download_model",
                       concurrency_limit=2)
     job.prewarm_default_data()
@@ -396,7 +390,7 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
                         "decay to zero at the last step, gradient clipping at 1.0.")
             with gr.Row():
                 learning_rate = gr.Number(
-                    DEFAULT_RATE, label="Peak learning rate", elem_id="train-lr",
+                    rate_for_size(DEFAULTS.size, 0), label="Peak learning rate", elem_id="train-lr",
                     info="set to the size's own when the size changes: 2e-3 × 128 / width "
                          "(micro 2e-3, tiny 1e-3)")
                 warmup_steps = gr.Number(default_warmup(DEFAULTS.max_steps),
@@ -443,25 +437,20 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
 def _follow(form: dict[str, gr.Component], custom_row: gr.Row, size_info: gr.Markdown) -> None:
     """Show only the controls that apply; the rate and warmup follow the size and the run's
     length until the user sets them; the line under the size says what it means."""
-    f = form
-    f["corpus"].change(lambda c: (gr.update(visible=c == "upload"),
-                                  gr.update(visible=c == "pasted")),
-                       f["corpus"], [f["corpus_files"], f["pasted_text"]], queue=False,
-                       api_visibility="private")
+    f, quiet = form, dict(queue=False, api_visibility="private")
+    f["corpus"].change(lambda c: (gr.update(visible=c == "upload"), gr.update(
+        visible=c == "pasted")), f["corpus"], [f["corpus_files"], f["pasted_text"]], **quiet)
     f["tokenizer"].change(lambda t: gr.update(visible=t == "new"), f["tokenizer"],
-                          f["vocab_size"], queue=False, api_visibility="private")
-    f["size"].change(lambda s: gr.update(visible=s == "custom"), f["size"], custom_row,
-                     queue=False, api_visibility="private")
+                          f["vocab_size"], **quiet)
+    f["size"].change(lambda s: gr.update(visible=s == "custom"), f["size"], custom_row, **quiet)
     gr.on([f["size"].change, f["hidden_size"].change], rate_for_size,
-          [f["size"], f["hidden_size"]], f["learning_rate"], queue=False,
-          api_visibility="private")
+          [f["size"], f["hidden_size"]], f["learning_rate"], **quiet)
     f["max_steps"].change(lambda steps: default_warmup(int(steps)) if steps and steps > 0 else
-                          gr.skip(), f["max_steps"], f["warmup_steps"], queue=False,
-                          api_visibility="private")
+                          gr.skip(), f["max_steps"], f["warmup_steps"], **quiet)
     shape = ["size", "vocab_size", "num_layers", "hidden_size", "num_heads", "ffn_size",
              "seq_length"]
     gr.on([f[name].change for name in shape], describe_size, [f[n] for n in shape], size_info,
-          queue=False, api_visibility="private")
+          **quiet)
     size_info.value = describe_size(*(getattr(DEFAULTS, name) for name in shape))
 
 
