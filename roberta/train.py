@@ -78,7 +78,7 @@ class TrainConfig:
     def validate(self) -> None:
         for name in ("max_steps", "batch_size", "grad_accum_steps", "eval_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise TrainingError(f"{name} must be a positive integer, "
+                raise TrainingError(f"{name} must be at least 1 (a whole number), "
                                     f"got {getattr(self, name)!r}")
         if self.learning_rate is not None and not 0 < self.learning_rate < 1:
             raise TrainingError(f"learning_rate must be above 0 and below 1, got "
