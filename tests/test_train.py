@@ -16,6 +16,7 @@ import transformers
 
 from roberta import RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification
 from roberta.data import ClassificationData
+from roberta.model import IGNORE_INDEX
 from roberta.tokenizer import RobertaTokenizer
 from roberta.train import (
     FinetuneConfig,
@@ -96,7 +97,7 @@ def test_pretraining_learns_and_beats_the_unigram_baseline(tokenizer, data):
         for batch in trainer._validation:
             logits = trainer.model(batch["input_ids"],
                                    attention_mask=batch["attention_mask"]).logits
-            scored = batch["labels"] != -100
+            scored = batch["labels"] != IGNORE_INDEX
             total += torch.nn.functional.cross_entropy(
                 logits[scored].float(), batch["labels"][scored], reduction="sum").item()
             count += int(scored.sum())
@@ -213,8 +214,9 @@ def test_gradient_accumulation_matches_one_batch_of_the_whole_size(tokenizer, da
     when the micro-batches hold very different numbers of masked tokens (token-weighted)."""
     whole = Pretrainer(new_model(tokenizer, **NO_DROPOUT), tokenizer, data, settings(batch_size=8))
     batch = whole.micro_batch(0)
-    batch["labels"][:4, ::2] = -100  # the first half keeps far fewer scored tokens
-    counts = [(batch["labels"][:4] != -100).sum(), (batch["labels"][4:] != -100).sum()]
+    batch["labels"][:4, ::2] = IGNORE_INDEX  # the first half keeps far fewer scored tokens
+    scored = batch["labels"] != IGNORE_INDEX
+    counts = [scored[:4].sum(), scored[4:].sum()]
     assert counts[1] > 2 * counts[0]
     halves = [{k: v[:4] for k, v in batch.items()}, {k: v[4:] for k, v in batch.items()}]
     accumulated = Pretrainer(new_model(tokenizer, **NO_DROPOUT), tokenizer, data,
@@ -529,7 +531,7 @@ def test_evaluation_separates_masked_inputs_from_all_scored_tokens(tokenizer, da
     hits = masked_hits = count = masked_count = 0
     with torch.no_grad():  # recomputed with the dense head, every position
         for batch in trainer._validation:
-            scored = batch["labels"] != -100
+            scored = batch["labels"] != IGNORE_INDEX
             guess = trainer.model(batch["input_ids"], batch["attention_mask"]).logits.argmax(-1)
             right = (guess == batch["labels"]) & scored
             shown = (batch["input_ids"] == tokenizer.mask_token_id) & scored
