@@ -267,9 +267,7 @@ def cmd_pretrain(args) -> int:
             model = RobertaForMaskedLM.from_pretrained(args.init)
         else:
             model = RobertaForMaskedLM(RobertaConfig.preset(
-                args.preset, **overrides, vocab_size=tokenizer.vocab_size,
-                max_position_embeddings=max(config.max_position_embeddings,
-                                            settings.seq_length + 2)))
+                args.preset, settings.seq_length, **overrides, vocab_size=tokenizer.vocab_size))
             initialise_(model, args.start)
         trainer = Pretrainer(model, tokenizer, data, settings)
     if rank == 0:

@@ -105,10 +105,16 @@ class RobertaConfig:
         return self.max_position_embeddings - self.pad_token_id - 1
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> RobertaConfig:
-        if name not in PRESETS:
+    def preset(cls, name: str, seq_length: int | None = None, **overrides: Any) -> RobertaConfig:
+        """The named shape ("custom": none, the overrides give it) with `overrides`; with
+        `seq_length`, positions for sequences that long (never fewer than the preset's)."""
+        if name not in PRESETS and name != "custom":
             raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        shape = {**PRESETS.get(name, {}), **overrides}
+        if seq_length is not None:
+            shape["max_position_embeddings"] = max(
+                seq_length + 2, PRESETS.get(name, {}).get("max_position_embeddings", 0))
+        return cls(**shape)
 
     # --- config.json, as transformers reads and writes it ---------------------------------
 

@@ -234,14 +234,11 @@ def with_shape(settings: PretrainSettings) -> PretrainSettings:
 
 def model_config(settings: PretrainSettings, vocab_size: int) -> RobertaConfig:
     """The model's shape: the preset's (or the custom one), the tokenizer's exact vocabulary,
-    and enough positions for the sequence length (at least the preset's)."""
-    positions = settings.seq_length + 2
-    if settings.size in PRESETS:
-        positions = max(positions, PRESETS[settings.size]["max_position_embeddings"])
-    return RobertaConfig(
-        vocab_size=vocab_size, hidden_size=settings.hidden_size,
-        num_hidden_layers=settings.num_layers, num_attention_heads=settings.num_heads,
-        intermediate_size=settings.ffn_size, max_position_embeddings=positions,
+    and enough positions for the sequence length."""
+    return RobertaConfig.preset(
+        settings.size, seq_length=settings.seq_length, vocab_size=vocab_size,
+        hidden_size=settings.hidden_size, num_hidden_layers=settings.num_layers,
+        num_attention_heads=settings.num_heads, intermediate_size=settings.ffn_size,
         hidden_dropout_prob=settings.dropout, attention_probs_dropout_prob=settings.dropout)
 
 
