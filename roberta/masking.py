@@ -85,7 +85,7 @@ class MaskingConfig:
                 raise ValueError(f"{name} must be between 0 and 1, not {value}")
         if self.mask_fraction + self.random_fraction > 1.0 + 1e-9:
             raise ValueError(
-                f"mask_fraction and random_fraction must add up to at most 1, not "
+                f"mask_fraction + random_fraction must add up to at most 1, not "
                 f"{self.mask_fraction} + {self.random_fraction}"
             )
 
