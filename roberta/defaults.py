@@ -32,8 +32,7 @@ def default_model_dir(task: str) -> Path:
 
 
 class DefaultModelMissing(FileNotFoundError):
-    """The embedded default cannot be used: `problem` says why; the message also says how to
-    make it."""
+    """The embedded default cannot be used: `problem` says why, the message also how to fix it."""
 
     def __init__(self, task: str, problem: str):
         self.problem = problem

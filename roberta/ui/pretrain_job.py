@@ -158,16 +158,6 @@ def parse_probes(text: str | Sequence[str] | None) -> tuple[str, ...]:
     return probes
 
 
-def resolve_precision_choice(precision: str, device: str) -> tuple[str, str | None]:
-    """The precision to train in, and a warning when the choice is legal but a bad idea."""
-    if precision == "fp16" and device != "cuda":
-        raise SettingsError("fp16 training needs a CUDA GPU. On the CPU use fp32 (or auto).")
-    if precision == "bf16" and device == "cpu" and not cpu_supports_bf16():
-        return "bf16", ("This CPU has no native bfloat16, so bf16 runs emulated and far slower "
-                        "than fp32. Choose auto or fp32 for speed.")
-    return precision, None
-
-
 def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
     """Check and normalise settings: (clean settings, warnings). SettingsError (or LimitError,
     over this host's caps) in a plain sentence for bad ones. The bounds are the library's: this
@@ -181,14 +171,18 @@ def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
         check_choice(what, value, options)
     if s.device == "cuda" and not torch.cuda.is_available():
         raise SettingsError("CUDA was chosen but this machine has no CUDA GPU; choose cpu.")
-    precision, warning = resolve_precision_choice(s.precision, s.device)
+    if s.precision == "fp16" and s.device != "cuda":
+        raise SettingsError("fp16 training needs a CUDA GPU. On the CPU use fp32 (or auto).")
+    if s.precision == "bf16" and s.device == "cpu" and not cpu_supports_bf16():
+        warnings.append("This CPU has no native bfloat16, so bf16 runs emulated and far slower "
+                        "than fp32. Choose auto or fp32 for speed.")
     numbers = {f.name: (as_int(LABELS[f.name], getattr(s, f.name), MAXIMA.get(f.name))
                         if f.type == "int" else as_float(LABELS[f.name], getattr(s, f.name)))
                for f in fields(s) if f.type in ("int", "float")}  # as their fields say
     if numbers["vocab_size"] < MIN_VOCAB:
         raise SettingsError(f"The vocabulary size must be at least {MIN_VOCAB}.")
     clean = with_shape(replace(
-        s, **numbers, precision=precision, probes=parse_probes(s.probes),
+        s, **numbers, probes=parse_probes(s.probes),
         learning_rate=None if s.learning_rate in (None, "") else
         as_float("The learning rate", s.learning_rate),
         warmup_steps=None if s.warmup_steps in (None, "") else
@@ -207,8 +201,6 @@ def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
     if training.learning_rate > 1e-2:
         warnings.append(f"A learning rate of {training.learning_rate:g} is very high for a "
                         f"post-LayerNorm transformer; the loss may jump or become NaN.")
-    if warning:
-        warnings.append(warning)
     if s.init == "structured":
         try:
             StructuredInit().validate(clean.hidden_size, clean.num_heads, clean.num_layers)
