@@ -231,3 +231,134 @@ def test_downloads_of_one_model_share_one_export(tiny_assets, tmp_path, monkeypa
     del control
     gc.collect()
     assert exports() == []
+
+
+# --- models a session keeps: caps, replacing, letting go --------------------------------------
+
+def nano_mlm(tokenizer: RobertaTokenizer, seed: int = 0) -> RobertaForMaskedLM:
+    torch.manual_seed(seed)
+    config = RobertaConfig.preset("nano", vocab_size=tokenizer.vocab_size,
+                                  max_position_embeddings=66)
+    return RobertaForMaskedLM(config).eval()
+
+
+def loaded_model(tokenizer, name: str, seed: int = 0) -> registry.LoadedModel:
+    return registry.LoadedModel(name, "mlm", nano_mlm(tokenizer, seed), tokenizer, "a test model")
+
+
+def test_model_bytes_counts_every_tensor_once(tiny_assets):
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    model = nano_mlm(tokenizer)
+    state = model.state_dict()  # holds the tied decoder weight under both of its names
+    by_storage = {t.data_ptr(): t.numel() * t.element_size() for t in state.values()}
+    assert len(by_storage) < len(state)
+    assert registry.model_bytes(model) == sum(by_storage.values())
+
+
+def test_a_session_keeps_at_most_its_cap_and_lets_the_oldest_go(tiny_assets, monkeypatch):
+    import gradio as gr
+
+    from roberta.ui.limits import ENV_MAX_SESSION_MODELS
+
+    monkeypatch.setenv(ENV_MAX_SESSION_MODELS, "2")
+    warnings = []
+    monkeypatch.setattr(gr, "Warning", warnings.append)
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    session: dict = {}
+    for n in (1, 2, 3):
+        registry.add(session, loaded_model(tokenizer, f"My model {n}", seed=n))
+    mine = registry.choices(session, "mlm")
+    assert "My model 1" not in mine and {"My model 2", "My model 3"} <= set(mine)
+    assert len(warnings) == 1
+    assert "at most 2 models" in warnings[0] and "“My model 1” (the oldest) was let go" \
+        in warnings[0] and "“My model 3”" in warnings[0]
+    # Replacing a model of the same name is not a new one: nothing else is let go.
+    replacement = loaded_model(tokenizer, "My model 3", seed=9)
+    registry.add(session, replacement)
+    assert registry.resolve(session, "My model 3", "mlm") is replacement
+    assert {"My model 2", "My model 3"} <= set(registry.choices(session, "mlm"))
+    assert len(warnings) == 1
+
+
+def test_the_host_refuses_a_model_past_its_total_and_keeps_the_session(tiny_assets,
+                                                                      monkeypatch):
+    import gradio as gr
+
+    from roberta.ui.limits import ENV_MAX_MODELS_MB
+
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    first = loaded_model(tokenizer, "First")
+    size = registry.model_bytes(first.model)
+    others = registry.held_bytes()  # other tests' sessions still alive in this process
+    monkeypatch.setenv(ENV_MAX_MODELS_MB, str((others + 1.5 * size) / 1e6))
+    session: dict = {}
+    registry.add(session, first)
+    with pytest.raises(gr.Error) as refused:
+        registry.add({}, loaded_model(tokenizer, "Second", seed=1))  # another visitor
+    message = str(refused.value)
+    assert "would take it past its limit" in message and ENV_MAX_MODELS_MB in message
+    assert "“Second”" in message
+    # The same name again replaces, so it fits; once this session lets go, another fits.
+    registry.add(session, loaded_model(tokenizer, "First", seed=2))
+    assert registry.release(session) == 1
+    registry.add({}, loaded_model(tokenizer, "Second", seed=1))
+
+
+def test_reimporting_a_file_replaces_its_model(tiny_assets, tmp_path):
+    from roberta.ui.fill_mask_tab import import_checkpoint
+
+    upload = tmp_path / "again.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for file in (tiny_assets / "mlm").iterdir():
+            archive.write(file, file.name)
+    session, *_ = import_checkpoint({}, str(upload), None)
+    first = registry.resolve(session, "Imported: again", "mlm")
+    session, *_ = import_checkpoint(session, str(upload), None)
+    second = registry.resolve(session, "Imported: again", "mlm")
+    assert second is not first
+    assert [n for n in registry.choices(session, "mlm") if n.startswith("Imported")] == \
+        ["Imported: again"]
+
+
+def test_a_sessions_models_are_freed_when_its_state_is_deleted(tiny_assets):
+    """gr.State's delete_callback is registry.release: after it, nothing holds the model."""
+    import gc
+    import weakref
+
+    from roberta.ui.app import build_app
+
+    demo = build_app()
+    state = next(b for b in demo.blocks.values() if type(b).__name__ == "State")
+    assert state.delete_callback is registry.release
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    session: dict = {}
+    registry.add(session, loaded_model(tokenizer, "Mine"))
+    alive = weakref.ref(registry.resolve(session, "Mine", "mlm").model)
+    assert any(m.name == "Mine" for m in registry.held_models())
+    state.delete_callback(session)
+    gc.collect()
+    assert alive() is None
+    assert not any(m.name == "Mine" for m in registry.held_models())
+    assert registry.choices(session, "mlm") == registry.choices({}, "mlm")
+
+
+def test_a_client_that_leaves_has_its_models_let_go_at_once(app_url, tiny_assets, tmp_path):
+    """Gradio keeps a closed session's state for an hour; the unload handler frees its models
+    as soon as the client's heartbeat ends."""
+    import time
+
+    from gradio_client import Client, handle_file
+
+    upload = tmp_path / "leaving.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for file in (tiny_assets / "mlm").iterdir():
+            archive.write(file, file.name)
+    client = Client(app_url, verbose=False)
+    client.predict(handle_file(str(upload)), api_name="/import_checkpoint")
+    assert any(m.name == "Imported: leaving" for m in registry.held_models())
+    client.close()
+    for _ in range(300):  # the server notices the closed heartbeat within a moment
+        if not any(m.name == "Imported: leaving" for m in registry.held_models()):
+            break
+        time.sleep(0.1)
+    assert not any(m.name == "Imported: leaving" for m in registry.held_models())

@@ -10,6 +10,7 @@ import gradio as gr
 
 from roberta.ui import registry
 from roberta.ui.attention_tab import build_attention_tab
+from roberta.ui.common import guard_number_inputs
 from roberta.ui.fill_mask_tab import build_fill_mask_tab
 from roberta.ui.limits import current_limits
 from roberta.ui.masking_tab import build_masking_tab
@@ -43,12 +44,16 @@ CSS = """
 
 def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE, delete_cache=CACHE_SWEEP, analytics_enabled=False) as demo:
-        session = gr.State({})  # this browser's own models (registry) and training runs
+        # This browser's own models (registry) and training runs; its models are let go when
+        # the tab disconnects, and again when Gradio drops the state.
+        session = gr.State({}, delete_callback=registry.release)
         gr.Markdown(INTRO)
         with gr.Tabs():
             for label, elem_id, build in TABS:
                 with gr.Tab(label, id=elem_id, elem_id=elem_id):
                     build(session)
+        registry.release_on_unload(demo, session)
+    guard_number_inputs(demo)
     registry.warm_up_in_background()
     return demo
 

@@ -145,12 +145,10 @@ def predict(text: str, model_name: str | None = None, top_k: int = 5,
 
 # --- importing a checkpoint --------------------------------------------------------------
 
-def unique_name(session: dict, stem: str) -> str:
-    taken = {*registry.choices(session, "mlm"), *registry.choices(session, "classifier")}
-    name, n = f"Imported: {stem}", 2
-    while name in taken:
-        name, n = f"Imported: {stem} ({n})", n + 1
-    return name
+def imported_name(stem: str) -> str:
+    """One name per file: importing a file of the same name again replaces the earlier import
+    (registry.add), instead of piling up copies in the server's memory."""
+    return f"Imported: {stem}"
 
 
 def import_checkpoint(session: dict, upload: str | None, current: str | None):
@@ -168,7 +166,7 @@ def import_checkpoint(session: dict, upload: str | None, current: str | None):
         imported = load_checkpoint_zip(upload, Path(workdir) / "checkpoint",
                                        caps.max_upload_bytes, caps.max_parameters)
     stem = Path(upload).stem[:60] or "checkpoint"
-    name = unique_name(session, stem)
+    name = imported_name(stem)
     loaded = registry.LoadedModel(name, imported.task, imported.model, imported.tokenizer,
                                   registry.describe(imported.model, f"imported from {stem}.zip"))
     registry.add(session, loaded)
