@@ -8,6 +8,7 @@ call the tabs' functions directly (no server), with the payloads the issue found
 from __future__ import annotations
 
 import json
+import math
 import re
 import zipfile
 
@@ -362,3 +363,73 @@ def test_a_client_that_leaves_has_its_models_let_go_at_once(app_url, tiny_assets
             break
         time.sleep(0.1)
     assert not any(m.name == "Imported: leaving" for m in registry.held_models())
+
+
+# --- /attention: the work and the answer are bounded ------------------------------------------
+
+@pytest.fixture
+def many_heads_session(tiny_assets, tmp_path):
+    """An imported model shaped like roberta-base where it matters here (12 layers × 12 heads,
+    514 positions) but 24 wide, so it is cheap to build and run."""
+    from roberta.ui.fill_mask_tab import import_checkpoint
+
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=24, num_hidden_layers=12,
+                           num_attention_heads=12, intermediate_size=48,
+                           max_position_embeddings=514)
+    folder = tmp_path / "many-heads"
+    RobertaForMaskedLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    upload = tmp_path / "many-heads.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for file in folder.iterdir():
+            archive.write(file, file.name)
+    session, *_ = import_checkpoint({}, str(upload), None)
+    return session
+
+
+LONG_TEXT = " ".join(["The cat sat on the mat and the dog was quick."] * 60) + " A <mask> day."
+
+
+def answer_bytes(*outputs) -> int:
+    return sum(len(o) if isinstance(o, str) else len(o.to_json()) for o in outputs)
+
+
+def test_attention_on_many_heads_reads_a_window_within_the_cap(many_heads_session,
+                                                               monkeypatch):
+    import gradio as gr
+
+    from roberta.ui import attention_tab
+    from roberta.ui.limits import current_limits
+
+    warnings = []
+    monkeypatch.setattr(gr, "Warning", warnings.append)
+    name = "Imported: many-heads"
+    head_view, model_view, single, summary, rollout, _, _ = attention_tab.show_attention(
+        LONG_TEXT, name, 12, 12, [], many_heads_session)
+    tokens = len(single.data[0].z)
+    longest = attention_tab.attention_tokens(12, 12)
+    assert tokens == longest < 514  # the window the cap allows, not the model's 514
+    assert 12 * 12 * tokens ** 2 <= current_limits().max_attention_values
+    assert "12 layers × 12 heads" in warnings[0] and f"at most {longest - 2:,} tokens" in \
+        warnings[0]
+    # bertviz's share: it writes every weight into the page, so it is left out here.
+    assert "bertviz's views are drawn for texts of up to" in head_view
+    assert head_view == model_view and "<iframe" not in head_view
+    assert answer_bytes(head_view, model_view, single, summary, rollout) < 2_000_000
+
+    heatmap = attention_tab.show_head(LONG_TEXT, name, 3, 4, [], many_heads_session)
+    assert len(heatmap.data[0].z) == longest
+    assert answer_bytes(heatmap) < 1_000_000
+
+
+def test_bertviz_draws_a_short_text_of_a_small_model_and_caps_a_big_one(many_heads_session):
+    from roberta.ui import attention_tab
+
+    short = "The cat sat on the <mask>."
+    head_view, *_ = attention_tab.show_attention(short, "Embedded masked LM", 1, 1, [], {})
+    assert "<iframe" in head_view  # the embedded nano model: drawn
+    head_view, *_ = attention_tab.show_attention(" ".join([short] * 5), "Imported: many-heads",
+                                                 1, 1, [], many_heads_session)
+    bertviz_tokens = math.isqrt(attention_tab.MAX_BERTVIZ_VALUES // 144)
+    assert f"up to {bertviz_tokens} tokens with a model of 12 layers × 12 heads" in head_view
