@@ -433,3 +433,168 @@ def test_bertviz_draws_a_short_text_of_a_small_model_and_caps_a_big_one(many_hea
                                                  1, 1, [], many_heads_session)
     bertviz_tokens = math.isqrt(attention_tab.MAX_BERTVIZ_VALUES // 144)
     assert f"up to {bertviz_tokens} tokens with a model of 12 layers × 12 heads" in head_view
+
+
+# --- numbers that are not numbers, through the server ----------------------------------------
+
+def app_error(call) -> str:
+    """The message an endpoint answers with: plain, no traceback, no server path."""
+    import html
+    import tempfile
+
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as caught:
+        call()
+    message = html.unescape(str(caught.value))
+    assert "Traceback" not in message and 'File "' not in message, message
+    assert "upstream Gradio app has raised" not in message, message
+    assert tempfile.gettempdir() not in message, message
+    return message
+
+
+MASKED = "The food was <mask>."
+TOO_BIG_SEED = 2**70
+
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda c: c.predict(MASKED, top_k="abc", api_name="/fill_mask"),
+     "“Guesses per mask (top-k)” must be a number, not 'abc'"),
+    (lambda c: c.predict(MASKED, layer="abc", api_name="/attention"),
+     "must be a number, not 'abc'"),
+    (lambda c: c.predict(MASKED, head="two", api_name="/attention_head"),
+     "must be a number, not 'two'"),
+    (lambda c: c.predict("abc", api_name="/train"), "“Steps” must be a number, not 'abc'"),
+    (lambda c: c.predict("abc", api_name="/finetune"), "“Steps” must be a number, not 'abc'"),
+    (lambda c: c.predict(3, seed=TOO_BIG_SEED, api_name="/train"),
+     "“Seed” must be a whole number between"),
+    (lambda c: c.predict(3, seed=TOO_BIG_SEED, api_name="/finetune"),
+     "“Seed” must be a whole number between"),
+    (lambda c: c.predict(MASKED, seed=TOO_BIG_SEED, api_name="/mask_pattern"),
+     "“Seed” must be a whole number between"),
+    (lambda c: c.predict(3, learning_rate="fast", api_name="/train"), "must be a number"),
+    (lambda c: c.predict("Nobody's model", api_name="/model_info"),
+     "There is no model called “Nobody's model”"),
+])
+def test_wrong_values_are_plain_messages(client, call, expected):
+    assert expected in app_error(lambda: call(client))
+
+
+def raw_call(app_url: str, api_name: str, body: str) -> dict:
+    """POST a JSON body as a raw HTTP client may write it (NaN included), and read the answer
+    of Gradio's two-step call API."""
+    import httpx
+
+    base = f"{app_url}gradio_api/call/{api_name}"
+    event = httpx.post(base, content=body, headers={"content-type": "application/json"})
+    event.raise_for_status()
+    with httpx.stream("GET", f"{base}/{event.json()['event_id']}", timeout=120) as answer:
+        lines = [line for line in answer.iter_lines() if line.startswith(("event:", "data:"))]
+    kind = next(line for line in lines if line.startswith("event:")).split(":", 1)[1].strip()
+    data = json.loads(next(line for line in lines if line.startswith("data:")).split(":", 1)[1])
+    return {"event": kind, "data": data}
+
+
+@pytest.mark.parametrize("api_name, data, expected", [
+    ("fill_mask", f'["{MASKED}", "Embedded masked LM", NaN]', "must be a finite number"),
+    ("attention_head", f'["{MASKED}", "Embedded masked LM", NaN, 1, []]',
+     "must be a finite number"),
+    ("attention", f'["{MASKED}", "Embedded masked LM", 1, Infinity, []]',
+     "must be a finite number"),
+    ("mask_pattern", f'["{MASKED}", NaN, 0.15, 0.8, 0.1, 1, 0, "Embedded masked LM"]',
+     "must be a finite number"),
+])
+def test_nan_from_a_raw_client_is_a_plain_message(app_url, api_name, data, expected):
+    answer = raw_call(app_url, api_name, '{"data": ' + data + '}')
+    assert answer["event"] == "error"
+    assert expected in answer["data"]["error"]
+
+
+def test_nan_learning_rate_and_steps_are_refused_before_training(tiny_assets):
+    """/train and /finetune take 30 and 13 inputs: their Number components are checked the
+    same way (the preprocess Gradio calls), without writing every input in raw JSON."""
+    import gradio as gr
+
+    from roberta.ui.app import build_app
+
+    demo = build_app()
+    numbers = {b.label: b for b in demo.blocks.values() if isinstance(b, (gr.Number, gr.Slider))}
+    for label in ("Steps", "Learning rate", "Layer (1–2)", "Seed"):
+        with pytest.raises(gr.Error, match="must be a finite number"):
+            numbers[label].preprocess(float("nan"))
+    assert numbers["Steps"].preprocess(12.0) == 12  # a good value still converts
+
+
+# --- messages never name the server's folders --------------------------------------------------
+
+def test_an_import_error_names_the_file_not_the_servers_temp_folder(tiny_assets, tmp_path):
+    import tempfile
+
+    import gradio as gr
+
+    from roberta.ui.fill_mask_tab import import_checkpoint
+
+    upload = tmp_path / "broken.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for file in (tiny_assets / "mlm").iterdir():
+            data = file.read_bytes() if file.name != "config.json" else b"{not json"
+            archive.writestr(file.name, data)
+    with pytest.raises(gr.Error) as refused:  # the library says "cannot read config <path>"
+        import_checkpoint({}, str(upload), None)
+    message = str(refused.value)
+    assert "cannot read config config.json" in message and "roberta-import-" not in message
+    assert tempfile.gettempdir() not in message
+
+
+def test_server_paths_become_file_names():
+    import os
+    import tempfile
+
+    from roberta.ui.common import without_server_paths
+
+    temp, home = tempfile.gettempdir(), os.path.expanduser("~")
+    assert without_server_paths(f"cannot read config {temp}/roberta-import-x1/c/config.json: "
+                                f"bad") == "cannot read config config.json: bad"
+    assert without_server_paths(f"“{home}/.cache/roberta-lab/imdb.whl” is missing") == \
+        "“imdb.whl” is missing"
+    assert without_server_paths("a word/with/slashes and /srv/data.txt stay") == \
+        "a word/with/slashes and /srv/data.txt stay"
+
+
+# --- a large CSV costs no more than the row cap ------------------------------------------------
+
+def test_a_csv_over_the_row_cap_is_refused_after_reading_past_the_cap(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from roberta.data import DataError, read_classification_csv
+
+    upload = tmp_path / "big.csv"
+    upload.write_text("text,label\n" + "".join(f"review number {i},{i % 2}\n"
+                                               for i in range(5_000)))
+    rows_parsed = []
+    real_read_csv = pd.read_csv
+
+    def counting_read_csv(*args, **kwargs):
+        frame = real_read_csv(*args, **kwargs)
+        rows_parsed.append(len(frame))
+        return frame
+
+    monkeypatch.setattr(pd, "read_csv", counting_read_csv)
+    with pytest.raises(DataError, match="has more than 1,000 rows, the most fine-tuned on here"):
+        read_classification_csv(upload, max_rows=1_000)
+    assert rows_parsed == [1_001]  # not the 5,000 the file has
+    assert len(read_classification_csv(upload, max_rows=5_000).train_texts) == 5_000
+
+
+def test_the_finetune_tab_applies_the_row_cap(tiny_assets, tmp_path, monkeypatch):
+    from roberta.data import DataError
+    from roberta.ui.limits import ENV_MAX_CSV_ROWS
+    from roberta.ui.sentiment_tab import load_dataset
+
+    monkeypatch.setenv(ENV_MAX_CSV_ROWS, "40")
+    upload = tmp_path / "reviews.csv"
+    upload.write_text("text,label\n" + "".join(f"review {i},{i % 2}\n" for i in range(41)))
+    with pytest.raises(DataError, match="more than 40 rows"):
+        load_dataset("csv", str(upload), None, None)
+    monkeypatch.setenv(ENV_MAX_CSV_ROWS, "41")
+    assert "41 rows" in load_dataset("csv", str(upload), None, None)[2]

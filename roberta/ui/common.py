@@ -6,7 +6,9 @@ from __future__ import annotations
 import html
 import logging
 import math
+import os
 import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -38,11 +40,34 @@ def markdown_literal(text: object) -> str:
     return html.escape(_MARKDOWN_SYNTAX.sub(r"\\\1", one_line), quote=True)
 
 
+def _server_folders() -> list[str]:
+    """Folders whose paths say nothing to a visitor and something about the server: the temp
+    folder (uploads, Gradio's cache, import folders), Gradio's own, the home folder."""
+    folders = {tempfile.gettempdir(), os.environ.get("GRADIO_TEMP_DIR", ""),
+               os.path.expanduser("~")}
+    return sorted((f.rstrip("/") for f in folders if len(f.rstrip("/")) > 1), key=len,
+                  reverse=True)
+
+
+_PATH_CHAR = r"[^\s'\"“”`,;:()<>]"  # what ends a path inside a sentence
+
+
+def without_server_paths(message: str) -> str:
+    """Library messages name files by their full path (right for the command line); on the page
+    a path under a server folder becomes its file name: "model.safetensors is not…" rather than
+    "/tmp/roberta-import-x1y2/checkpoint/model.safetensors is not…"."""
+    for folder in _server_folders():
+        path = re.escape(folder) + rf"(?:/{_PATH_CHAR}*)?(?!{_PATH_CHAR})"
+        message = re.sub(path, lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1] or "…", message)
+    return message
+
+
 def user_error(message: str) -> gr.Error:
-    """A gr.Error showing `message` as plain text. A visitor's mistake is not the server's: it
-    is logged as one line at INFO, and Gradio is told not to print its traceback."""
+    """A gr.Error showing `message` as plain text, without the server's paths. A visitor's
+    mistake is not the server's: it is logged as one line at INFO, and Gradio is told not to
+    print its traceback."""
     log.info("refused: %s", message)
-    return gr.Error(shown(message), print_exception=False)
+    return gr.Error(shown(without_server_paths(message)), print_exception=False)
 
 
 # --- numbers from the page or a program ----------------------------------------------------

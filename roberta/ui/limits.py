@@ -18,6 +18,7 @@ settings page can change it without touching code):
     ROBERTA_LAB_MAX_SESSION_MODELS  models one browser session keeps (6; the oldest goes first)
     ROBERTA_LAB_MAX_MODELS_MB       megabytes of visitors' models the host holds, all sessions
                                     together                         (CPU: 2,000, GPU: 8,000)
+    ROBERTA_LAB_MAX_CSV_ROWS        rows of a fine-tuning CSV        (20,000)
     ROBERTA_LAB_MAX_ATTENTION_VALUES  attention weights one answer computes and sends,
                                     layers × heads × tokens²         (2M)
 """
@@ -45,6 +46,7 @@ ENV_MAX_UPLOAD_MB = "ROBERTA_LAB_MAX_UPLOAD_MB"
 ENV_MAX_SESSION_MODELS = "ROBERTA_LAB_MAX_SESSION_MODELS"
 ENV_MAX_MODELS_MB = "ROBERTA_LAB_MAX_MODELS_MB"
 ENV_MAX_ATTENTION_VALUES = "ROBERTA_LAB_MAX_ATTENTION_VALUES"
+ENV_MAX_CSV_ROWS = "ROBERTA_LAB_MAX_CSV_ROWS"
 
 
 class LimitError(ValueError):
@@ -88,6 +90,7 @@ class Limits:
     max_session_models: int = 6  # the Experiments tab keeps two per comparison
     max_models_bytes: int = 2_000_000_000
     max_attention_values: int = 2_000_000
+    max_csv_rows: int = 20_000
 
     @classmethod
     def from_env(cls, gpu: bool | None = None) -> Limits:
@@ -108,6 +111,7 @@ class Limits:
             # 2M float32 weights: 8 MB computed, ~20 MB of JSON at most; roberta-base's 12 × 12
             # heads reach it at 117 tokens, the nano default's 2 × 4 never (T ≤ 512).
             max_attention_values=int(_env_number(ENV_MAX_ATTENTION_VALUES, 2e6, _parse_count)),
+            max_csv_rows=int(_env_number(ENV_MAX_CSV_ROWS, 20_000, _parse_count)),
         )
 
 

@@ -115,7 +115,8 @@ def load_dataset(dataset: str, csv_path: str | None, text_column: str | None,
     check_upload([csv_path])
     data = read_classification_csv(csv_path, (text_column or "").strip() or None,
                                    (label_column or "").strip() or None,
-                                   max_bytes=current_limits().max_upload_bytes)
+                                   max_bytes=current_limits().max_upload_bytes,
+                                   max_rows=current_limits().max_csv_rows)
     if len(data.train_texts) < 20:
         raise DataError(f"The CSV has {len(data.train_texts)} rows; fine-tuning needs at least "
                         f"20 labelled examples (a few hundred to learn much).")
