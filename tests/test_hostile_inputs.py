@@ -343,26 +343,39 @@ def test_a_sessions_models_are_freed_when_its_state_is_deleted(tiny_assets):
     assert registry.choices(session, "mlm") == registry.choices({}, "mlm")
 
 
-def test_a_client_that_leaves_has_its_models_let_go_at_once(app_url, tiny_assets, tmp_path):
-    """Gradio keeps a closed session's state for an hour; the unload handler frees its models
-    as soon as the client's heartbeat ends."""
+def test_a_client_that_leaves_has_its_models_and_uploads_let_go_at_once(app_url, tiny_assets,
+                                                                         tmp_path):
+    """Gradio keeps a closed session's state for an hour and its uploads until the cache sweep;
+    the unload handler drops both as soon as the client's heartbeat ends."""
     import time
+    import uuid
 
     from gradio_client import Client, handle_file
 
-    upload = tmp_path / "leaving.zip"
+    from roberta.ui.session_end import upload_folder
+
+    stem = f"leaving-{uuid.uuid4().hex[:8]}"
+    upload = tmp_path / f"{stem}.zip"
     with zipfile.ZipFile(upload, "w") as archive:
         for file in (tiny_assets / "mlm").iterdir():
             archive.write(file, file.name)
+
+    def held() -> bool:
+        return any(m.name == f"Imported: {stem}" for m in registry.held_models())
+
+    def stored() -> list:
+        return list(upload_folder().glob(f"*/{stem}.zip"))
+
     client = Client(app_url, verbose=False)
     client.predict(handle_file(str(upload)), api_name="/import_checkpoint")
-    assert any(m.name == "Imported: leaving" for m in registry.held_models())
+    assert held() and len(stored()) == 1
     client.close()
     for _ in range(300):  # the server notices the closed heartbeat within a moment
-        if not any(m.name == "Imported: leaving" for m in registry.held_models()):
+        if not held() and not stored():
             break
         time.sleep(0.1)
-    assert not any(m.name == "Imported: leaving" for m in registry.held_models())
+    assert not held()
+    assert stored() == []
 
 
 # --- /attention: the work and the answer are bounded ------------------------------------------

@@ -224,8 +224,8 @@ def _check_task(task: str) -> None:
 # in the server's memory until it restarts. So a session keeps at most `max_session_models` (the
 # oldest goes first, with a warning), all sessions together at most `max_models_bytes` (a new
 # model is refused, with a message, when the host is full), and a session's models are let go
-# as soon as its browser tab or client disconnects (`release_on_unload`) and again when Gradio
-# drops its state (`release`, the gr.State's delete_callback).
+# when Gradio drops its state (`release` is the gr.State's delete_callback), which
+# roberta/ui/session_end.py makes happen as soon as the visitor leaves.
 
 class SessionModels(dict):
     """{name: LoadedModel} of one session, oldest first. A dict subclass because a plain dict
@@ -315,21 +315,6 @@ def release(session: dict | None) -> int:
     if count:
         logging.getLogger(__name__).info("let go of %d model(s) of a session that ended", count)
     return count
-
-
-def release_on_unload(demo: gr.Blocks, state: gr.State) -> None:
-    """Free a session's models as soon as its browser tab or client disconnects. Gradio itself
-    keeps a closed session's state for an hour (in case the tab reconnects) before calling the
-    delete_callback; models are too large to wait. A page reload starts a new session anyway."""
-
-    def release_closed_session(request: gr.Request) -> None:
-        holder = getattr(demo, "state_holder", None)  # Gradio's {session hash: its state}
-        session_hash = getattr(request, "session_hash", None)
-        if holder is None or session_hash is None or session_hash not in holder:
-            return
-        release(holder.session_data[session_hash].get(state._id))
-
-    demo.unload(release_closed_session)
 
 
 # --- a model dropdown for a tab ------------------------------------------------------------
