@@ -33,7 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MASKED = "The food was <mask> and the service was slow."
 TRAIN_ARGS = dict(tokenizer="embedded", seq_length=64, batch_size=4, eval_every=1000)
 SERVER = """
-import sys
+import logging, sys
+logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
+logging.getLogger("roberta").setLevel(logging.INFO)
 from roberta.ui.app import build_app, launch_kwargs
 build_app().launch(server_name="127.0.0.1", server_port=int(sys.argv[1]), quiet=True,
                    **launch_kwargs())
@@ -99,21 +101,22 @@ def checkpoint_zip(target: Path) -> Path:
     return target
 
 
-def start_server(port: int, temp: Path, threads: int) -> subprocess.Popen:
+def start_server(port: int, temp: Path, threads: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(temp / "gradio"),
            "ROBERTA_LAB_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
            "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", SERVER, str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with log.open("w") as sink:  # a file, not a pipe: nobody reads a pipe while clients run
+        return subprocess.Popen([sys.executable, "-c", SERVER, str(port)], cwd=ROOT, env=env,
+                                stdout=sink, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_until_up(url: str, server: subprocess.Popen, timeout: float = 180) -> None:
+def wait_until_up(url: str, server: subprocess.Popen, log: Path, timeout: float = 180) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"the app exited at start:\n{server.stderr.read()[-2000:]}")
+            raise SystemExit(f"the app exited at start:\n{log.read_text()[-2000:]}")
         try:
             if httpx.get(url + "config", timeout=2).status_code == 200:
                 return
@@ -130,11 +133,12 @@ def run(clients: int, seconds: float, settle: float, threads: int, train_steps: 
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     (temp / "server").mkdir()
-    server = start_server(port, temp / "server", threads)
+    log = temp / "server.log"
+    server = start_server(port, temp / "server", threads, log)
     upload = checkpoint_zip(temp / "checkpoint.zip")
     tallies = {kind: Tally() for kind in ("fill-mask", "training", "import")}
     try:
-        wait_until_up(url, server)
+        wait_until_up(url, server, log)
         # Warm-up, one of each kind, so the start figures include first-use caches.
         warm = Client(url, verbose=False)
         warm.predict(MASKED, api_name="/fill_mask")
@@ -184,6 +188,7 @@ def run(clients: int, seconds: float, settle: float, threads: int, train_steps: 
         time.sleep(settle)  # the server notices the closed heartbeats and lets go
         after = {"rss_mb": rss_mb(server.pid), "temp_mb": folder_mb(temp / "server")}
         gradio_cache = folder_mb(temp / "server" / "gradio")
+        server_log = log.read_text()
     finally:
         server.terminate()
         try:
@@ -196,6 +201,8 @@ def run(clients: int, seconds: float, settle: float, threads: int, train_steps: 
             "peak": peak, "after": after, "gradio_cache_after_mb": gradio_cache,
             "p50": percentile(fill, 0.5), "p95": percentile(fill, 0.95),
             "calls": {k: len(t.seconds) for k, t in tallies.items()},
+            "sessions_ended": server_log.count("a session ended"),
+            "tracebacks_in_log": server_log.count("Traceback"),
             "errors": {k: t.errors for k, t in tallies.items()}}
 
 
@@ -207,7 +214,9 @@ def report(result: dict) -> str:
         f"{result['seconds']:.0f} s (then {result['settle']:.0f} s for the server to let go)",
         f"fill-mask latency: p50 {result['p50']:.2f} s, p95 {result['p95']:.2f} s",
         "calls: " + ", ".join(f"{k} {v}" for k, v in result["calls"].items()),
-        f"errors: {errors}",
+        f"errors: {errors}; tracebacks in the server log: {result['tracebacks_in_log']}",
+        f"sessions the server saw end: {result['sessions_ended']} (of {result['clients'] + 4}, "
+        f"the warm-up's included)",
         f"server RSS: start {s['rss_mb']:.0f} MB, peak {p['rss_mb']:.0f} MB, after "
         f"{a['rss_mb']:.0f} MB ({a['rss_mb'] - s['rss_mb']:+.0f} MB)",
         f"temp folder: start {s['temp_mb']:.1f} MB, peak {p['temp_mb']:.1f} MB, after "
@@ -228,8 +237,9 @@ def main(argv: list[str] | None = None) -> dict:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", type=int, default=8, help="fill-mask clients (default 8)")
     p.add_argument("--seconds", type=float, default=60, help="how long they call (default 60)")
-    p.add_argument("--settle", type=float, default=10,
-                   help="seconds to wait after the clients leave (default 10)")
+    p.add_argument("--settle", type=float, default=25,
+                   help="seconds to wait after the clients leave (default 25: Gradio notices a "
+                        "closed heartbeat at its next beat, every 15 s)")
     p.add_argument("--threads", type=int, default=1, help="the server's torch threads")
     p.add_argument("--train-steps", type=int, default=10, help="steps per training run")
     args = p.parse_args(argv)

@@ -363,19 +363,25 @@ def test_a_client_that_leaves_has_its_models_and_uploads_let_go_at_once(app_url,
     def held() -> bool:
         return any(m.name == f"Imported: {stem}" for m in registry.held_models())
 
-    def stored() -> list:
-        return list(upload_folder().glob(f"*/{stem}.zip"))
+    def stored(suffix: str) -> list:
+        return list(upload_folder().glob(f"*/{stem}.{suffix}"))
 
     client = Client(app_url, verbose=False)
     client.predict(handle_file(str(upload)), api_name="/import_checkpoint")
-    assert held() and len(stored()) == 1
+    assert held() and stored("zip") == []  # an imported upload is deleted at once
+    # A CSV the fine-tuning refused stays in Gradio's cache while the session lives.
+    refused = tmp_path / f"{stem}.csv"
+    refused.write_text("text,label\nfine,1\nok,1\n")
+    with pytest.raises(Exception, match="only one class"):
+        client.predict(3, "csv", handle_file(str(refused)), api_name="/finetune")
+    assert len(stored("csv")) == 1
     client.close()
     for _ in range(300):  # the server notices the closed heartbeat within a moment
-        if not held() and not stored():
+        if not held() and not stored("csv"):
             break
         time.sleep(0.1)
     assert not held()
-    assert stored() == []
+    assert stored("csv") == []
 
 
 # --- /attention: the work and the answer are bounded ------------------------------------------
@@ -611,3 +617,38 @@ def test_the_finetune_tab_applies_the_row_cap(tiny_assets, tmp_path, monkeypatch
         load_dataset("csv", str(upload), None, None)
     monkeypatch.setenv(ENV_MAX_CSV_ROWS, "41")
     assert "41 rows" in load_dataset("csv", str(upload), None, None)[2]
+
+
+def test_an_imported_upload_is_deleted_and_a_second_press_says_so(tiny_assets, tmp_path,
+                                                                   monkeypatch):
+    import gradio as gr
+
+    from roberta.ui.fill_mask_tab import import_checkpoint
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    upload = tmp_path / "gradio" / "0123abcd" / "model.zip"  # as Gradio stores an upload
+    upload.parent.mkdir(parents=True)
+    with zipfile.ZipFile(upload, "w") as archive:
+        for file in (tiny_assets / "mlm").iterdir():
+            archive.write(file, file.name)
+    session, *_ = import_checkpoint({}, str(upload), None)
+    assert "Imported: model" in registry.choices(session, "mlm")
+    assert not upload.parent.exists()
+    with pytest.raises(gr.Error, match="no longer on the server.*choose the .zip again"):
+        import_checkpoint(session, str(upload), None)
+
+
+# --- the server's log: a visitor's mistake is one line, not a traceback -----------------------
+
+def test_a_visitors_mistake_is_one_info_line_in_the_log(client, capfd, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="roberta.ui"):
+        app_error(lambda: client.predict(MASKED, "No such model", api_name="/fill_mask"))
+        app_error(lambda: client.predict(MASKED, top_k="abc", api_name="/fill_mask"))
+    refusals = [r for r in caplog.records if r.getMessage().startswith("refused:")]
+    assert [r.levelno for r in refusals] == [logging.INFO, logging.INFO]
+    assert "No such model" in refusals[0].getMessage()
+    assert all(r.exc_info is None for r in refusals)
+    printed = capfd.readouterr()
+    assert "Traceback" not in printed.err + printed.out

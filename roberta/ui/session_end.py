@@ -56,8 +56,12 @@ def session_uploads(session_state) -> list[Path]:
 
 
 def delete_uploads(paths: list[Path]) -> None:
-    """Delete the files and the one-file folders Gradio made for them."""
-    for path in paths:
+    """Delete those of `paths` that are in Gradio's upload folder, and the one-file folders
+    Gradio made for them; a path elsewhere (a program's own file) is left alone."""
+    folder = upload_folder().resolve()
+    for path in (Path(p).resolve() for p in paths):
+        if not path.is_relative_to(folder):
+            continue
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # the folder is removed only when empty
             path.parent.rmdir()
