@@ -200,6 +200,12 @@ def load_checkpoint_zip(zip_path: str | Path, destination: str | Path, max_bytes
         raise CheckpointZipError(f"The tokenizer has {tokenizer.vocab_size:,} tokens but the "
                                  f"model only {model.config.vocab_size:,}: they do not belong "
                                  f"together.")
+    if model.config.vocab_size > tokenizer.vocab_size:
+        # The model could then guess ids the tokenizer cannot write back as text.
+        raise CheckpointZipError(f"The model has {model.config.vocab_size:,} token ids but its "
+                                 f"tokenizer only {tokenizer.vocab_size:,}: they do not belong "
+                                 f"together (zip the tokenizer files the model was trained "
+                                 f"with).")
     return ImportedCheckpoint(model.eval(), tokenizer, task, directory)
 
 

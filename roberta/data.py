@@ -469,6 +469,7 @@ def read_classification_csv(
     max_bytes: int = DEFAULT_MAX_BYTES,
     encoding: str | None = None,
     max_classes: int = 50,
+    max_rows: int | None = None,
 ) -> ClassificationData:
     """A labelled CSV (or .tsv) as training data; split it with
     :func:`train_test_split_classification`.
@@ -476,7 +477,9 @@ def read_classification_csv(
     Without ``text_column`` the first column named like text/review/sentence/content/... is used,
     else the column with the longest average value. Without ``label_column`` a column named
     label/score/sentiment/class/target/y/... is used. Labels become ``0..K-1`` in sorted order
-    (numerically if they are all numbers); ``label_names`` keeps the original values.
+    (numerically if they are all numbers); ``label_names`` keeps the original values. A file
+    of more than ``max_rows`` rows is refused after reading one row past it, so a large upload
+    costs no more than the cap.
     """
     import pandas as pd  # deferred: only CSV uploads need it
 
@@ -484,7 +487,8 @@ def read_classification_csv(
     text = decode_text(data, f"The file {path.name}", encoding)
     sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                            nrows=None if max_rows is None else max_rows + 1)
     except pd.errors.EmptyDataError as error:
         raise DataError(f"The file {path.name} is empty.") from error
     except (pd.errors.ParserError, ValueError) as error:
@@ -493,6 +497,10 @@ def read_classification_csv(
     frame.columns = columns
     if len(frame) == 0:
         raise DataError(f"The file {path.name} has a header but no rows.")
+    if max_rows is not None and len(frame) > max_rows:
+        raise DataError(f"The file {path.name} has more than {max_rows:,} rows, the most "
+                        f"fine-tuned on here: upload a sample of them (a few thousand rows "
+                        f"teach as much in the steps a run has).")
     found = ", ".join(repr(c) for c in columns)
 
     if label_column is None:

@@ -163,10 +163,18 @@ class AttentionResult:
 
 
 def attention_maps(model, tokenizer: RobertaTokenizer, text: str,
-                   head_mask: torch.Tensor | None = None) -> AttentionResult:
+                   head_mask: torch.Tensor | None = None,
+                   max_length: int | None = None) -> AttentionResult:
     """Every layer's attention probabilities for one text (any of our model classes); a long
-    text is read in the window around its first <mask>, as fill-mask reads it."""
-    encoding, window = encode_window(tokenizer, text, model.config.max_sequence_length)
+    text is read in the window around its first <mask>, as fill-mask reads it. `max_length`
+    (specials included) narrows that window below the model's length: the maps grow with
+    layers × heads × tokens², so a caller can bound them."""
+    length = model.config.max_sequence_length
+    if max_length is not None:
+        if max_length < 3:
+            raise ValueError(f"max_length must leave room for one token, got {max_length}")
+        length = min(length, max_length)
+    encoding, window = encode_window(tokenizer, text, length)
     ids = torch.tensor([encoding.ids], device=_device(model))
     with torch.inference_mode():
         out = model(ids, head_mask=head_mask, output_attentions=True)

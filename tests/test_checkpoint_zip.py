@@ -246,3 +246,22 @@ def test_parameter_count_from_the_config_matches_the_built_model(class_name):
     config = RobertaConfig.preset("nano", num_labels=3)
     built = model_class(config)
     assert model_class.parameter_count(config) == sum(p.numel() for p in built.parameters())
+
+
+def test_a_model_with_more_token_ids_than_its_tokenizer_is_refused(tiny_assets, tmp_path):
+    """Its guesses could name ids the tokenizer cannot write back ("invalid token id" later)."""
+    from roberta.config import RobertaConfig
+    from roberta.model import RobertaForMaskedLM
+    from roberta.tokenizer import RobertaTokenizer
+
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    wider = RobertaForMaskedLM(RobertaConfig.preset(
+        "nano", vocab_size=tokenizer.vocab_size + 8, max_position_embeddings=66))
+    folder = tmp_path / "wider"
+    wider.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    upload = make_zip(tmp_path / "wider.zip", folder_files(folder))
+    with pytest.raises(CheckpointZipError, match="do not belong together") as refused:
+        load_checkpoint_zip(upload, tmp_path / "x", LIMIT)
+    assert f"{tokenizer.vocab_size + 8:,} token ids" in str(refused.value)
+    assert f"only {tokenizer.vocab_size:,}" in str(refused.value)

@@ -8,6 +8,7 @@ call the tabs' functions directly (no server), with the payloads the issue found
 from __future__ import annotations
 
 import json
+import math
 import re
 import zipfile
 
@@ -231,3 +232,436 @@ def test_downloads_of_one_model_share_one_export(tiny_assets, tmp_path, monkeypa
     del control
     gc.collect()
     assert exports() == []
+
+
+# --- models a session keeps: caps, replacing, letting go --------------------------------------
+
+def nano_mlm(tokenizer: RobertaTokenizer, seed: int = 0) -> RobertaForMaskedLM:
+    torch.manual_seed(seed)
+    config = RobertaConfig.preset("nano", vocab_size=tokenizer.vocab_size,
+                                  max_position_embeddings=66)
+    return RobertaForMaskedLM(config).eval()
+
+
+def loaded_model(tokenizer, name: str, seed: int = 0) -> registry.LoadedModel:
+    return registry.LoadedModel(name, "mlm", nano_mlm(tokenizer, seed), tokenizer, "a test model")
+
+
+def test_model_bytes_counts_every_tensor_once(tiny_assets):
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    model = nano_mlm(tokenizer)
+    state = model.state_dict()  # holds the tied decoder weight under both of its names
+    by_storage = {t.data_ptr(): t.numel() * t.element_size() for t in state.values()}
+    assert len(by_storage) < len(state)
+    assert registry.model_bytes(model) == sum(by_storage.values())
+
+
+def test_a_session_keeps_at_most_its_cap_and_lets_the_oldest_go(tiny_assets, monkeypatch):
+    import gradio as gr
+
+    from roberta.ui.limits import ENV_MAX_SESSION_MODELS
+
+    monkeypatch.setenv(ENV_MAX_SESSION_MODELS, "2")
+    warnings = []
+    monkeypatch.setattr(gr, "Warning", warnings.append)
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    session: dict = {}
+    for n in (1, 2, 3):
+        registry.add(session, loaded_model(tokenizer, f"My model {n}", seed=n))
+    mine = registry.choices(session, "mlm")
+    assert "My model 1" not in mine and {"My model 2", "My model 3"} <= set(mine)
+    assert len(warnings) == 1
+    assert "at most 2 models" in warnings[0] and "“My model 1” (the oldest) was let go" \
+        in warnings[0] and "“My model 3”" in warnings[0]
+    # Replacing a model of the same name is not a new one: nothing else is let go.
+    replacement = loaded_model(tokenizer, "My model 3", seed=9)
+    registry.add(session, replacement)
+    assert registry.resolve(session, "My model 3", "mlm") is replacement
+    assert {"My model 2", "My model 3"} <= set(registry.choices(session, "mlm"))
+    assert len(warnings) == 1
+
+
+def test_the_host_refuses_a_model_past_its_total_and_keeps_the_session(tiny_assets,
+                                                                      monkeypatch):
+    import gradio as gr
+
+    from roberta.ui.limits import ENV_MAX_MODELS_MB
+
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    first = loaded_model(tokenizer, "First")
+    size = registry.model_bytes(first.model)
+    others = registry.held_bytes()  # other tests' sessions still alive in this process
+    monkeypatch.setenv(ENV_MAX_MODELS_MB, str((others + 1.5 * size) / 1e6))
+    session: dict = {}
+    registry.add(session, first)
+    with pytest.raises(gr.Error) as refused:
+        registry.add({}, loaded_model(tokenizer, "Second", seed=1))  # another visitor
+    message = str(refused.value)
+    assert "would take it past its limit" in message and ENV_MAX_MODELS_MB in message
+    assert "“Second”" in message
+    # The same name again replaces, so it fits; once this session lets go, another fits.
+    registry.add(session, loaded_model(tokenizer, "First", seed=2))
+    assert registry.release(session) == 1
+    registry.add({}, loaded_model(tokenizer, "Second", seed=1))
+
+
+def test_reimporting_a_file_replaces_its_model(tiny_assets, tmp_path):
+    from roberta.ui.fill_mask_tab import import_checkpoint
+
+    upload = tmp_path / "again.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for file in (tiny_assets / "mlm").iterdir():
+            archive.write(file, file.name)
+    session, *_ = import_checkpoint({}, str(upload), None)
+    first = registry.resolve(session, "Imported: again", "mlm")
+    session, *_ = import_checkpoint(session, str(upload), None)
+    second = registry.resolve(session, "Imported: again", "mlm")
+    assert second is not first
+    assert [n for n in registry.choices(session, "mlm") if n.startswith("Imported")] == \
+        ["Imported: again"]
+
+
+def test_a_sessions_models_are_freed_when_its_state_is_deleted(tiny_assets):
+    """gr.State's delete_callback is registry.release: after it, nothing holds the model."""
+    import gc
+    import weakref
+
+    from roberta.ui.app import build_app
+
+    demo = build_app()
+    state = next(b for b in demo.blocks.values() if type(b).__name__ == "State")
+    assert state.delete_callback is registry.release
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    session: dict = {}
+    registry.add(session, loaded_model(tokenizer, "Mine"))
+    alive = weakref.ref(registry.resolve(session, "Mine", "mlm").model)
+    assert any(m.name == "Mine" for m in registry.held_models())
+    state.delete_callback(session)
+    gc.collect()
+    assert alive() is None
+    assert not any(m.name == "Mine" for m in registry.held_models())
+    assert registry.choices(session, "mlm") == registry.choices({}, "mlm")
+
+
+def test_a_client_that_leaves_has_its_models_and_uploads_let_go_at_once(app_url, tiny_assets,
+                                                                         tmp_path):
+    """Gradio keeps a closed session's state for an hour and its uploads until the cache sweep;
+    the unload handler drops both as soon as the client's heartbeat ends."""
+    import time
+    import uuid
+
+    from gradio_client import Client, handle_file
+
+    from roberta.ui.session_end import upload_folder
+
+    stem = f"leaving-{uuid.uuid4().hex[:8]}"
+    upload = tmp_path / f"{stem}.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for file in (tiny_assets / "mlm").iterdir():
+            archive.write(file, file.name)
+
+    def held() -> bool:
+        return any(m.name == f"Imported: {stem}" for m in registry.held_models())
+
+    def stored(suffix: str) -> list:
+        return list(upload_folder().glob(f"*/{stem}.{suffix}"))
+
+    client = Client(app_url, verbose=False)
+    client.predict(handle_file(str(upload)), api_name="/import_checkpoint")
+    assert held() and stored("zip") == []  # an imported upload is deleted at once
+    # A CSV the fine-tuning refused stays in Gradio's cache while the session lives.
+    refused = tmp_path / f"{stem}.csv"
+    refused.write_text("text,label\nfine,1\nok,1\n")
+    with pytest.raises(Exception, match="only one class"):
+        client.predict(3, "csv", handle_file(str(refused)), api_name="/finetune")
+    assert len(stored("csv")) == 1
+    client.close()
+    for _ in range(300):  # the server notices the closed heartbeat within a moment
+        if not held() and not stored("csv"):
+            break
+        time.sleep(0.1)
+    assert not held()
+    assert stored("csv") == []
+
+
+# --- /attention: the work and the answer are bounded ------------------------------------------
+
+@pytest.fixture
+def many_heads_session(tiny_assets, tmp_path):
+    """An imported model shaped like roberta-base where it matters here (12 layers × 12 heads,
+    514 positions) but 24 wide, so it is cheap to build and run."""
+    from roberta.ui.fill_mask_tab import import_checkpoint
+
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=24, num_hidden_layers=12,
+                           num_attention_heads=12, intermediate_size=48,
+                           max_position_embeddings=514)
+    folder = tmp_path / "many-heads"
+    RobertaForMaskedLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    upload = tmp_path / "many-heads.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for file in folder.iterdir():
+            archive.write(file, file.name)
+    session, *_ = import_checkpoint({}, str(upload), None)
+    return session
+
+
+LONG_TEXT = " ".join(["The cat sat on the mat and the dog was quick."] * 60) + " A <mask> day."
+
+
+def answer_bytes(*outputs) -> int:
+    return sum(len(o) if isinstance(o, str) else len(o.to_json()) for o in outputs)
+
+
+def test_attention_on_many_heads_reads_a_window_within_the_cap(many_heads_session,
+                                                               monkeypatch):
+    import gradio as gr
+
+    from roberta.ui import attention_tab
+    from roberta.ui.limits import current_limits
+
+    warnings = []
+    monkeypatch.setattr(gr, "Warning", warnings.append)
+    name = "Imported: many-heads"
+    head_view, model_view, single, summary, rollout, _, _ = attention_tab.show_attention(
+        LONG_TEXT, name, 12, 12, [], many_heads_session)
+    tokens = len(single.data[0].z)
+    longest = attention_tab.attention_tokens(12, 12)
+    assert tokens == longest < 514  # the window the cap allows, not the model's 514
+    assert 12 * 12 * tokens ** 2 <= current_limits().max_attention_values
+    assert "12 layers × 12 heads" in warnings[0] and f"at most {longest - 2:,} tokens" in \
+        warnings[0]
+    # bertviz's share: it writes every weight into the page, so it is left out here.
+    assert "bertviz's views are drawn for texts of up to" in head_view
+    assert head_view == model_view and "<iframe" not in head_view
+    assert answer_bytes(head_view, model_view, single, summary, rollout) < 2_000_000
+
+    heatmap = attention_tab.show_head(LONG_TEXT, name, 3, 4, [], many_heads_session)
+    assert len(heatmap.data[0].z) == longest
+    assert answer_bytes(heatmap) < 1_000_000
+
+
+def test_bertviz_draws_a_short_text_of_a_small_model_and_caps_a_big_one(many_heads_session):
+    from roberta.ui import attention_tab
+
+    short = "The cat sat on the <mask>."
+    head_view, *_ = attention_tab.show_attention(short, "Embedded masked LM", 1, 1, [], {})
+    assert "<iframe" in head_view  # the embedded nano model: drawn
+    head_view, *_ = attention_tab.show_attention(" ".join([short] * 5), "Imported: many-heads",
+                                                 1, 1, [], many_heads_session)
+    bertviz_tokens = math.isqrt(attention_tab.MAX_BERTVIZ_VALUES // 144)
+    assert f"up to {bertviz_tokens} tokens with a model of 12 layers × 12 heads" in head_view
+
+
+# --- numbers that are not numbers, through the server ----------------------------------------
+
+def app_error(call) -> str:
+    """The message an endpoint answers with: plain, no traceback, no server path."""
+    import html
+    import tempfile
+
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as caught:
+        call()
+    message = html.unescape(str(caught.value))
+    assert "Traceback" not in message and 'File "' not in message, message
+    assert "upstream Gradio app has raised" not in message, message
+    assert tempfile.gettempdir() not in message, message
+    return message
+
+
+MASKED = "The food was <mask>."
+TOO_BIG_SEED = 2**70
+
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda c: c.predict(MASKED, top_k="abc", api_name="/fill_mask"),
+     "“Guesses per mask (top-k)” must be a number, not 'abc'"),
+    (lambda c: c.predict(MASKED, layer="abc", api_name="/attention"),
+     "must be a number, not 'abc'"),
+    (lambda c: c.predict(MASKED, head="two", api_name="/attention_head"),
+     "must be a number, not 'two'"),
+    (lambda c: c.predict("abc", api_name="/train"), "“Steps” must be a number, not 'abc'"),
+    (lambda c: c.predict("abc", api_name="/finetune"), "“Steps” must be a number, not 'abc'"),
+    (lambda c: c.predict(3, seed=TOO_BIG_SEED, api_name="/train"),
+     "“Seed” must be a whole number between"),
+    (lambda c: c.predict(3, seed=TOO_BIG_SEED, api_name="/finetune"),
+     "“Seed” must be a whole number between"),
+    (lambda c: c.predict(MASKED, seed=TOO_BIG_SEED, api_name="/mask_pattern"),
+     "“Seed” must be a whole number between"),
+    (lambda c: c.predict(3, learning_rate="fast", api_name="/train"), "must be a number"),
+    (lambda c: c.predict("Nobody's model", api_name="/model_info"),
+     "There is no model called “Nobody's model”"),
+])
+def test_wrong_values_are_plain_messages(client, call, expected):
+    assert expected in app_error(lambda: call(client))
+
+
+def raw_call(app_url: str, api_name: str, body: str) -> dict:
+    """POST a JSON body as a raw HTTP client may write it (NaN included), and read the answer
+    of Gradio's two-step call API."""
+    import httpx
+
+    base = f"{app_url}gradio_api/call/{api_name}"
+    event = httpx.post(base, content=body, headers={"content-type": "application/json"})
+    event.raise_for_status()
+    with httpx.stream("GET", f"{base}/{event.json()['event_id']}", timeout=120) as answer:
+        lines = [line for line in answer.iter_lines() if line.startswith(("event:", "data:"))]
+    kind = next(line for line in lines if line.startswith("event:")).split(":", 1)[1].strip()
+    data = json.loads(next(line for line in lines if line.startswith("data:")).split(":", 1)[1])
+    return {"event": kind, "data": data}
+
+
+@pytest.mark.parametrize("api_name, data, expected", [
+    ("fill_mask", f'["{MASKED}", "Embedded masked LM", NaN]', "must be a finite number"),
+    ("attention_head", f'["{MASKED}", "Embedded masked LM", NaN, 1, []]',
+     "must be a finite number"),
+    ("attention", f'["{MASKED}", "Embedded masked LM", 1, Infinity, []]',
+     "must be a finite number"),
+    ("mask_pattern", f'["{MASKED}", NaN, 0.15, 0.8, 0.1, 1, 0, "Embedded masked LM"]',
+     "must be a finite number"),
+])
+def test_nan_from_a_raw_client_is_a_plain_message(app_url, api_name, data, expected):
+    answer = raw_call(app_url, api_name, '{"data": ' + data + '}')
+    assert answer["event"] == "error"
+    assert expected in answer["data"]["error"]
+
+
+def test_nan_learning_rate_and_steps_are_refused_before_training(tiny_assets):
+    """/train and /finetune take 30 and 13 inputs: their Number components are checked the
+    same way (the preprocess Gradio calls), without writing every input in raw JSON."""
+    import gradio as gr
+
+    from roberta.ui.app import build_app
+
+    demo = build_app()
+    numbers = {b.label: b for b in demo.blocks.values() if isinstance(b, (gr.Number, gr.Slider))}
+    for label in ("Steps", "Learning rate", "Layer (1–2)", "Seed"):
+        with pytest.raises(gr.Error, match="must be a finite number"):
+            numbers[label].preprocess(float("nan"))
+    assert numbers["Steps"].preprocess(12.0) == 12  # a good value still converts
+
+
+# --- messages never name the server's folders --------------------------------------------------
+
+def test_an_import_error_names_the_file_not_the_servers_temp_folder(tiny_assets, tmp_path):
+    import tempfile
+
+    import gradio as gr
+
+    from roberta.ui.fill_mask_tab import import_checkpoint
+
+    upload = tmp_path / "broken.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for file in (tiny_assets / "mlm").iterdir():
+            data = file.read_bytes() if file.name != "config.json" else b"{not json"
+            archive.writestr(file.name, data)
+    with pytest.raises(gr.Error) as refused:  # the library says "cannot read config <path>"
+        import_checkpoint({}, str(upload), None)
+    message = str(refused.value)
+    assert "cannot read config config.json" in message and "roberta-import-" not in message
+    assert tempfile.gettempdir() not in message
+
+
+def test_server_paths_become_file_names():
+    import os
+    import tempfile
+
+    from roberta.ui.common import without_server_paths
+
+    temp, home = tempfile.gettempdir(), os.path.expanduser("~")
+    assert without_server_paths(f"cannot read config {temp}/roberta-import-x1/c/config.json: "
+                                f"bad") == "cannot read config config.json: bad"
+    assert without_server_paths(f"“{home}/.cache/roberta-lab/imdb.whl” is missing") == \
+        "“imdb.whl” is missing"
+    assert without_server_paths("a word/with/slashes and /srv/data.txt stay") == \
+        "a word/with/slashes and /srv/data.txt stay"
+
+
+# --- a large CSV costs no more than the row cap ------------------------------------------------
+
+def test_a_csv_over_the_row_cap_is_refused_after_reading_past_the_cap(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from roberta.data import DataError, read_classification_csv
+
+    upload = tmp_path / "big.csv"
+    upload.write_text("text,label\n" + "".join(f"review number {i},{i % 2}\n"
+                                               for i in range(5_000)))
+    rows_parsed = []
+    real_read_csv = pd.read_csv
+
+    def counting_read_csv(*args, **kwargs):
+        frame = real_read_csv(*args, **kwargs)
+        rows_parsed.append(len(frame))
+        return frame
+
+    monkeypatch.setattr(pd, "read_csv", counting_read_csv)
+    with pytest.raises(DataError, match="has more than 1,000 rows, the most fine-tuned on here"):
+        read_classification_csv(upload, max_rows=1_000)
+    assert rows_parsed == [1_001]  # not the 5,000 the file has
+    assert len(read_classification_csv(upload, max_rows=5_000).train_texts) == 5_000
+
+
+def test_the_finetune_tab_applies_the_row_cap(tiny_assets, tmp_path, monkeypatch):
+    from roberta.data import DataError
+    from roberta.ui.limits import ENV_MAX_CSV_ROWS
+    from roberta.ui.sentiment_tab import load_dataset
+
+    monkeypatch.setenv(ENV_MAX_CSV_ROWS, "40")
+    upload = tmp_path / "reviews.csv"
+    upload.write_text("text,label\n" + "".join(f"review {i},{i % 2}\n" for i in range(41)))
+    with pytest.raises(DataError, match="more than 40 rows"):
+        load_dataset("csv", str(upload), None, None)
+    monkeypatch.setenv(ENV_MAX_CSV_ROWS, "41")
+    assert "41 rows" in load_dataset("csv", str(upload), None, None)[2]
+
+
+def test_an_imported_upload_is_deleted_and_a_second_press_says_so(tiny_assets, tmp_path,
+                                                                   monkeypatch):
+    import gradio as gr
+
+    from roberta.ui.fill_mask_tab import import_checkpoint
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    upload = tmp_path / "gradio" / "0123abcd" / "model.zip"  # as Gradio stores an upload
+    upload.parent.mkdir(parents=True)
+    with zipfile.ZipFile(upload, "w") as archive:
+        for file in (tiny_assets / "mlm").iterdir():
+            archive.write(file, file.name)
+    session, *_ = import_checkpoint({}, str(upload), None)
+    assert "Imported: model" in registry.choices(session, "mlm")
+    assert not upload.parent.exists()
+    with pytest.raises(gr.Error, match="no longer on the server.*choose the .zip again"):
+        import_checkpoint(session, str(upload), None)
+
+
+# --- the server's log: a visitor's mistake is one line, not a traceback -----------------------
+
+def test_a_visitors_mistake_is_one_info_line_in_the_log(client, capfd, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="roberta.ui"):
+        app_error(lambda: client.predict(MASKED, "No such model", api_name="/fill_mask"))
+        app_error(lambda: client.predict(MASKED, top_k="abc", api_name="/fill_mask"))
+    refusals = [r for r in caplog.records if r.getMessage().startswith("refused:")]
+    assert [r.levelno for r in refusals] == [logging.INFO, logging.INFO]
+    assert "No such model" in refusals[0].getMessage()
+    assert all(r.exc_info is None for r in refusals)
+    printed = capfd.readouterr()
+    assert "Traceback" not in printed.err + printed.out
+
+
+def test_the_readme_settings_table_names_every_limit():
+    from pathlib import Path
+
+    from roberta.ui import limits
+
+    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    table = readme.split("### Settings for a shared host", 1)[1].split("\n\n", 3)[2]
+    names = [v for k, v in vars(limits).items() if k.startswith("ENV_")]
+    assert len(names) >= 11
+    for name in names:
+        assert f"| `{name}` |" in table, name

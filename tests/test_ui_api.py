@@ -91,7 +91,8 @@ def test_fill_mask_bad_text_is_a_plain_error(client, text, expected):
 
 
 def test_fill_mask_bad_top_k_and_unknown_model(client):
-    assert "minimum" in app_error(client, MASKED, "Embedded masked LM", 0, api_name="/fill_mask")
+    assert "top-k)” must be at least 1, not 0" in app_error(client, MASKED, "Embedded masked LM", 0,
+                                                          api_name="/fill_mask")
     message = app_error(client, MASKED, "No such model", api_name="/fill_mask")
     assert "No such model" in message
 
@@ -151,7 +152,7 @@ def test_attention_without_a_mask_still_draws(client):
     (("",), "empty"),
     (("The cat.", "Embedded masked LM", 9), "has 2 layers"),
     (("The cat.", "Embedded masked LM", 1, 7), "has 4 heads"),
-    (("The cat.", "Embedded masked LM", 0), "less than minimum value 1"),
+    (("The cat.", "Embedded masked LM", 0), "must be at least 1, not 0"),
     (("The cat.", "Embedded masked LM", 1, 1, ["L9H1"]), "no head L9H1"),
     (("The cat.", "Embedded masked LM", 1, 1, ["layer one"]), "not a head name"),
 ])
@@ -192,9 +193,9 @@ def test_mask_pattern_settings(client):
 
 @pytest.mark.parametrize("args, expected", [
     (("",), "empty"),
-    (("The cat.", 0), "less than minimum value 1"),
+    (("The cat.", 0), "must be at least 1, not 0"),
     (("The cat.", 8, 0.15, 0.9, 0.2), "at most 1"),
-    (("The cat.", 8, 1.0), "greater than maximum"),
+    (("The cat.", 8, 1.0), "must be at most"),
 ])
 def test_mask_pattern_bad_input_is_a_plain_error(client, args, expected):
     assert expected in app_error(client, *args, api_name="/mask_pattern")

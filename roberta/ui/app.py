@@ -10,11 +10,13 @@ import gradio as gr
 
 from roberta.ui import registry
 from roberta.ui.attention_tab import build_attention_tab
+from roberta.ui.common import guard_number_inputs
 from roberta.ui.fill_mask_tab import build_fill_mask_tab
 from roberta.ui.limits import current_limits
 from roberta.ui.masking_tab import build_masking_tab
 from roberta.ui.model_tab import build_model_tab
 from roberta.ui.sentiment_tab import build_sentiment_tab
+from roberta.ui.session_end import free_sessions_when_they_end
 from roberta.ui.train_tab import build_train_tab
 from roberta.viz.bertviz_offline import FRAME_RESIZER_HEAD
 
@@ -43,12 +45,16 @@ CSS = """
 
 def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE, delete_cache=CACHE_SWEEP, analytics_enabled=False) as demo:
-        session = gr.State({})  # this browser's own models (registry) and training runs
+        # This browser's own models (registry) and training runs; its models are let go when
+        # Gradio drops the state, which happens as soon as the visitor leaves (session_end).
+        session = gr.State({}, delete_callback=registry.release)
         gr.Markdown(INTRO)
         with gr.Tabs():
             for label, elem_id, build in TABS:
                 with gr.Tab(label, id=elem_id, elem_id=elem_id):
                     build(session)
+        free_sessions_when_they_end(demo)
+    guard_number_inputs(demo)
     registry.warm_up_in_background()
     return demo
 

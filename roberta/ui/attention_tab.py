@@ -3,6 +3,7 @@ summarised, attention rollout, and switching heads off to see the predictions ch
 
 from __future__ import annotations
 
+import math
 import re
 
 import gradio as gr
@@ -10,7 +11,7 @@ import pandas as pd
 import torch
 
 from roberta.inference import attention_maps, fill_mask
-from roberta.ui import registry
+from roberta.ui import limits, registry
 from roberta.ui.common import markdown_literal, plain_errors, shown, user_error
 from roberta.viz import attention as viz
 from roberta.viz import bertviz_offline
@@ -18,6 +19,10 @@ from roberta.viz import bertviz_offline
 EXAMPLE = "The food was <mask> and the service was slow."
 MASK = "<mask>"
 MAX_BERTVIZ_TOKENS = 64  # beyond this the views are too tall to read and slow to draw
+# bertviz writes every weight into its page, ~15 bytes each per view: at most 150k weights
+# (layers × heads × tokens²) keeps both views near 4 MB. The embedded 4 × 4 model at 64 tokens
+# is 65k; roberta-base's 144 heads reach the cap at 32 tokens.
+MAX_BERTVIZ_VALUES = 150_000
 COMPARISON_COLUMNS = ["mask", "rank", "all heads on", "p (on)", "heads off", "p (off)"]
 HEAD_NAME = re.compile(r"^\s*L(\d+)\s*H(\d+)\s*$", re.IGNORECASE)
 
@@ -54,16 +59,33 @@ def _check_layer_head(layer: int, head: int, layers: int, heads: int) -> tuple[i
     return layer, head
 
 
+def attention_tokens(layers: int, heads: int, max_values: int | None = None) -> int:
+    """The most tokens (specials included) whose attention maps stay within the cap on
+    layers × heads × tokens² (ROBERTA_LAB_MAX_ATTENTION_VALUES): the work and the answer's size
+    both grow with it (roberta-base's 144 heads at 512 tokens: 38M weights, a 30 MB answer)."""
+    max_values = max_values or limits.current_limits().max_attention_values
+    return max(3, math.isqrt(max_values // max(1, layers * heads)))
+
+
 def _maps(text: str, model_name: str | None, heads_off, session):
     if not isinstance(text, str) or not text.strip():
         raise user_error("The text is empty: type a sentence.")
     loaded = registry.resolve(session, model_name, "mlm")
     config = loaded.model.config
-    head_mask = head_mask_from(heads_off, config.num_hidden_layers, config.num_attention_heads)
+    layers, heads = config.num_hidden_layers, config.num_attention_heads
+    head_mask = head_mask_from(heads_off, layers, heads)
+    longest = attention_tokens(layers, heads)
     with plain_errors("Computing attention"):
-        result = attention_maps(loaded.model, loaded.tokenizer, text, head_mask=head_mask)
+        result = attention_maps(loaded.model, loaded.tokenizer, text, head_mask=head_mask,
+                                max_length=longest)
     if result.truncated:
-        gr.Warning(shown(result.window.notice()))
+        notice = result.window.notice()
+        if longest < config.max_sequence_length:
+            notice += (f" (This tab reads at most {longest - 2:,} tokens with a model of "
+                       f"{layers} layers × {heads} heads, to keep the maps to "
+                       f"{limits.current_limits().max_attention_values:,} weights; the "
+                       f"Fill-mask tab reads {config.max_sequence_length - 2:,}.)")
+        gr.Warning(shown(notice))
     return loaded, head_mask, result
 
 
@@ -100,8 +122,11 @@ def show_attention(text: str, model_name: str | None = None, layer: int = 1, hea
     loaded, head_mask, result = _maps(text, model_name, heads_off, session)
     L, nh, T = result.attentions.shape[0], result.attentions.shape[1], len(result.tokens)
     layer, head = _check_layer_head(layer, head, L, nh)
-    if T > MAX_BERTVIZ_TOKENS:
-        note = (f"<p>bertviz's views are drawn for texts of up to {MAX_BERTVIZ_TOKENS} tokens; "
+    bertviz_tokens = min(MAX_BERTVIZ_TOKENS, math.isqrt(MAX_BERTVIZ_VALUES // (L * nh)))
+    if bertviz_tokens < T:
+        why = ("" if bertviz_tokens == MAX_BERTVIZ_TOKENS else
+               f" with a model of {L} layers × {nh} heads (it writes every weight into the page)")
+        note = (f"<p>bertviz's views are drawn for texts of up to {bertviz_tokens} tokens{why}; "
                 f"this one has {T}. The heatmaps below show all of it.</p>")
         head_view = model_view = note
     else:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import html
 import logging
+import math
+import os
 import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,9 +40,79 @@ def markdown_literal(text: object) -> str:
     return html.escape(_MARKDOWN_SYNTAX.sub(r"\\\1", one_line), quote=True)
 
 
+def _server_folders() -> list[str]:
+    """Folders whose paths say nothing to a visitor and something about the server: the temp
+    folder (uploads, Gradio's cache, import folders), Gradio's own, the home folder."""
+    folders = {tempfile.gettempdir(), os.environ.get("GRADIO_TEMP_DIR", ""),
+               os.path.expanduser("~")}
+    return sorted((f.rstrip("/") for f in folders if len(f.rstrip("/")) > 1), key=len,
+                  reverse=True)
+
+
+_PATH_CHAR = r"[^\s'\"“”`,;:()<>]"  # what ends a path inside a sentence
+
+
+def without_server_paths(message: str) -> str:
+    """Library messages name files by their full path (right for the command line); on the page
+    a path under a server folder becomes its file name: "model.safetensors is not…" rather than
+    "/tmp/roberta-import-x1y2/checkpoint/model.safetensors is not…"."""
+    for folder in _server_folders():
+        path = re.escape(folder) + rf"(?:/{_PATH_CHAR}*)?(?!{_PATH_CHAR})"
+        message = re.sub(path, lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1] or "…", message)
+    return message
+
+
 def user_error(message: str) -> gr.Error:
-    """A gr.Error showing `message` as plain text."""
-    return gr.Error(shown(message))
+    """A gr.Error showing `message` as plain text, without the server's paths. A visitor's
+    mistake is not the server's: it is logged as one line at INFO, and Gradio is told not to
+    print its traceback."""
+    log.info("refused: %s", message)
+    return gr.Error(shown(without_server_paths(message)), print_exception=False)
+
+
+# --- numbers from the page or a program ----------------------------------------------------
+
+# Gradio's Number and Slider pass any JSON value to their preprocess: a string fails there with
+# a TypeError that the page only sees as "the upstream app raised an exception", NaN (which a raw
+# HTTP client can send) reaches the handler, and a huge integer overflows a seed.
+LARGEST_WHOLE_NUMBER = 2**63 - 1  # what torch and numpy take as a seed
+
+
+def checked_number(value: object, label: str, minimum: float | None = None,
+                   maximum: float | None = None, whole: bool = False) -> float | int | None:
+    """`value` as a finite number within [minimum, maximum] (a whole one when `whole`), or a
+    user_error naming the field. None (a cleared field) passes through."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise user_error(f"{label} must be a number, not {str(value)[:40]!r}.")
+    if not math.isfinite(value):
+        raise user_error(f"{label} must be a finite number, not {value}.")
+    if whole and abs(round(value)) > LARGEST_WHOLE_NUMBER:
+        raise user_error(f"{label} must be a whole number between {-LARGEST_WHOLE_NUMBER:,} "
+                         f"and {LARGEST_WHOLE_NUMBER:,}.")
+    if minimum is not None and value < minimum:
+        raise user_error(f"{label} must be at least {minimum:g}, not {value:g}.")
+    if maximum is not None and value > maximum:
+        raise user_error(f"{label} must be at most {maximum:g}, not {value:g}.")
+    return value
+
+
+def guard_number_inputs(demo: gr.Blocks) -> None:
+    """Check every Number and Slider of `demo` before Gradio preprocesses it: a wrong value
+    (text, NaN, infinity, out of range, a whole number too large) is a plain message naming the
+    field, logged at INFO, instead of Gradio's generic error and a traceback in the log."""
+    for block in demo.blocks.values():
+        if not isinstance(block, (gr.Number, gr.Slider)) or hasattr(block, "_unchecked"):
+            continue
+        block._unchecked = block.preprocess  # the component's own conversion, run after
+
+        def preprocess(payload, block=block):
+            checked_number(payload, f"“{block.label or 'The number'}”", block.minimum,
+                           block.maximum, whole=block.precision == 0)
+            return block._unchecked(payload)
+
+        block.preprocess = preprocess
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 from roberta.inference import FillMaskResult, fill_mask
 from roberta.ui import limits, registry
 from roberta.ui.common import markdown_literal, plain_errors, shown, user_error
+from roberta.ui.session_end import delete_uploads
 from roberta.viz.attention import plotly_text
 
 MASK = "<mask>"
@@ -145,12 +146,10 @@ def predict(text: str, model_name: str | None = None, top_k: int = 5,
 
 # --- importing a checkpoint --------------------------------------------------------------
 
-def unique_name(session: dict, stem: str) -> str:
-    taken = {*registry.choices(session, "mlm"), *registry.choices(session, "classifier")}
-    name, n = f"Imported: {stem}", 2
-    while name in taken:
-        name, n = f"Imported: {stem} ({n})", n + 1
-    return name
+def imported_name(stem: str) -> str:
+    """One name per file: importing a file of the same name again replaces the earlier import
+    (registry.add), instead of piling up copies in the server's memory."""
+    return f"Imported: {stem}"
 
 
 def import_checkpoint(session: dict, upload: str | None, current: str | None):
@@ -160,15 +159,21 @@ def import_checkpoint(session: dict, upload: str | None, current: str | None):
     if not upload:
         raise user_error("Choose a .zip file first: a zipped Hugging Face checkpoint folder "
                          "(config.json, model.safetensors and the tokenizer files).")
+    if not Path(upload).is_file():
+        raise user_error("The uploaded file is no longer on the server (an upload is deleted "
+                         "once it has been imported): choose the .zip again.")
     session = session if isinstance(session, dict) else {}
-    with tempfile.TemporaryDirectory(prefix="roberta-import-") as workdir, \
-            plain_errors("Importing the checkpoint"):
-        limits.check_upload([upload])  # the app's upload cap (ROBERTA_LAB_MAX_UPLOAD_MB)
-        caps = limits.current_limits()
-        imported = load_checkpoint_zip(upload, Path(workdir) / "checkpoint",
-                                       caps.max_upload_bytes, caps.max_parameters)
+    try:
+        with tempfile.TemporaryDirectory(prefix="roberta-import-") as workdir, \
+                plain_errors("Importing the checkpoint"):
+            limits.check_upload([upload])  # the app's upload cap (ROBERTA_LAB_MAX_UPLOAD_MB)
+            caps = limits.current_limits()
+            imported = load_checkpoint_zip(upload, Path(workdir) / "checkpoint",
+                                           caps.max_upload_bytes, caps.max_parameters)
+    finally:  # read or refused, the upload has served: it does not wait for the cache sweep
+        delete_uploads([Path(upload)])
     stem = Path(upload).stem[:60] or "checkpoint"
-    name = unique_name(session, stem)
+    name = imported_name(stem)
     loaded = registry.LoadedModel(name, imported.task, imported.model, imported.tokenizer,
                                   registry.describe(imported.model, f"imported from {stem}.zip"))
     registry.add(session, loaded)

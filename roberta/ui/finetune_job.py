@@ -112,7 +112,8 @@ def load_dataset(settings: FinetuneSettings) -> tuple[str, ClassificationData, s
     check_upload([settings.csv_file])
     data = read_classification_csv(settings.csv_file, (settings.text_column or "").strip() or None,
                                    (settings.label_column or "").strip() or None,
-                                   max_bytes=current_limits().max_upload_bytes)
+                                   max_bytes=current_limits().max_upload_bytes,
+                                   max_rows=current_limits().max_csv_rows)
     if len(data.train_texts) < 20:
         raise DataError(f"The CSV has {len(data.train_texts)} rows; fine-tuning needs at least "
                         f"20 labelled examples (a few hundred to learn much).")

@@ -15,6 +15,12 @@ settings page can change it without touching code):
     ROBERTA_LAB_MAX_BATCH_TOKENS    batch size × sequence length     (CPU: 16,384, GPU: 262,144)
     ROBERTA_LAB_MAX_RUN_SECONDS     wall-clock seconds per run       (CPU: 900, GPU: 3,600)
     ROBERTA_LAB_MAX_UPLOAD_MB       megabytes per upload, all files  (20)
+    ROBERTA_LAB_MAX_SESSION_MODELS  models one browser session keeps (6; the oldest goes first)
+    ROBERTA_LAB_MAX_MODELS_MB       megabytes of visitors' models the host holds, all sessions
+                                    together                         (CPU: 2,000, GPU: 8,000)
+    ROBERTA_LAB_MAX_CSV_ROWS        rows of a fine-tuning CSV        (20,000)
+    ROBERTA_LAB_MAX_ATTENTION_VALUES  attention weights one answer computes and sends,
+                                    layers × heads × tokens²         (2M)
 """
 
 from __future__ import annotations
@@ -37,6 +43,10 @@ ENV_MAX_PARAMETERS = "ROBERTA_LAB_MAX_PARAMETERS"
 ENV_MAX_BATCH_TOKENS = "ROBERTA_LAB_MAX_BATCH_TOKENS"
 ENV_MAX_RUN_SECONDS = "ROBERTA_LAB_MAX_RUN_SECONDS"
 ENV_MAX_UPLOAD_MB = "ROBERTA_LAB_MAX_UPLOAD_MB"
+ENV_MAX_SESSION_MODELS = "ROBERTA_LAB_MAX_SESSION_MODELS"
+ENV_MAX_MODELS_MB = "ROBERTA_LAB_MAX_MODELS_MB"
+ENV_MAX_ATTENTION_VALUES = "ROBERTA_LAB_MAX_ATTENTION_VALUES"
+ENV_MAX_CSV_ROWS = "ROBERTA_LAB_MAX_CSV_ROWS"
 
 
 class LimitError(ValueError):
@@ -77,6 +87,10 @@ class Limits:
     max_batch_tokens: int
     max_run_seconds: float
     max_upload_bytes: int
+    max_session_models: int = 6  # the Experiments tab keeps two per comparison
+    max_models_bytes: int = 2_000_000_000
+    max_attention_values: int = 2_000_000
+    max_csv_rows: int = 20_000
 
     @classmethod
     def from_env(cls, gpu: bool | None = None) -> Limits:
@@ -91,6 +105,13 @@ class Limits:
                                              _parse_count)),
             max_run_seconds=_env_number(ENV_MAX_RUN_SECONDS, 3600 if gpu else 900),
             max_upload_bytes=int(_env_number(ENV_MAX_UPLOAD_MB, 20) * 1_000_000),
+            max_session_models=int(_env_number(ENV_MAX_SESSION_MODELS, 6)),
+            max_models_bytes=int(_env_number(ENV_MAX_MODELS_MB, 8000 if gpu else 2000)
+                                 * 1_000_000),
+            # 2M float32 weights: 8 MB computed, ~20 MB of JSON at most; roberta-base's 12 × 12
+            # heads reach it at 117 tokens, the nano default's 2 × 4 never (T ≤ 512).
+            max_attention_values=int(_env_number(ENV_MAX_ATTENTION_VALUES, 2e6, _parse_count)),
+            max_csv_rows=int(_env_number(ENV_MAX_CSV_ROWS, 20_000, _parse_count)),
         )
 
 

@@ -178,6 +178,9 @@ def model_info(model_name: str | None = None, session: dict | None = None):
         if not available:
             raise user_error(registry.missing_message("mlm"))
         model_name = available[0]
+    if model_name not in available:  # neither task's: name every model, not one task's
+        raise user_error(f"There is no model called “{model_name}” in this browser session. "
+                         f"Choose one of: {', '.join(available)}.")
     task = "mlm" if model_name in registry.choices(session, "mlm") else "classifier"
     loaded = registry.resolve(session, model_name, task)
     table = parameters_by_component(loaded.model)

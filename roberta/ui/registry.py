@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,8 @@ from roberta.defaults import (
     load_default,
 )
 from roberta.tokenizer import RobertaTokenizer
-from roberta.ui.common import markdown_literal, user_error
+from roberta.ui import limits
+from roberta.ui.common import markdown_literal, shown, user_error
 
 TASKS = ("mlm", "classifier")
 EMBEDDED_NAMES = {"mlm": "Embedded masked LM", "classifier": "Embedded sentiment classifier"}
@@ -193,20 +195,120 @@ def resolve(session: dict | None, name: str | None, task: str) -> LoadedModel:
 
 def add(session: dict | None, loaded: LoadedModel) -> dict:
     """Store `loaded` in the session under its name (replacing one of the same name) and return
-    the session dict, to be given back to its gr.State."""
+    the session dict, to be given back to its gr.State. The caps apply (`make_room`): the
+    session's oldest model may be let go, or the model refused when the host is full."""
     _check_task(loaded.task)
     if loaded.name in (*EMBEDDED_NAMES.values(), STRUCTURED_START_NAME):
         raise ValueError(f"“{loaded.name}” is reserved for the embedded default")
     session = session if isinstance(session, dict) else {}
-    models = dict(_session_models(session))
+    models = _owned_models(session)
+    make_room(models, loaded)
     models[loaded.name] = loaded
-    session[SESSION_MODELS] = models
     return session
 
 
 def _check_task(task: str) -> None:
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+
+
+# --- what sessions may hold, and letting go when they end ----------------------------------
+#
+# A visitor's models live in their session; left alone, every import and every run would stay
+# in the server's memory until it restarts. So a session keeps at most `max_session_models` (the
+# oldest goes first, with a warning), all sessions together at most `max_models_bytes` (a new
+# model is refused, with a message, when the host is full), and a session's models are let go
+# when Gradio drops its state (`release` is the gr.State's delete_callback), which
+# roberta/ui/session_end.py makes happen as soon as the visitor leaves.
+
+class SessionModels(dict):
+    """{name: LoadedModel} of one session, oldest first. A dict subclass because a plain dict
+    cannot be weakly referenced: the host counts live sessions' models through weak references,
+    so a session that is gone is never counted."""
+
+
+_live_sessions: weakref.WeakValueDictionary[int, SessionModels] = weakref.WeakValueDictionary()
+_live_lock = threading.RLock()
+
+
+def _owned_models(session: dict) -> SessionModels:
+    """The session's model dict, made a counted SessionModels on first use."""
+    with _live_lock:
+        models = session.get(SESSION_MODELS)
+        if not isinstance(models, SessionModels):
+            models = SessionModels(models or {})
+            session[SESSION_MODELS] = models
+        _live_sessions[id(models)] = models
+        return models
+
+
+def model_bytes(model: torch.nn.Module) -> int:
+    """Bytes of a model's parameters and buffers (tied weights counted once)."""
+    seen: dict[int, int] = {}
+    for tensor in (*model.parameters(), *model.buffers()):
+        seen[tensor.data_ptr()] = max(seen.get(tensor.data_ptr(), 0),
+                                      tensor.numel() * tensor.element_size())
+    return sum(seen.values())
+
+
+def held_models() -> list[LoadedModel]:
+    """Every model the sessions alive now hold (each model once)."""
+    with _live_lock:
+        unique = {id(m.model): m for models in list(_live_sessions.values())
+                  for m in list(models.values())}
+    return list(unique.values())
+
+
+def held_bytes() -> int:
+    return sum(model_bytes(m.model) for m in held_models())
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n / 1e6:.1f} MB"
+
+
+def make_room(models: SessionModels, loaded: LoadedModel) -> None:
+    """Let `loaded` into `models` within the caps, or raise a plain gr.Error. A model of the
+    same name is replaced, so it does not count; when the session is full its oldest models are
+    let go (after the host check, so a refused model costs the session nothing)."""
+    caps = limits.current_limits()
+    with _live_lock:
+        others = [name for name in models if name != loaded.name]
+        evicted = others[:max(0, len(others) - caps.max_session_models + 1)]
+        leaving = {id(models[name].model) for name in (*evicted, loaded.name) if name in models}
+        held_now = held_models()
+        held = sum(model_bytes(m.model) for m in held_now if id(m.model) not in leaving)
+        already_held = any(m.model is loaded.model for m in held_now)  # under another name
+        new = 0 if already_held else model_bytes(loaded.model)
+        if held + new > caps.max_models_bytes:
+            raise user_error(
+                f"The server is holding {_megabytes(held)} of visitors' models, and "
+                f"“{loaded.name}” ({_megabytes(new)}) would take it past its limit of "
+                f"{_megabytes(caps.max_models_bytes)}. Try again in a while (models are let go "
+                f"when their visitors leave), or use a smaller model (the host can raise the cap "
+                f"with {limits.ENV_MAX_MODELS_MB}).")
+        for name in evicted:
+            del models[name]
+    if evicted:
+        gr.Warning(shown(
+            f"This browser session keeps at most {caps.max_session_models} models, so "
+            f"{', '.join(f'“{n}”' for n in evicted)} (the oldest) "
+            f"{'was' if len(evicted) == 1 else 'were'} let go to make room for “{loaded.name}”."))
+
+
+def release(session: dict | None) -> int:
+    """Let go of every model the session holds; how many there were. gr.State's
+    delete_callback, and the unload handler, call it."""
+    if not isinstance(session, dict):
+        return 0
+    with _live_lock:
+        models = session.get(SESSION_MODELS)
+        count = len(models) if isinstance(models, dict) else 0
+        if isinstance(models, dict):
+            models.clear()
+    if count:
+        logging.getLogger(__name__).info("let go of %d model(s) of a session that ended", count)
+    return count
 
 
 # --- a model dropdown for a tab ------------------------------------------------------------

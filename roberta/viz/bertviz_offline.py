@@ -142,7 +142,8 @@ def _per_layer(attentions: torch.Tensor) -> list[torch.Tensor]:
     if attentions.dim() != 4 or attentions.shape[-1] != attentions.shape[-2]:
         raise ValueError(f"attentions must be (layers, heads, T, T), got "
                          f"{tuple(attentions.shape)}")
-    rounded = attentions.detach().float().cpu().round(decimals=DECIMALS)
+    # In float64: a float32 0.123 is written 0.12300000339746475, undoing the rounding.
+    rounded = attentions.detach().double().cpu().round(decimals=DECIMALS)
     return [layer.unsqueeze(0) for layer in rounded]
 
 

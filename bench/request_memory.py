@@ -1,0 +1,152 @@
+"""Peak memory of the heaviest single requests at the default caps, each in a fresh process.
+
+    python -m bench.request_memory
+
+For each request: the process sets the scene (builds the upload or imports the model: that
+memory is the baseline), resets the kernel's peak-RSS mark (/proc/self/clear_refs), makes the
+one request as the tab's function, and reports the peak RSS above the baseline. The target in
+the README's settings table: at most 1 GB per request (the caps are what bound it).
+
+- import at the caps: the largest real checkpoint an upload can hold (fp16 weights filling the
+  upload cap), and a config at the parameter cap whose weights file holds only the embeddings
+  (the model is described at the cap; the weights cannot fill it).
+- attention at the cap: models shaped for the most attention work the cap allows (many layers
+  and heads, 514 positions) on a long text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LONG_TEXT = " ".join(["The cat sat on the mat and the dog was quick."] * 60) + " A <mask> day."
+SCENARIOS = {
+    # name: (what, config overrides)
+    "import-full-upload": ("import: fp16 weights near the 20 MB upload cap (8.8M parameters)",
+                           dict(hidden_size=384, num_hidden_layers=3, num_attention_heads=6,
+                                intermediate_size=1536, max_position_embeddings=514)),
+    "import-config-at-cap": ("import: a config at the 40M parameter cap, embeddings-only weights",
+                             dict(hidden_size=768, num_hidden_layers=4, num_attention_heads=12,
+                                  intermediate_size=3584, max_position_embeddings=514)),
+    "attention-12x12": ("attention: 12 layers × 12 heads, 384 wide, 514 positions, long text",
+                        dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
+                             intermediate_size=1536, max_position_embeddings=514)),
+    "attention-48x32": ("attention: 48 layers × 32 heads, 64 wide, 514 positions, long text",
+                        dict(hidden_size=64, num_hidden_layers=48, num_attention_heads=32,
+                             intermediate_size=128, max_position_embeddings=514)),
+}
+
+
+def rss_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+
+
+def checkpoint_zip(folder: Path, overrides: dict, embeddings_only: bool) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    from roberta.config import RobertaConfig
+    from roberta.defaults import default_model_dir
+    from roberta.model import RobertaForMaskedLM
+    from roberta.tokenizer import RobertaTokenizer
+
+    tokenizer = RobertaTokenizer.from_pretrained(default_model_dir("mlm"))
+    config = RobertaConfig(vocab_size=tokenizer.vocab_size, **overrides)
+    model = RobertaForMaskedLM(config)
+    target = folder / "checkpoint"
+    model.save_pretrained(target, dtype=torch.float16)
+    tokenizer.save_pretrained(target)
+    if embeddings_only:
+        state = {k: v.half().contiguous() for k, v in model.state_dict().items()
+                 if "embeddings" in k}
+        save_file(state, target / "model.safetensors")
+    del model
+    upload = folder / "upload.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for file in target.iterdir():
+            archive.write(file, file.name)
+    return upload
+
+
+def one(name: str) -> dict:
+    import gc
+
+    import torch
+
+    torch.set_num_threads(1)
+    from roberta.ui import attention_tab, registry
+    from roberta.ui.fill_mask_tab import import_checkpoint
+
+    what, overrides = SCENARIOS[name]
+    session: dict = {}
+    outcome, upload_mb = "ok", 0.0
+    if name.startswith("import"):
+        folder = Path(tempfile.mkdtemp(prefix="roberta-memory-"))
+        upload = checkpoint_zip(folder, overrides, embeddings_only=name == "import-config-at-cap")
+        upload_mb = upload.stat().st_size / 1e6
+    else:  # a model trained here (up to the parameter cap), not an upload (20 MB at most)
+        from roberta.config import RobertaConfig
+        from roberta.defaults import default_model_dir
+        from roberta.model import RobertaForMaskedLM
+        from roberta.tokenizer import RobertaTokenizer
+
+        tokenizer = RobertaTokenizer.from_pretrained(default_model_dir("mlm"))
+        model = RobertaForMaskedLM(RobertaConfig(vocab_size=tokenizer.vocab_size, **overrides))
+        registry.add(session, registry.LoadedModel("Imported: upload", "mlm", model.eval(),
+                                                   tokenizer, "a model at the caps"))
+        attention_tab.show_attention("warm up <mask>.", "Imported: upload", 1, 1, [], session)
+    gc.collect()
+    baseline = rss_kb("VmRSS")
+    reset_peak()
+    try:
+        if name.startswith("import"):
+            import_checkpoint({}, str(upload), None)
+        else:
+            attention_tab.show_attention(LONG_TEXT, "Imported: upload", 1, 1, [], session)
+    except Exception as err:  # a refusal is a result too: its peak still counts
+        outcome = f"refused: {str(err)[:160]}"
+    peak = rss_kb("VmHWM")
+    registry.release(session)
+    return {"name": name, "what": what, "baseline_mb": baseline / 1024,
+            "peak_above_baseline_mb": (peak - baseline) / 1024, "outcome": outcome,
+            "upload_mb": upload_mb}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(prog="python -m bench.request_memory", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--one", choices=sorted(SCENARIOS), help=argparse.SUPPRESS)
+    p.add_argument("--only", nargs="+", choices=sorted(SCENARIOS))
+    args = p.parse_args(argv)
+    if args.one:
+        print(json.dumps(one(args.one)))
+        return []
+    results = []
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    for name in args.only or SCENARIOS:
+        done = subprocess.run([sys.executable, "-m", "bench.request_memory", "--one", name],
+                              cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        results.append(result)
+        print(f"{result['what']}: peak {result['peak_above_baseline_mb']:.0f} MB above a "
+              f"{result['baseline_mb']:.0f} MB baseline (upload {result['upload_mb']:.1f} MB; "
+              f"{result['outcome']})", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()
