@@ -49,6 +49,7 @@ from roberta.ui.limits import (
 )
 from roberta.ui.live import UPDATE_SECONDS, plot_value, progress_html
 from roberta.ui.pretrain_job import OnceCache, SettingsError, as_float, as_int, fingerprint
+from roberta.ui.side_by_side import build_classify_compare
 from roberta.viz.curves import FinetuneHistory
 from roberta.wheels import wheel_present
 
@@ -467,6 +468,7 @@ def build_sentiment_tab(session: gr.State) -> None:
                 label="Token attribution (red: towards the predicted class; blue: away)",
                 show_legend=True, combine_adjacent=False, elem_id="sentiment-attribution")
             explanation = gr.Markdown()
+    build_classify_compare(session, text)  # two classifiers' probabilities side by side
 
     dataset.change(lambda d: (gr.update(visible=d == "csv"), gr.update(visible=d == "csv")),
                    dataset, [csv_file, column_row], queue=False, api_visibility="private")
