@@ -93,16 +93,13 @@ class CompareView:
             time.monotonic() - self.shown_at >= UPDATE_SECONDS
 
     def progress(self) -> str:
+        """Side A's steps on the bar (B moves through the same data alongside), B's beside."""
         done = min(self.steps[0] / self.max_steps[0], self.steps[1] / self.max_steps[1])
-        eta = None
-        if self.elapsed and done > 0:
-            eta = self.elapsed / done * (1 - done)
-        parts = [f"A {self.steps[0]:,} / {self.max_steps[0]:,} steps, B {self.steps[1]:,} / "
-                 f"{self.max_steps[1]:,}"]
-        if self.note:
-            parts.append(self.note)
-        return progress_html(round(done * 1000), 1000, self.elapsed, eta,
-                             sum(self.tokens_per_s) / 2 or None, " · ".join(parts))
+        eta = self.elapsed / done * (1 - done) if self.elapsed and done > 0 else None
+        note = " · ".join(x for x in (f"B: step {self.steps[1]:,} / {self.max_steps[1]:,}",
+                                      self.note) if x)
+        return progress_html(self.steps[0], self.max_steps[0], self.elapsed, eta,
+                             sum(self.tokens_per_s) / 2 or None, note)
 
     def outputs(self, session=None, charts: bool = True) -> tuple:
         self.shown_at = time.monotonic()
