@@ -332,9 +332,10 @@ def verdict(comparison: Comparison, label_a: str, label_b: str, step: int,
                   f"at these defaults, bench/experiments.py)")
     else:
         noise = floor
-        why = "these settings" if spread is None else "this budget"
+        why = ("was not measured for these settings" if spread is None else
+               f"was measured for full runs of {spread.max_steps:,} steps only")
         source = (f"the evaluation's own sampling noise on {n_masked:,} <mask> predictions — "
-                  f"a lower bound: the seed-to-seed spread was not measured for {why}")
+                  f"a lower bound: the seed-to-seed spread {why}")
     loss_sd = spread.sd(step, "loss") if sd is not None else None
     within = abs(diff) < noise
     better = label_a if diff < 0 else label_b

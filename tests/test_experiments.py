@@ -318,3 +318,40 @@ def test_different_vocabularies_are_not_judged():
     result = verdict(COMPARISONS["vocab"], "A", "B", 600, metrics(0.1), metrics(0.3),
                      n_masked=1000, spread=None, budget_matches=False)
     assert result.within_noise is None and "not judged" in result.text
+
+
+# --- the overlay charts -----------------------------------------------------------------------
+
+def test_overlay_charts_draw_both_sides_in_two_colours_named_by_the_setting():
+    from roberta.viz.compare_curves import MAX_POINTS, SIDE_COLORS, ComparisonHistory
+
+    history = ComparisonHistory(("A: 15%", "B: 40%"), "masking rate")
+    assert all(not spec["data"] for spec in history.specs())  # an empty chart says why
+    for step in range(1, 2001):
+        for side in (0, 1):
+            history.record(side, "step", step, {"tokens_per_s": 1000.0 + side})
+    for side, accuracy in ((0, 0.1), (1, 0.2)):
+        history.record(side, "eval", 50, {"val_loss": 5.0, "val_accuracy": accuracy,
+                                          "val_mask_accuracy": accuracy / 2,
+                                          "val_perplexity": 148.4})
+    accuracy, loss, perplexity, speed = history.specs()
+    names = [t["name"] for t in accuracy["data"]]
+    assert names == ["A: 15%: at <mask>", "A: 15%: overall", "B: 40%: at <mask>",
+                     "B: 40%: overall"]
+    assert [t["y"] for t in accuracy["data"]] == [[5.0], [10.0], [10.0], [20.0]]
+    assert accuracy["layout"]["legend"]["title"]["text"] == "masking rate:"
+    for spec in (loss, perplexity, speed):
+        assert [t["line"]["color"] for t in spec["data"]] == list(SIDE_COLORS)
+    assert perplexity["layout"]["yaxis"]["type"] == "log"
+    assert all(len(t["x"]) <= MAX_POINTS + 1 and t["x"][-1] == 2000 for t in speed["data"])
+
+
+def test_overlay_x_axis_can_count_sequences():
+    from roberta.viz.compare_curves import ComparisonHistory
+
+    history = ComparisonHistory(("A", "B"), "batch size", "sequences seen")
+    history.sides[0].x_per_step, history.sides[1].x_per_step = 8, 32
+    history.record(0, "eval", 40, {"val_loss": 5.0})
+    history.record(1, "eval", 10, {"val_loss": 5.1})
+    loss = history.loss_spec()
+    assert [t["x"] for t in loss["data"]] == [[320], [320]]

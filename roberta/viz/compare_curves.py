@@ -61,13 +61,14 @@ class ComparisonHistory:
     def record(self, side: int, kind: str, step: int, metrics: dict[str, float]) -> None:
         self.sides[side].record(kind, step, metrics)
 
-    def _spec(self, title: str, y_title: str, height: int = 340, **yaxis: Any) -> Spec:
+    def _spec(self, title: str, y_title: str, height: int = 380, **yaxis: Any) -> Spec:
         axis = {"gridcolor": GRID_COLOR, "zerolinecolor": GRID_COLOR, "automargin": True}
         return {"data": [], "layout": {
             "title": {"text": title, "font": {"size": 17}}, "height": height,
-            "margin": {"l": 60, "r": 20, "t": 80, "b": 50}, "font": {"size": 14},
+            "margin": {"l": 60, "r": 20, "t": 50, "b": 120}, "font": {"size": 14},
             "paper_bgcolor": "white", "plot_bgcolor": "white",
-            "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left",
+            # Below the plot: four entries (two sides × two accuracies) would cover the title.
+            "legend": {"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left",
                        "x": 0.0, "title": {"text": f"{self.setting}:"}},
             "xaxis": {"title": {"text": self.x_title}, **axis},
             "yaxis": {"title": {"text": y_title}, **axis, **yaxis},
@@ -93,7 +94,7 @@ class ComparisonHistory:
 
     def accuracy_spec(self) -> Spec:
         spec = self._spec("Accuracy where the input was <mask> (thick) and overall (thin)",
-                          "accuracy (%)", 400, rangemode="tozero")
+                          "accuracy (%)", 440, rangemode="tozero")
         for side, curves in enumerate(self.sides):
             label = self.labels[side]
             if curves.val_mask_accuracy:
