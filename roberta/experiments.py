@@ -69,11 +69,6 @@ class Comparison:
         """The full overrides of each side: the base, then the side's own."""
         return {**self.base, **self.a}, {**self.base, **self.b}
 
-    @property
-    def differs(self) -> list[str]:
-        a, b = self.sides()
-        return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-
 
 COMPARISONS: dict[str, Comparison] = {c.id: c for c in (
     Comparison(

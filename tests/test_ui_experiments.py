@@ -110,3 +110,19 @@ def test_bad_comparisons_are_plain_errors(client, kwargs, expected):
 
 def test_stop_without_a_comparison_says_so(client):
     assert "No comparison" in client.predict(api_name="/stop_comparison")
+
+
+@pytest.mark.slow
+def test_a_custom_comparison_with_a_small_budget_runs_to_its_verdict(client):
+    outputs = stream(client.submit("custom", 20, 4, "learning_rate", "1e-3", "4e-3",
+                                   api_name="/compare"), timeout=400)
+    status, progress, paragraph, accuracy, *_, models = outputs[-1]
+    assert status.startswith("Finished: A after 20 steps, B after 20"), status
+    assert "step 20 / 20" in progress and "B: step 20 / 20" in progress
+    lines = traces(accuracy)
+    assert lines["A: learning_rate = 0.001: at <mask>"] == 1  # evaluated at its last step
+    assert lines["B: learning_rate = 0.004: at <mask>"] == 1
+    assert "What this run found" in paragraph and "lower bound" in paragraph
+    assert "not measured for these settings" in paragraph
+    assert [n.split(" (")[0] for n in models.splitlines()] == [
+        "Experiment 1 A: learning_rate = 0.001", "Experiment 1 B: learning_rate = 0.004"]
