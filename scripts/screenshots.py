@@ -47,10 +47,13 @@ SCROLL_TO = {"7-experiments.png": "#compare-paragraph",
 
 
 def run_comparison(page, tab, seconds: float) -> None:
-    """The default comparison (the plateau), stopped after `seconds` of training, its verdict
+    """The default comparison (the plateau) to its end, or stopped after `seconds`, its verdict
     shown."""
     tab.get_by_text(re.compile(r"step [1-9]\d* / \d+")).first.wait_for(timeout=600_000)
-    time.sleep(seconds)
+    found = page.locator("#compare-paragraph").get_by_text("What this run found")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not found.count():
+        time.sleep(1)
     stop = page.locator("#compare-stop")
     if stop.is_enabled():
         stop.click()
@@ -78,8 +81,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train-seconds", type=float, default=20.0,
                         help="how long the Train tab runs after its first step before its "
                              "picture")
-    parser.add_argument("--compare-seconds", type=float, default=60.0,
-                        help="how long the Experiments tab's comparison runs before Stop")
+    parser.add_argument("--compare-seconds", type=float, default=600.0,
+                        help="how long the Experiments tab's comparison may run before Stop")
     parser.add_argument("--only", nargs="+", default=None,
                         help="take only these files, e.g. 7-experiments.png "
                              "8-fill-mask-compare.png (8 needs 7 first)")

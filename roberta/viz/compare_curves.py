@@ -68,7 +68,7 @@ class ComparisonHistory:
             "margin": {"l": 60, "r": 20, "t": 50, "b": 120}, "font": {"size": 14},
             "paper_bgcolor": "white", "plot_bgcolor": "white",
             # Below the plot: four entries (two sides × two accuracies) would cover the title.
-            "legend": {"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left",
+            "legend": {"orientation": "h", "yanchor": "top", "y": -0.3, "xanchor": "left",
                        "x": 0.0, "title": {"text": f"{self.setting}:"}},
             "xaxis": {"title": {"text": self.x_title}, **axis},
             "yaxis": {"title": {"text": y_title}, **axis, **yaxis},
