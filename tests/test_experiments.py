@@ -355,3 +355,19 @@ def test_overlay_x_axis_can_count_sequences():
     history.record(1, "eval", 10, {"val_loss": 5.1})
     loss = history.loss_spec()
     assert [t["x"] for t in loss["data"]] == [[320], [320]]
+
+
+def test_the_stored_spread_was_measured_at_each_comparisons_current_defaults():
+    """A comparison's defaults changed without re-running bench/experiments.py would make the
+    verdict measure against the wrong spread: the stored budget must match."""
+    from roberta.experiments import load_spreads
+
+    spreads = load_spreads()
+    assert "init" in spreads
+    for cid, spread in spreads.items():
+        comparison = COMPARISONS[cid]
+        assert comparison.same_validation  # only judged comparisons get a spread
+        assert spread.max_steps == comparison.sides()[0]["max_steps"]
+        assert len(spread.seeds) >= 3 and "bench/experiments.py" in spread.command
+        final = spread.differences[max(spread.differences)]
+        assert all(len(values) == len(spread.seeds) for values in final.values())
