@@ -35,9 +35,41 @@ SHOTS = [
     ("4-attention.png", "Attention", "Show attention", "All heads are on"),
     ("5-masking.png", "Masking", "Mask it", "maskable tokens"),
     ("6-model.png", "Model", None, "Where the parameters are"),
+    # Two runs on the same charts: stopped after --compare-seconds, then the verdict.
+    ("7-experiments.png", "Experiments", "Compare", None),
+    # The Experiments tab's two models, side by side in Fill-mask.
+    ("8-fill-mask-compare.png", "Fill-mask", None, None),
 ]
 EXTRA_WAIT = {"Attention": "#bertviz-head-view iframe"}
 SCROLL_TO_BUTTON = {"Sentiment": "Classify"}  # show the tab's results rather than its top
+SCROLL_TO = {"7-experiments.png": "#compare-paragraph",
+             "8-fill-mask-compare.png": "#fill-mask-compare"}
+
+
+def run_comparison(page, tab, seconds: float) -> None:
+    """The default comparison (the plateau) to its end, or stopped after `seconds`, its verdict
+    shown."""
+    tab.get_by_text(re.compile(r"step [1-9]\d* / \d+")).first.wait_for(timeout=600_000)
+    found = page.locator("#compare-paragraph").get_by_text("What this run found")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not found.count():
+        time.sleep(1)
+    stop = page.locator("#compare-stop")
+    if stop.is_enabled():
+        stop.click()
+    page.locator("#compare-paragraph").get_by_text("What this run found").wait_for(
+        timeout=600_000)
+    page.wait_for_timeout(8000)  # let the "Stopping…" toast fade
+
+
+def compare_in_fill_mask(page, tab) -> None:
+    """Open the side-by-side panel, put the comparison's random-start model in column B."""
+    tab.get_by_text("Compare two models side by side").click()
+    model_b = tab.get_by_label("Model B", exact=True)
+    model_b.click()
+    page.get_by_role("option", name=re.compile("^Experiment 1 B")).first.click()
+    page.locator("#fill-mask-compare").click()
+    tab.get_by_text("First guesses agree").wait_for()
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,6 +81,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train-seconds", type=float, default=20.0,
                         help="how long the Train tab runs after its first step before its "
                              "picture")
+    parser.add_argument("--compare-seconds", type=float, default=600.0,
+                        help="how long the Experiments tab's comparison may run before Stop")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="take only these files, e.g. 7-experiments.png "
+                             "8-fill-mask-compare.png (8 needs 7 first)")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=1000)
     return parser.parse_args()
@@ -96,6 +133,8 @@ def main() -> int:
             page.set_default_timeout(120_000)
             page.goto(url)
             for file_name, tab_name, button, wait_text in SHOTS:
+                if args.only and file_name not in args.only:
+                    continue
                 page.get_by_role("tab", name=tab_name).click()
                 tab = page.locator(f"#tab-{tab_name.lower()}")
                 if button:
@@ -103,12 +142,19 @@ def main() -> int:
                 if tab_name == "Train":  # first step (data prepared), then let it learn
                     tab.get_by_text(re.compile(r"step [1-9]\d* / \d+")).first.wait_for()
                     time.sleep(args.train_seconds)
+                if tab_name == "Experiments":
+                    run_comparison(page, tab, args.compare_seconds)
+                if file_name == "8-fill-mask-compare.png":
+                    compare_in_fill_mask(page, tab)
                 if wait_text:
                     tab.get_by_text(wait_text).first.wait_for()
                 if tab_name in EXTRA_WAIT:
                     page.locator(EXTRA_WAIT[tab_name]).wait_for()
                 page.wait_for_timeout(1500)  # let plots and iframes finish drawing
                 page.evaluate("window.scrollTo(0, 0)")
+                if file_name in SCROLL_TO:
+                    box = page.locator(SCROLL_TO[file_name]).bounding_box()
+                    page.evaluate(f"window.scrollTo(0, {max(0, box['y'] - 20)})")
                 if tab_name in SCROLL_TO_BUTTON:
                     anchor = tab.get_by_role("button",
                                              name=re.compile(SCROLL_TO_BUTTON[tab_name])).first

@@ -608,15 +608,15 @@ def test_a_csv_over_the_row_cap_is_refused_after_reading_past_the_cap(tmp_path, 
 def test_the_finetune_tab_applies_the_row_cap(tiny_assets, tmp_path, monkeypatch):
     from roberta.data import DataError
     from roberta.ui.limits import ENV_MAX_CSV_ROWS
-    from roberta.ui.sentiment_tab import load_dataset
+    from roberta.ui.finetune_job import FinetuneSettings, load_dataset
 
     monkeypatch.setenv(ENV_MAX_CSV_ROWS, "40")
     upload = tmp_path / "reviews.csv"
     upload.write_text("text,label\n" + "".join(f"review {i},{i % 2}\n" for i in range(41)))
     with pytest.raises(DataError, match="more than 40 rows"):
-        load_dataset("csv", str(upload), None, None)
+        load_dataset(FinetuneSettings(dataset="csv", csv_file=str(upload)))
     monkeypatch.setenv(ENV_MAX_CSV_ROWS, "41")
-    assert "41 rows" in load_dataset("csv", str(upload), None, None)[2]
+    assert "41 rows" in load_dataset(FinetuneSettings(dataset="csv", csv_file=str(upload)))[2]
 
 
 def test_an_imported_upload_is_deleted_and_a_second_press_says_so(tiny_assets, tmp_path,

@@ -11,6 +11,7 @@ import gradio as gr
 from roberta.ui import registry
 from roberta.ui.attention_tab import build_attention_tab
 from roberta.ui.common import guard_number_inputs
+from roberta.ui.experiments_tab import build_experiments_tab
 from roberta.ui.fill_mask_tab import build_fill_mask_tab
 from roberta.ui.limits import current_limits
 from roberta.ui.masking_tab import build_masking_tab
@@ -27,6 +28,7 @@ INTRO = ("# RoBERTa Lab\nTrain a tiny RoBERTa live, ask it to fill in blanks, cl
 # (tab label, element id, builder), in the order the tabs appear.
 TABS = [
     ("Train", "tab-train", build_train_tab),
+    ("Experiments", "tab-experiments", build_experiments_tab),
     ("Fill-mask", "tab-fill-mask", build_fill_mask_tab),
     ("Sentiment", "tab-sentiment", build_sentiment_tab),
     ("Attention", "tab-attention", build_attention_tab),

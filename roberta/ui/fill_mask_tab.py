@@ -16,6 +16,7 @@ from roberta.inference import FillMaskResult, fill_mask
 from roberta.ui import limits, registry
 from roberta.ui.common import markdown_literal, plain_errors, shown, user_error
 from roberta.ui.session_end import delete_uploads
+from roberta.ui.side_by_side import build_fill_mask_compare
 from roberta.viz.attention import plotly_text
 
 MASK = "<mask>"
@@ -219,6 +220,7 @@ def build_fill_mask_tab(session: gr.State) -> None:
         table = gr.Dataframe(headers=RESULT_COLUMNS, label="Top guesses per mask",
                              interactive=False, elem_id="fill-mask-results", scale=2)
         chart = gr.Plot(label="Probabilities", scale=3)
+    build_fill_mask_compare(session, text)  # two models' guesses in adjacent columns
 
     inputs = [text, model_name, top_k, session]
     outputs = [table, chart, tokens, summary]

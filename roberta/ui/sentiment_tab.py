@@ -32,6 +32,7 @@ from roberta.ui.common import markdown_literal, plain_errors, request_stop, show
 from roberta.ui.finetune_job import FinetuneSettings
 from roberta.ui.live import UPDATE_SECONDS, plot_value, progress_html
 from roberta.ui.runs import form_handler, stream_run, unique_name, watch
+from roberta.ui.side_by_side import build_classify_compare
 from roberta.viz.curves import FinetuneHistory
 
 DEFAULTS = FinetuneSettings()
@@ -316,6 +317,7 @@ def _classifying(session: gr.State) -> tuple[gr.Dropdown, gr.Markdown]:
                 label="Token attribution (red: towards the predicted class; blue: away)",
                 show_legend=True, combine_adjacent=False, elem_id="sentiment-attribution")
             explanation = gr.Markdown()
+    build_classify_compare(session, text)  # two classifiers' probabilities side by side
 
     classify_inputs = [text, classifier, session]
     classify_outputs = [probabilities, attributions, explanation]
