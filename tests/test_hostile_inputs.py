@@ -607,8 +607,8 @@ def test_a_csv_over_the_row_cap_is_refused_after_reading_past_the_cap(tmp_path, 
 
 def test_the_finetune_tab_applies_the_row_cap(tiny_assets, tmp_path, monkeypatch):
     from roberta.data import DataError
-    from roberta.ui.limits import ENV_MAX_CSV_ROWS
     from roberta.ui.finetune_job import FinetuneSettings, load_dataset
+    from roberta.ui.limits import ENV_MAX_CSV_ROWS
 
     monkeypatch.setenv(ENV_MAX_CSV_ROWS, "40")
     upload = tmp_path / "reviews.csv"
