@@ -33,8 +33,9 @@ from roberta.ui.experiment_job import (
     comparison_for,
     side_settings,
 )
-from roberta.ui.limits import TRAINING_QUEUE, current_limits, queue_messages
+from roberta.ui.limits import current_limits
 from roberta.ui.live import UPDATE_SECONDS, duration, plot_value, progress_html
+from roberta.ui.runs import stream_run
 from roberta.viz.compare_curves import SIDE_COLORS, ComparisonHistory
 
 COMPARISON_CHOICES = [(c.title, c.id) for c in COMPARISONS.values()] + [
@@ -122,20 +123,16 @@ def start_comparison(comparison: str = DEFAULT_COMPARISON, max_steps: float | No
                      seed: float = 0, custom_setting: str = "learning_rate",
                      custom_a: str = "1e-3", custom_b: str = "4e-3", control=None,
                      session=None):
-    """Stream a comparison into the tab's outputs (see CompareView.outputs)."""
+    """Stream a comparison into the tab's outputs (see CompareView.outputs). Both runs together
+    take one turn of the host's training queue (runs.stream_run)."""
     control = control if isinstance(control, dict) else {}
     session = session if isinstance(session, dict) else {}
-    if control.get("running"):
-        raise gr.Error("A comparison is already running in this browser tab: stop it first.")
     steps = int(max_steps) if max_steps not in (None, "", 0) else None  # 0: its default
     with plain_errors("Checking the comparison"):
         chosen = comparison_for(comparison, custom_setting, custom_a, custom_b)
         side_a, side_b, warnings = side_settings(chosen, seed, steps)
-        ticket = TRAINING_QUEUE.join()  # both runs together take one turn
     for warning in warnings:
         gr.Warning(warning)
-    stop_requested = threading.Event()
-    control.update(running=True, stop=stop_requested, trainer=None)
     x_title = "step"
     if side_a.settings.batch_size != side_b.settings.batch_size:
         x_title = "sequences seen"
@@ -143,17 +140,14 @@ def start_comparison(comparison: str = DEFAULT_COMPARISON, max_steps: float | No
                                 chosen.setting, x_title)
     view = CompareView(chosen, history, (side_a.settings.max_steps, side_b.settings.max_steps),
                        paragraph=describe(chosen))
-    try:
-        for message in queue_messages(ticket, stop_requested):
-            view.status = message
-            yield view.outputs(charts=False)
-        if stop_requested.is_set():
-            view.status = "Stopped before it started: you left the queue."
-            yield view.outputs(charts=False)
-            return
-        view.status = ("Preparing both runs: corpus, tokenizer and packed data (cached after "
-                       "the first time)…")
-        yield view.outputs(charts=False)
+
+    def show(message: str) -> tuple:
+        view.status = message
+        return view.outputs(charts=False)
+
+    def run(stop_requested: threading.Event):
+        yield show("Preparing both runs: corpus, tokenizer and packed data (cached after the "
+                   "first time)…")
         embedded = registry.embedded("mlm")
         with plain_errors("Preparing the two runs"):
             job = build_job(chosen, seed, steps, embedded.tokenizer if embedded else None,
@@ -170,12 +164,9 @@ def start_comparison(comparison: str = DEFAULT_COMPARISON, max_steps: float | No
         view.note = " ".join(job.notes)
         with plain_errors("Training"):
             yield from _train(job, view, control, session)
-    finally:
-        pair = control.get("trainer")
-        if pair is not None:  # the page went away mid-run (cancelled): let both end
-            pair.stop()
-        control.update(running=False, trainer=None)
-        ticket.leave()
+
+    with plain_errors("Joining the training queue"):
+        yield from stream_run(control, run, show, what="comparison")
 
 
 def _train(job: ExperimentJob, view: CompareView, control: dict, session: dict):
