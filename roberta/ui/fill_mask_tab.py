@@ -58,6 +58,14 @@ def results_table(result: FillMaskResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
+def probability_axis(candidates) -> dict:
+    """The x axis of one <mask>'s bars: 0 to a little past its best guess (a fixed 0–100%
+    leaves a 3% guess a sliver), with ticks precise enough for small shares."""
+    top = max((c.probability for c in candidates), default=0.0)
+    end = min(1.0, max(top * 1.15, 0.01))
+    return {"range": [0, end], "tickformat": ".0%" if end >= 0.05 else ".1%"}
+
+
 def results_chart(result: FillMaskResult) -> go.Figure:
     shown = result.predictions[:MAX_CHART_MASKS]
     titles = [plotly_text(f"<mask> {m} (token {p.position})")
@@ -75,7 +83,7 @@ def results_chart(result: FillMaskResult) -> go.Figure:
             text=[f"{c.probability:.1%}" for c in candidates], textposition="auto",
             customdata=[plotly_text(visible_token(c.token)) for c in candidates],
             hovertemplate="%{customdata}: %{x:.2%}<extra></extra>"), row=row, col=1)
-        figure.update_xaxes(range=[0, 1], tickformat=".0%", row=row, col=1)
+        figure.update_xaxes(**probability_axis(candidates), row=row, col=1)
         figure.update_yaxes(tickmode="array", tickvals=ranks, autorange="reversed",
                             ticktext=[plotly_text(visible_token(c.token)) for c in candidates],
                             row=row, col=1)

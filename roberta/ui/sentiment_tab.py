@@ -246,6 +246,7 @@ def start_finetuning(max_steps=DEFAULTS.max_steps, dataset="bundled", csv_file=N
     stop_requested = threading.Event()
     control.update(running=True, stop=stop_requested, trainer=None)
     view = FinetuneView(settings.max_steps)
+    view.history.planned_steps = settings.max_steps  # the empty charts span the run
     try:
         for message in queue_messages(ticket, stop_requested):
             view.status = message
@@ -386,8 +387,8 @@ def classify_text(text: str, model_name: str | None = None, session: dict | None
     label = markdown_literal(predicted)  # labels and names come from checkpoints and CSVs
     explanation = (f"Predicted **{label}** ({probabilities[predicted]:.0%}) by "
                    f"*{markdown_literal(loaded.name)}*. Highlighted: how much each token pushed "
-                   f"the prediction towards “{label}” (red) or away from it (blue), by integrated "
-                   f"gradients from a baseline of `<pad>` embeddings.")
+                   f"the prediction towards “{label}” (red) or away from it (purple), by "
+                   f"integrated gradients from a baseline of `<pad>` embeddings.")
     if window.cut:
         gr.Warning(shown(window.notice()))
         explanation += f"\n\n⚠️ {markdown_literal(window.notice())}"
@@ -444,7 +445,7 @@ def build_sentiment_tab(session: gr.State) -> None:
         with gr.Column(scale=3):
             status = gr.Markdown("Press **Fine-tune**.", label="Status")
             progress = gr.HTML(progress_html(), label="Progress")
-            empty = FinetuneHistory()
+            empty = FinetuneHistory(planned_steps=DEFAULTS.max_steps)
             accuracy_plot = gr.Plot(plot_value(empty.accuracy_spec()), show_label=False,
                                     label="Validation accuracy", elem_id="finetune-accuracy")
             results = gr.Markdown(label="Results")
@@ -464,7 +465,7 @@ def build_sentiment_tab(session: gr.State) -> None:
         with gr.Column(scale=3):
             probabilities = gr.Label(label="Class probabilities", num_top_classes=10)
             attributions = gr.HighlightedText(
-                label="Token attribution (red: towards the predicted class; blue: away)",
+                label="Token attribution (red: towards the predicted class; purple: away)",
                 show_legend=True, combine_adjacent=False, elem_id="sentiment-attribution")
             explanation = gr.Markdown()
 

@@ -194,6 +194,7 @@ def start_training(max_steps=DEFAULTS.max_steps, corpus=DEFAULTS.corpus, corpus_
     stop_requested = threading.Event()
     control.update(running=True, stop=stop_requested, trainer=None)
     view = TrainView(settings)
+    view.history.planned_steps = settings.max_steps  # the empty charts span the run
     try:
         for message in queue_messages(ticket, stop_requested):
             view.status = message
@@ -501,7 +502,7 @@ def build_train_tab(session: gr.State) -> None:
 
     status = gr.Markdown("Press **Start**.", label="Status", elem_id="train-status")
     progress = gr.HTML(progress_html(), label="Progress", elem_id="train-progress")
-    empty = PretrainHistory()
+    empty = PretrainHistory(planned_steps=DEFAULTS.max_steps)
     with gr.Row():
         loss_plot = gr.Plot(plot_value(empty.loss_spec()), label="Loss", show_label=False,
                             elem_id="train-loss-plot")

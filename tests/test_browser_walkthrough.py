@@ -1,0 +1,88 @@
+"""What a newcomer's walkthrough tripped over (issue 13), checked in a real browser: charts,
+words, downloads. Chromium via playwright (see conftest.py); one page per module."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(autouse=True)
+def stays_offline(offline_guard):
+    yield
+    offline_guard.check()
+
+
+def open_tab(page, name: str):
+    page.get_by_role("tab", name=name).click()
+    return page.locator(f"#tab-{name.lower()}")
+
+
+LONG_SENTENCE = ("Researchers at the university announced that the extraordinarily "
+                 "complicated experiment had finally produced reproducible measurements "
+                 "of the <mask> after several unsuccessful attempts last year.")
+
+GRID_BOXES = """() => [...document.querySelectorAll(
+        '#masking-grids .mask-scroll, #masking-words .mask-scroll')].map(scroll => {
+    const box = scroll.closest('#masking-grids, #masking-words').getBoundingClientRect();
+    return {right: scroll.getBoundingClientRect().right, container: box.right,
+            scrollWidth: scroll.scrollWidth, clientWidth: scroll.clientWidth,
+            cells: scroll.querySelectorAll('td.mask-cell').length};
+})"""
+
+
+def test_masking_grids_are_not_cut_off_on_the_right(page):
+    """A long sentence's grids wrap into blocks that fit the tab (no hidden columns to scroll
+    to), and every position is still shown."""
+    tab = open_tab(page, "Masking")
+    tab.get_by_label("Sentence").fill(LONG_SENTENCE)
+    tab.get_by_role("button", name="Mask it").click()
+    page.locator("#masking-grids td.mask-cell").first.wait_for()
+    page.get_by_text("epoch 8").first.wait_for()
+    boxes = page.evaluate(GRID_BOXES)
+    assert len(boxes) > 4  # dynamic, static, whole-word, sub-word: each wrapped
+    for box in boxes:
+        assert box["scrollWidth"] <= box["clientWidth"], box
+        assert box["right"] <= box["container"] + 1, box
+    header_cells = page.locator("#masking-grids .mask-run").first.locator("th.mask-token")
+    words = LONG_SENTENCE.split()
+    assert header_cells.count() >= len(words) + 2  # every token, <s> and </s>
+
+
+# Reference colours to name what the page drew: the nearest of these, in RGB.
+COLOUR_NAMES = {"red": (255, 0, 0), "blue": (0, 0, 255), "purple": (128, 0, 128),
+                "green": (0, 128, 0), "orange": (255, 165, 0)}
+
+
+def colour_name(rgb: tuple[int, int, int]) -> str:
+    return min(COLOUR_NAMES, key=lambda name: sum(
+        (a - b) ** 2 for a, b in zip(rgb, COLOUR_NAMES[name], strict=True)))
+
+
+SPAN_COLOURS = """() => [...document.querySelectorAll('#sentiment-attribution span')]
+    .map(s => getComputedStyle(s).backgroundColor)
+    .map(c => (c.match(/[0-9.]+/g) || []).map(Number))
+    .filter(c => c.length === 4 && c[3] > 0.05)   // rgba with a visible alpha
+    .map(c => c.slice(0, 3))"""
+
+
+def test_the_attribution_legend_names_the_colours_drawn(page):
+    """Gradio draws positive scores in one colour and negative in another: the label and the
+    explanation name exactly the colours the page shows."""
+    import re
+
+    tab = open_tab(page, "Sentiment")
+    tab.get_by_label("Review text").fill(
+        "The acting was wonderful but the plot was dull, slow and far too long.")
+    tab.get_by_role("button", name="Classify").click()
+    explanation = tab.get_by_text(re.compile(r"^Predicted "))
+    explanation.wait_for(timeout=60_000)
+    page.wait_for_function(f"({SPAN_COLOURS})().length > 0")
+    drawn = {colour_name(tuple(c)) for c in page.evaluate(SPAN_COLOURS)}
+    label = page.locator("#sentiment-attribution").inner_text()
+    named = set(re.findall(r"(\w+): (?:towards|away)", label))
+    assert named == {"red", "purple"}, label
+    assert drawn and drawn <= named, (drawn, label)
+    said = set(re.findall(r"\((\w+)\)", explanation.inner_text()))
+    assert said == named
