@@ -86,3 +86,19 @@ def test_the_attribution_legend_names_the_colours_drawn(page):
     assert drawn and drawn <= named, (drawn, label)
     said = set(re.findall(r"\((\w+)\)", explanation.inner_text()))
     assert said == named
+
+
+def test_the_model_tab_shows_a_model_as_soon_as_it_is_chosen(page):
+    """No Show click: choosing another model in the list redraws the tab for it."""
+    tab = open_tab(page, "Model")
+    tab.get_by_text("Where the parameters are").first.wait_for()
+    tab.locator("h3", has_text="Embedded masked LM").wait_for()
+    tab.get_by_label("Model", exact=True).click()
+    page.get_by_role("option", name="Embedded sentiment classifier").click()
+    tab.locator("h3", has_text="Embedded sentiment classifier").wait_for(timeout=30_000)
+    assert tab.get_by_text("classification head on <s>").count() >= 1
+
+
+def test_an_empty_sentiment_chart_promises_no_baseline(page):
+    open_tab(page, "Sentiment")
+    assert page.locator("#tab-sentiment").get_by_text("computing").count() == 0

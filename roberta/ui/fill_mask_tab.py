@@ -161,6 +161,12 @@ def unique_name(session: dict, stem: str) -> str:
     return name
 
 
+def import_message(name: str, stem: str) -> str:
+    """The toast after an import, naming the file and the model once each (the name already
+    says "Imported")."""
+    return f"Added {stem}.zip as “{name}”."
+
+
 def import_checkpoint(session: dict, upload: str | None, current: str | None):
     """Load an uploaded .zip of a Hugging Face checkpoint into this session."""
     from roberta.checkpoint_zip import load_checkpoint_zip
@@ -186,8 +192,8 @@ def import_checkpoint(session: dict, upload: str | None, current: str | None):
     else:
         value = current if current in names else (names[0] if names else None)
         where = "It is a sentiment classifier: choose it in the Sentiment tab."
-    gr.Info(shown(f"Imported “{name}”."))
-    status = (f"✅ Imported **{markdown_literal(name)}** "
+    gr.Info(shown(import_message(name, stem)))
+    status = (f"✅ Added **{markdown_literal(name)}** "
               f"({markdown_literal(loaded.description)}). {where}")
     return (session, gr.update(choices=names, value=value),
             registry.model_info(session, value, "mlm"), status)
