@@ -102,3 +102,52 @@ def test_the_model_tab_shows_a_model_as_soon_as_it_is_chosen(page):
 def test_an_empty_sentiment_chart_promises_no_baseline(page):
     open_tab(page, "Sentiment")
     assert page.locator("#tab-sentiment").get_by_text("computing").count() == 0
+
+
+def download_from(page, selector: str, tmp_path, name: str):
+    """Click the download button at `selector` once and return the saved zip's path."""
+    with page.expect_download(timeout=60_000) as caught:
+        page.locator(selector).click()
+    target = tmp_path / name
+    caught.value.save_as(target)
+    return target
+
+
+def zipped_config(path) -> tuple[str, dict]:
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        config_name = next(n for n in archive.namelist() if n.endswith("/config.json"))
+        return config_name.split("/")[0], json.loads(archive.read(config_name))
+
+
+def choose_model(page, tab, name: str) -> None:
+    tab.get_by_label("Model", exact=True).click()
+    page.get_by_role("option", name=name).click()
+    # the button names the model once its zip is ready
+    page.locator("#model-download", has_text=name).wait_for(timeout=60_000)
+
+
+def test_one_click_downloads_the_chosen_model_then_the_next(page, tmp_path, app_url):
+    """Model tab: choose A, one click saves A; choose B (a classifier), one click saves B, not
+    A again; B imports back into the app as a classifier."""
+    from gradio_client import Client, handle_file
+
+    tab = open_tab(page, "Model")
+    choose_model(page, tab, "Embedded masked LM")
+    first = download_from(page, "#model-download", tmp_path, "a.zip")
+    folder, config = zipped_config(first)
+    assert folder.startswith("embedded-masked-lm-")
+    assert config["architectures"] == ["RobertaForMaskedLM"]
+
+    choose_model(page, tab, "Embedded sentiment classifier")
+    second = download_from(page, "#model-download", tmp_path, "b.zip")
+    folder, config = zipped_config(second)
+    assert folder.startswith("embedded-sentiment-classifier-")
+    assert config["architectures"] == ["RobertaForSequenceClassification"]
+    assert set(config["id2label"].values()) == {"negative", "positive"}
+
+    client = Client(app_url, verbose=False)
+    _, _, status = client.predict(handle_file(str(second)), api_name="/import_checkpoint")
+    assert "sentiment classifier" in status

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from roberta.config import PRESETS, RobertaConfig
 from roberta.model import RobertaForMaskedLM
-from roberta.ui import registry
+from roberta.ui import downloads, registry
 from roberta.ui.common import markdown_literal, user_error
 
 CONFIG_MEANINGS = {
@@ -213,6 +213,9 @@ def build_model_tab(session: gr.State) -> None:
         model_name = gr.Dropdown(available, value=available[0] if available else None,
                                  label="Model", scale=2, allow_custom_value=True)
         show_button = gr.Button("Show", variant="primary", scale=1)
+        download_button = downloads.download_button("⬇ Download", scale=1,
+                                                    elem_id="model-download")
+    exports = gr.State({})  # this browser tab's zip of the chosen model
     status = gr.Markdown("" if available else missing_text())
     architecture = gr.Markdown()
     with gr.Row():
@@ -233,9 +236,13 @@ def build_model_tab(session: gr.State) -> None:
     show_button.click(model_info, [model_name, session], outputs, api_name="model_info")
     # Choosing a model shows it (Show stays for API callers and to redraw).
     model_name.change(model_info_or_missing, [model_name, session], outputs,
-                      api_visibility="private")
+                      api_visibility="private").then(
+        downloads.selected_model_download, [model_name, session, exports], download_button,
+        api_visibility="private")
     tab = registry.enclosing_tab()
     if tab is not None:
         tab.select(refresh, [session, model_name], model_name, api_visibility="private",
                    queue=False).then(model_info_or_missing, [model_name, session], outputs,
-                                     api_visibility="private")
+                                     api_visibility="private").then(
+            downloads.selected_model_download, [model_name, session, exports], download_button,
+            api_visibility="private")

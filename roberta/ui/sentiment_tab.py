@@ -38,7 +38,7 @@ from roberta.data import (
 from roberta.inference import classification_window, classify, token_attributions
 from roberta.model import RobertaForSequenceClassification
 from roberta.train import FinetuneConfig, Finetuner, TrainEvent
-from roberta.ui import registry
+from roberta.ui import downloads, registry
 from roberta.ui.common import markdown_literal, plain_errors, request_stop, shown, start_stop
 from roberta.ui.limits import (
     TRAINING_QUEUE,
@@ -453,6 +453,7 @@ def build_sentiment_tab(session: gr.State) -> None:
         loss_plot = gr.Plot(plot_value(empty.loss_spec()), show_label=False,
                             label="Training loss", scale=3)
         classifier_name = gr.Textbox(label="Fine-tuned classifier", interactive=False, scale=2)
+        download_button = downloads.download_button(scale=1, elem_id="finetune-download")
 
     gr.Markdown("### 2 · Classify and explain")
     with gr.Row():
@@ -475,8 +476,10 @@ def build_sentiment_tab(session: gr.State) -> None:
               learning_rate, warmup_steps, batch_size, seq_length, eval_every, seed, device,
               control, session]
     outputs = [status, progress, accuracy_plot, loss_plot, results, classifier_name, session]
-    start_stop(start_button, stop_button, start_finetuning, inputs, outputs, api_name="finetune",
-               concurrency_limit=None, show_progress="hidden")
+    run = start_stop(start_button, stop_button, start_finetuning, inputs, outputs,
+                     api_name="finetune", concurrency_limit=None, show_progress="hidden")
+    # The zip is made when the run ends, so one click downloads the new classifier.
+    run.then(downloads.last_model_download, control, download_button, api_visibility="private")
     # A classifier fine-tuned here is offered, and chosen, under Classify at once.
     classifier_name.change(select_new_classifier, [session, classifier_name, classifier],
                            [classifier, classifier_info], queue=False, api_visibility="private")

@@ -27,7 +27,7 @@ from roberta.config import PRESETS
 from roberta.inference import FillMaskResult
 from roberta.model import RobertaForMaskedLM
 from roberta.train import Pretrainer, TrainEvent, default_learning_rate, default_warmup
-from roberta.ui import registry
+from roberta.ui import downloads, registry
 from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop
 from roberta.ui.limits import TRAINING_QUEUE, current_limits, queue_messages
 from roberta.ui.live import UPDATE_SECONDS, duration, plot_value, progress_html
@@ -522,9 +522,7 @@ def build_train_tab(session: gr.State) -> None:
     with gr.Row(equal_height=True):
         model_name = gr.Textbox(label="Trained model (selectable in the other tabs)",
                                 interactive=False, scale=3)
-        download_button = gr.Button("⬇ Download (Hugging Face format, .zip)", scale=1)
-        download_file = gr.File(label="Zip: config.json, model.safetensors, tokenizer files",
-                                interactive=False, scale=2)
+        download_button = downloads.download_button(scale=1, elem_id="train-download")
 
     # Show only the controls that apply.
     corpus.change(lambda c: (gr.update(visible=c == "upload"), gr.update(visible=c == "pasted")),
@@ -552,13 +550,15 @@ def build_train_tab(session: gr.State) -> None:
               probes, init, hold_positions_steps, control, session]
     outputs = [status, progress, loss_plot, accuracy_plot, perplexity_plot, lr_plot, speed_plot,
                probe_results, model_name, session]
-    start_stop(start_button, stop_button, start_training, inputs, outputs, api_name="train",
-               concurrency_limit=None, show_progress="hidden")
+    run = start_stop(start_button, stop_button, start_training, inputs, outputs,
+                     api_name="train", concurrency_limit=None, show_progress="hidden")
+    # The zip is made when the run ends, so one click downloads this run's model.
+    run.then(downloads.last_model_download, control, download_button, api_visibility="private")
     # Stop answers in a toast (and to API callers), never in the status line: its answer could
     # arrive after the run's final status and overwrite it.
     stop_answer = gr.Textbox(visible=False, label="Stop")
     stop_button.click(stop_training, control, stop_answer, api_name="stop_training",
                       concurrency_limit=None, show_progress="hidden")
-    download_button.click(download_model, control, download_file, api_name="download_model",
-                          concurrency_limit=2)
+    download_button.click(download_model, control, download_button,
+                          api_name="download_model", concurrency_limit=2)
     prewarm_default_data()
