@@ -30,7 +30,14 @@ from roberta.train import Pretrainer, TrainEvent, default_learning_rate, default
 from roberta.ui import downloads, registry
 from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop
 from roberta.ui.limits import TRAINING_QUEUE, current_limits, queue_messages
-from roberta.ui.live import UPDATE_SECONDS, duration, plot_value, progress_html
+from roberta.ui.live import (
+    UPDATE_SECONDS,
+    SendWhenChanged,
+    duration,
+    plot_value,
+    pretrain_plots,
+    progress_html,
+)
 from roberta.ui.pretrain_job import (
     CORPUS_CHOICES,
     DEVICE_CHOICES,
@@ -99,10 +106,13 @@ class TrainView:
     note: str = ""
     shown_at: float = 0.0
     shown_loss_points: int = 0
+    ended: bool = False
+    send: SendWhenChanged = field(default_factory=SendWhenChanged)  # skips what did not change
 
     def record(self, event: TrainEvent) -> None:
         self.history.record(event.kind, event.step, event.metrics)
         self.step, self.elapsed, self.eta = event.step, event.elapsed, event.eta
+        self.ended = self.ended or event.kind in ("done", "stopped", "failed")
         if event.kind == "eval":
             self.last_eval_step = event.step
             if event.probes is not None:
@@ -119,9 +129,10 @@ class TrainView:
     def outputs(self, session=None, charts: bool = True) -> tuple:
         self.shown_at = time.monotonic()
         self.shown_loss_points = len(self.history.loss)
-        plots = tuple(plot_value(s) for s in self.history.specs()) if charts else \
+        plots = pretrain_plots(self.history, self.send, self.ended) if charts else \
             (gr.skip(),) * 5
-        table = probe_table(self.probes, self.settings.probes, self.probe_step)
+        table = self.send("probes", (self.probe_step, id(self.probes)), lambda: probe_table(
+            self.probes, self.settings.probes, self.probe_step), self.ended)  # at evaluations
         tokens_per_s = self.history.tokens_per_s.last
         progress = progress_html(self.step, self.settings.max_steps, self.elapsed, self.eta,
                                  tokens_per_s, self.note)
