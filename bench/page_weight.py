@@ -126,12 +126,18 @@ def start_run(page, steps: int) -> None:
 def stop_and_time(page) -> dict:
     """Press Stop; seconds until the server's toast says it is stopping, and until the run's
     status says it stopped."""
-    page.locator("#train-stop").click()
-    pressed = time.perf_counter()
-    page.locator(".toast-body").filter(has_text="Stopping after the current step") \
-        .first.wait_for(timeout=120_000)
-    acknowledged = time.perf_counter() - pressed
-    page.locator("#train-status").get_by_text("Stopped after").wait_for(timeout=300_000)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.locator("#train-stop").click(timeout=120_000)
+        pressed = time.perf_counter()
+        page.locator(".toast-body").filter(has_text="Stopping after the current step") \
+            .first.wait_for(timeout=120_000)
+        acknowledged = time.perf_counter() - pressed
+        page.locator("#train-status").get_by_text("Stopped after").wait_for(timeout=300_000)
+    except PlaywrightTimeout as err:  # a page too busy to take the click is a result too
+        return {"stop_acknowledged_s": None, "stopped_s": None,
+                "note": f"Stop did not go through: {str(err).splitlines()[0]}"}
     return {"stop_acknowledged_s": round(acknowledged, 2),
             "stopped_s": round(time.perf_counter() - pressed, 2)}
 
