@@ -198,3 +198,15 @@ def test_fill_mask_bars_use_the_width_of_the_chart(plotly_page, top):
     drawn = measure(plotly_page, json.loads(figure.to_json()))
     low, high = drawn["xRange"]
     assert low == 0 and top < high <= min(1.0, 1.2 * top)
+
+
+def test_masking_columns_wrap_into_blocks_within_the_budget():
+    from roberta.viz.masking import CELL_PADDING_CHARACTERS, column_blocks
+
+    widths = [3, 5, 12, 4, 30, 2, 7, 7, 7, 120, 1]
+    blocks = column_blocks(widths, budget=40)
+    assert [i for block in blocks for i in block] == list(range(len(widths)))  # all, in order
+    for block in blocks:
+        used = sum(widths[i] + CELL_PADDING_CHARACTERS for i in block)
+        assert used <= 40 or len(block) == 1  # only a cell wider than the budget overflows
+    assert column_blocks([], 40) == []

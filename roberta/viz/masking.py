@@ -133,8 +133,13 @@ def measure_split(tokenizer: RobertaTokenizer, ids: torch.Tensor, config: Maskin
 
 # --- figures and HTML ----------------------------------------------------------------------
 
+def _shown(token: str) -> str:
+    """A token as a cell shows it: spaces and line breaks made visible, never empty."""
+    return token.replace(" ", "␣").replace("\n", "↵") or "∅"
+
+
 def _cell_text(token: str) -> str:
-    return html.escape(token.replace(" ", "␣").replace("\n", "↵") or "∅")
+    return html.escape(_shown(token))
 
 
 def legend_html() -> str:
@@ -148,7 +153,7 @@ def legend_html() -> str:
 # A grid wider than the page would be cut off (or hide behind a sideways scroll): long text
 # wraps into blocks of columns, like a paragraph's lines. Widths are estimated in characters of
 # the monospace font (a cell's padding and border count as about two).
-BLOCK_CHARACTERS = 100
+BLOCK_CHARACTERS = 110
 CELL_PADDING_CHARACTERS = 2
 
 
@@ -170,7 +175,7 @@ def column_blocks(widths: list[int], budget: int = BLOCK_CHARACTERS) -> list[ran
 def run_html(run: MaskingRun, special: list[bool]) -> str:
     """Tables: one row per epoch, one cell per position, coloured by what happened; a long
     sentence continues in a further table below (see column_blocks)."""
-    widths = [max(len(_cell_text(t)) for t in [run.tokens[i], *(s[i] for s in run.seen)])
+    widths = [max(len(_shown(t)) for t in [run.tokens[i], *(s[i] for s in run.seen)])
               for i in range(len(run.tokens))]
     label_width = max((len(label) for label in run.row_labels), default=0)
     tables = [_grid_html(run, special, block)
