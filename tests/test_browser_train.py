@@ -50,6 +50,12 @@ def test_training_draws_the_loss_and_stops_with_a_model(page):
     assert page.locator("#train-start").is_enabled()
     assert page.locator("#train-probes").get_by_text("Probe at step").count() == 1
     assert page.get_by_text("Traceback").count() == 0
+    # One click on the download button saves this run's model (its zip is ready already).
+    download = page.locator("#train-download", has_text="My model 1 (micro,")
+    download.wait_for(timeout=60_000)
+    with page.expect_download(timeout=60_000) as caught:
+        download.click()
+    assert caught.value.suggested_filename.startswith("my-model-1-micro-")
 
 
 def start_and_see_the_buttons_restored(page, prefix: str, error: str) -> None:

@@ -16,6 +16,7 @@ from roberta.ui.fill_mask_tab import build_fill_mask_tab
 from roberta.ui.limits import current_limits
 from roberta.ui.masking_tab import build_masking_tab
 from roberta.ui.model_tab import build_model_tab
+from roberta.ui.plot_cleanup import PLOT_CLEANUP_HEAD
 from roberta.ui.sentiment_tab import build_sentiment_tab
 from roberta.ui.session_end import free_sessions_when_they_end
 from roberta.ui.train_tab import build_train_tab
@@ -64,6 +65,6 @@ def build_app() -> gr.Blocks:
 def launch_kwargs() -> dict:
     """Look and feel, which Gradio 6 takes in launch() rather than Blocks(); the upload cap, so
     Gradio stops a larger file while it arrives instead of storing it for the app to refuse; and
-    the script that sizes the sandboxed bertviz frames."""
-    return dict(theme=gr.themes.Soft(), css=CSS, head=FRAME_RESIZER_HEAD,
+    the scripts that size the sandboxed bertviz frames and free the charts Gradio discards."""
+    return dict(theme=gr.themes.Soft(), css=CSS, head=FRAME_RESIZER_HEAD + PLOT_CLEANUP_HEAD,
                 max_file_size=current_limits().max_upload_bytes)

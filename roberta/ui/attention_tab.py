@@ -116,6 +116,18 @@ def comparison(loaded, text: str, head_mask: torch.Tensor | None, n_off: int):
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS), "\n\n".join([heading, *lines])
 
 
+def switched_off_note(head_mask: torch.Tensor | None) -> str:
+    """One line above the bertviz views naming the switched-off heads, which they draw blank
+    (no attention to show), so a blank row does not look like a fault."""
+    if head_mask is None or bool((head_mask != 0).all()):
+        return ""
+    off = [f"L{layer + 1}H{head + 1}"
+           for layer, head in (head_mask == 0).nonzero().tolist()]
+    return (f'<p class="heads-off-note">Blank below: {len(off)} head'
+            f'{"s" if len(off) > 1 else ""} switched off ({", ".join(off)}), so there is no '
+            f"attention to draw.</p>")
+
+
 def show_attention(text: str, model_name: str | None = None, layer: int = 1, head: int = 1,
                    heads_off: list[str] | None = None, session: dict | None = None):
     """All the views for one text."""
@@ -133,6 +145,8 @@ def show_attention(text: str, model_name: str | None = None, layer: int = 1, hea
         with plain_errors("Drawing bertviz"):
             head_view = bertviz_offline.head_view_html(result.attentions, result.tokens)
             model_view = bertviz_offline.model_view_html(result.attentions, result.tokens)
+        off = switched_off_note(head_mask)
+        head_view, model_view = off + head_view, off + model_view
     with plain_errors("Drawing attention"):
         single = viz.head_heatmap(result.attentions, result.tokens, layer, head)
         summary = viz.summary_figure(viz.head_summary(result.attentions, result.tokens), T)

@@ -60,6 +60,14 @@ def results_table(result: FillMaskResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
+def probability_axis(candidates) -> dict:
+    """The x axis of one <mask>'s bars: 0 to a little past its best guess (a fixed 0–100%
+    leaves a 3% guess a sliver), with ticks precise enough for small shares."""
+    top = max((c.probability for c in candidates), default=0.0)
+    end = min(1.0, max(top * 1.15, 0.01))
+    return {"range": [0, end], "tickformat": ".0%" if end >= 0.05 else ".1%"}
+
+
 def results_chart(result: FillMaskResult) -> go.Figure:
     shown = result.predictions[:MAX_CHART_MASKS]
     titles = [plotly_text(f"<mask> {m} (token {p.position})")
@@ -77,7 +85,7 @@ def results_chart(result: FillMaskResult) -> go.Figure:
             text=[f"{c.probability:.1%}" for c in candidates], textposition="auto",
             customdata=[plotly_text(visible_token(c.token)) for c in candidates],
             hovertemplate="%{customdata}: %{x:.2%}<extra></extra>"), row=row, col=1)
-        figure.update_xaxes(range=[0, 1], tickformat=".0%", row=row, col=1)
+        figure.update_xaxes(**probability_axis(candidates), row=row, col=1)
         figure.update_yaxes(tickmode="array", tickvals=ranks, autorange="reversed",
                             ticktext=[plotly_text(visible_token(c.token)) for c in candidates],
                             row=row, col=1)
@@ -153,6 +161,12 @@ def imported_name(stem: str) -> str:
     return f"Imported: {stem}"
 
 
+def import_message(name: str, stem: str) -> str:
+    """The toast after an import, naming the file and the model once each (the name already
+    says "Imported")."""
+    return f"Added {stem}.zip as “{name}”."
+
+
 def import_checkpoint(session: dict, upload: str | None, current: str | None):
     """Load an uploaded .zip of a Hugging Face checkpoint into this session."""
     from roberta.checkpoint_zip import load_checkpoint_zip
@@ -184,8 +198,8 @@ def import_checkpoint(session: dict, upload: str | None, current: str | None):
     else:
         value = current if current in names else (names[0] if names else None)
         where = "It is a sentiment classifier: choose it in the Sentiment tab."
-    gr.Info(shown(f"Imported “{name}”."))
-    status = (f"✅ Imported **{markdown_literal(name)}** "
+    gr.Info(shown(import_message(name, stem)))
+    status = (f"✅ Added **{markdown_literal(name)}** "
               f"({markdown_literal(loaded.description)}). {where}")
     return (session, gr.update(choices=names, value=value),
             registry.model_info(session, value, "mlm"), status)

@@ -1,13 +1,17 @@
-"""Pieces both training tabs stream: a progress bar with ETA, plot values, the redraw pace."""
+"""Pieces both training tabs stream: a progress bar with ETA, plot values, the redraw pace, and
+which outputs an update needs to send at all (a long run's page must stay light: the charts'
+series are decimated in roberta.viz.curves, and unchanged outputs are skipped here)."""
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 
+import gradio as gr
 from gradio.components.plot import PlotData
 
-from roberta.viz.curves import Spec
+from roberta.viz.curves import PretrainHistory, Spec
 
 UPDATE_SECONDS = 0.5  # at most ~2 redraws a second: the charts move, the CPU keeps training
 
@@ -44,3 +48,44 @@ def progress_html(step: int = 0, total: int = 0, elapsed: float | None = None,
         f'<div class="train-progress-bar" style="background:#2563eb;height:100%;'
         f'width:{100 * fraction:.1f}%;transition:width .4s"></div></div>'
         f'<div style="margin-top:4px">{" · ".join(parts) or "&nbsp;"}</div></div>')
+
+
+class SendWhenChanged:
+    """Sends an output only when what it shows has changed since it was last sent, and
+    gr.skip() otherwise: a long run re-sends what moved, not the whole page. `key` is anything
+    comparable that changes exactly when the output would (a count of points, a step)."""
+
+    def __init__(self) -> None:
+        self._sent: dict[str, object] = {}
+
+    def __call__(self, name: str, key: object, make: Callable[[], object],
+                 force: bool = False):
+        if not force and name in self._sent and self._sent[name] == key:
+            return gr.skip()
+        self._sent[name] = key
+        return make()
+
+
+# The learning-rate and speed charts change smoothly: this many redraws show a whole run.
+SLOW_CHART_REDRAWS = 50
+
+
+def pretrain_plots(history: PretrainHistory, send: SendWhenChanged,
+                   final: bool = False) -> tuple:
+    """The Train tab's five charts for one update: the loss whenever it grew; accuracy and
+    perplexity only after an evaluation; learning rate and speed about SLOW_CHART_REDRAWS times
+    a run; everything once the run has ended (`final`: the last update is complete, for API
+    callers too)."""
+    planned = max(1, history.planned_steps or len(history.lr) or 1)
+    evaluations = (len(history.val_accuracy), len(history.val_perplexity),
+                   history.unigram_accuracy, history.unigram_perplexity)
+    loss = (len(history.loss), len(history.val_loss), history.unigram_perplexity)
+    return (
+        send("loss", loss, lambda: plot_value(history.loss_spec()), final),
+        send("accuracy", evaluations, lambda: plot_value(history.accuracy_spec()), final),
+        send("perplexity", evaluations, lambda: plot_value(history.perplexity_spec()), final),
+        send("lr", len(history.lr) * SLOW_CHART_REDRAWS // planned,
+             lambda: plot_value(history.learning_rate_spec()), final),
+        send("speed", len(history.tokens_per_s) * SLOW_CHART_REDRAWS // planned,
+             lambda: plot_value(history.throughput_spec()), final),
+    )

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from roberta.config import PRESETS, RobertaConfig
 from roberta.model import RobertaForMaskedLM
-from roberta.ui import registry
+from roberta.ui import downloads, registry
 from roberta.ui.common import markdown_literal, user_error
 
 CONFIG_MEANINGS = {
@@ -36,8 +36,11 @@ CONFIG_MEANINGS = {
     "id2label": "class names",
 }
 
+WORD_EMBEDDINGS = "word embeddings"
+TIED_WORD_EMBEDDINGS = "word embeddings (shared with the LM decoder)"
+
 COMPONENTS = [  # (pattern on the parameter name, component), first match wins
-    (r"embeddings\.word_embeddings", "word embeddings (shared with the LM decoder)"),
+    (r"embeddings\.word_embeddings", WORD_EMBEDDINGS),
     (r"embeddings\.position_embeddings", "position embeddings"),
     (r"embeddings\.", "token type embedding + embedding LayerNorm"),
     (r"attention\.self\.", "self-attention: query, key, value"),
@@ -98,10 +101,16 @@ def component_of(name: str) -> str:
 
 
 def parameters_by_component(model) -> pd.DataFrame:
-    """Parameters grouped by what they do; tied weights are counted once."""
+    """Parameters grouped by what they do; tied weights are counted once. Only a masked LM
+    has a decoder for its word embeddings to share (a classifier has none)."""
     counts: dict[str, int] = {}
+    head = getattr(model, "lm_head", None)
+    words = model.roberta.embeddings.word_embeddings.weight
+    tied = head is not None and head.decoder.weight is words
     for name, parameter in model.named_parameters():  # yields a tied tensor only once
         component = component_of(name)
+        if component == WORD_EMBEDDINGS and tied:
+            component = TIED_WORD_EMBEDDINGS
         counts[component] = counts.get(component, 0) + parameter.numel()
     total = sum(counts.values())
     rows = [[c, n, round(100 * n / total, 1)] for c, n in counts.items()]
@@ -207,6 +216,9 @@ def build_model_tab(session: gr.State) -> None:
         model_name = gr.Dropdown(available, value=available[0] if available else None,
                                  label="Model", scale=2, allow_custom_value=True)
         show_button = gr.Button("Show", variant="primary", scale=1)
+        download_button = downloads.download_button("⬇ Download", scale=1,
+                                                    elem_id="model-download")
+    exports = gr.State({})  # this browser tab's zip of the chosen model
     status = gr.Markdown("" if available else missing_text())
     architecture = gr.Markdown()
     with gr.Row():
@@ -225,10 +237,15 @@ def build_model_tab(session: gr.State) -> None:
 
     outputs = [architecture, config, parameters, chart, status]
     show_button.click(model_info, [model_name, session], outputs, api_name="model_info")
-    model_name.input(model_info_or_missing, [model_name, session], outputs,
-                     api_visibility="private")
+    # Choosing a model shows it (Show stays for API callers and to redraw).
+    model_name.change(model_info_or_missing, [model_name, session], outputs,
+                      api_visibility="private").then(
+        downloads.selected_model_download, [model_name, session, exports], download_button,
+        api_visibility="private")
     tab = registry.enclosing_tab()
     if tab is not None:
         tab.select(refresh, [session, model_name], model_name, api_visibility="private",
                    queue=False).then(model_info_or_missing, [model_name, session], outputs,
-                                     api_visibility="private")
+                                     api_visibility="private").then(
+            downloads.selected_model_download, [model_name, session, exports], download_button,
+            api_visibility="private")

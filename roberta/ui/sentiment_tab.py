@@ -26,9 +26,16 @@ import torch
 
 from roberta.inference import classification_window, classify, token_attributions
 from roberta.train import Finetuner, TrainEvent, classifier_from
+from roberta.ui import downloads, registry
 from roberta.ui import finetune_job as job
-from roberta.ui import registry
-from roberta.ui.common import markdown_literal, plain_errors, request_stop, shown, start_stop
+from roberta.ui.common import (
+    markdown_literal,
+    plain_errors,
+    request_stop,
+    shown,
+    start_stop,
+    user_error,
+)
 from roberta.ui.finetune_job import FinetuneSettings
 from roberta.ui.live import UPDATE_SECONDS, plot_value, progress_html
 from roberta.ui.runs import form_handler, stream_run, unique_name, watch
@@ -89,6 +96,7 @@ def start_finetuning(form: dict, control: dict, session: dict):
         data_key, data, description = job.load_dataset(settings)
     base = registry.resolve(session, settings.base_model, "mlm")
     view = FinetuneView(settings.max_steps)
+    view.history.planned_steps = settings.max_steps  # the empty charts span the run
 
     def run(stop_requested: threading.Event):
         yield view.show(f"Tokenizing {markdown_literal(description)}…")
@@ -195,7 +203,7 @@ def attribution_spans(tokens: list[str], scores: list[float]) -> list[tuple[str,
 def classify_text(text: str, model_name: str | None = None, session: dict | None = None):
     """Class probabilities, per-token attribution, and a sentence saying what they mean."""
     if not isinstance(text, str) or not text.strip():
-        raise gr.Error("The text is empty: type or paste a review to classify.")
+        raise user_error("The text is empty: type or paste a review to classify.")
     loaded = registry.resolve(session, model_name, "classifier")
     with plain_errors("Classifying"):
         probabilities = classify(loaded.model, loaded.tokenizer, [text])[0]
@@ -205,8 +213,8 @@ def classify_text(text: str, model_name: str | None = None, session: dict | None
     label = markdown_literal(predicted)  # labels and names come from checkpoints and CSVs
     explanation = (f"Predicted **{label}** ({probabilities[predicted]:.0%}) by "
                    f"*{markdown_literal(loaded.name)}*. Highlighted: how much each token pushed "
-                   f"the prediction towards “{label}” (red) or away from it (blue), by integrated "
-                   f"gradients from a baseline of `<pad>` embeddings.")
+                   f"the prediction towards “{label}” (red) or away from it (purple), by "
+                   f"integrated gradients from a baseline of `<pad>` embeddings.")
     if window.cut:
         gr.Warning(shown(window.notice()))
         explanation += f"\n\n⚠️ {markdown_literal(window.notice())}"
@@ -230,10 +238,12 @@ def build_sentiment_tab(session: gr.State) -> dict[str, gr.Component]:
     control = gr.State({})
     gr.Markdown(INTRO)
     gr.Markdown("### 1 · Fine-tune")
-    form, buttons, outputs, classifier_name = _finetuning(session)
-    start_stop(*buttons, form_handler(start_finetuning, list(form)),
-               [*form.values(), control, session], [*outputs, session], api_name="finetune",
-               concurrency_limit=None, show_progress="hidden")
+    form, buttons, outputs, classifier_name, download_button = _finetuning(session)
+    run = start_stop(*buttons, form_handler(start_finetuning, list(form)),
+                     [*form.values(), control, session], [*outputs, session],
+                     api_name="finetune", concurrency_limit=None, show_progress="hidden")
+    # The zip is made when the run ends, so one click downloads the new classifier.
+    run.then(downloads.last_model_download, control, download_button, api_visibility="private")
     # Stop answers in a toast (and to API callers), never in the status line: its answer could
     # arrive after the run's final status and overwrite it.
     stop_answer = gr.Textbox(visible=False, label="Stop")
@@ -284,7 +294,7 @@ def _finetuning(session: gr.State):
         with gr.Column(scale=3):
             status = gr.Markdown("Press **Fine-tune**.", label="Status")
             progress = gr.HTML(progress_html(), label="Progress")
-            empty = FinetuneHistory()
+            empty = FinetuneHistory(planned_steps=DEFAULTS.max_steps)
             accuracy_plot = gr.Plot(plot_value(empty.accuracy_spec()), show_label=False,
                                     label="Validation accuracy", elem_id="finetune-accuracy")
             results = gr.Markdown(label="Results")
@@ -292,6 +302,7 @@ def _finetuning(session: gr.State):
         loss_plot = gr.Plot(plot_value(empty.loss_spec()), show_label=False,
                             label="Training loss", scale=3)
         classifier_name = gr.Textbox(label="Fine-tuned classifier", interactive=False, scale=2)
+        download_button = downloads.download_button(scale=1, elem_id="finetune-download")
     dataset.change(lambda d: (gr.update(visible=d == "csv"), gr.update(visible=d == "csv")),
                    dataset, [csv_file, column_row], queue=False, api_visibility="private")
     form = dict(max_steps=max_steps, dataset=dataset, csv_file=csv_file,
@@ -299,7 +310,7 @@ def _finetuning(session: gr.State):
                 learning_rate=learning_rate, warmup_steps=warmup_steps, batch_size=batch_size,
                 seq_length=seq_length, eval_every=eval_every, seed=seed, device=device)
     outputs = [status, progress, accuracy_plot, loss_plot, results, classifier_name]
-    return form, (start_button, stop_button), outputs, classifier_name
+    return form, (start_button, stop_button), outputs, classifier_name, download_button
 
 
 def _classifying(session: gr.State) -> tuple[gr.Dropdown, gr.Markdown]:
@@ -314,7 +325,7 @@ def _classifying(session: gr.State) -> tuple[gr.Dropdown, gr.Markdown]:
         with gr.Column(scale=3):
             probabilities = gr.Label(label="Class probabilities", num_top_classes=10)
             attributions = gr.HighlightedText(
-                label="Token attribution (red: towards the predicted class; blue: away)",
+                label="Token attribution (red: towards the predicted class; purple: away)",
                 show_legend=True, combine_adjacent=False, elem_id="sentiment-attribution")
             explanation = gr.Markdown()
     build_classify_compare(session, text)  # two classifiers' probabilities side by side

@@ -27,11 +27,18 @@ from roberta.config import PRESETS
 from roberta.inference import FillMaskResult
 from roberta.model import RobertaForMaskedLM
 from roberta.train import Pretrainer, TrainEvent, default_learning_rate, default_warmup
+from roberta.ui import downloads, registry
 from roberta.ui import pretrain_job as job
-from roberta.ui import registry
-from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop
+from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop, user_error
 from roberta.ui.limits import current_limits
-from roberta.ui.live import UPDATE_SECONDS, duration, plot_value, progress_html
+from roberta.ui.live import (
+    UPDATE_SECONDS,
+    SendWhenChanged,
+    duration,
+    plot_value,
+    pretrain_plots,
+    progress_html,
+)
 from roberta.ui.pretrain_job import PretrainSettings
 from roberta.ui.runs import form_handler, labelled, stream_run, unique_name, watch
 from roberta.viz.curves import PretrainHistory
@@ -81,10 +88,13 @@ class TrainView:
     note: str = ""
     shown_at: float = 0.0
     shown_loss_points: int = 0
+    ended: bool = False
+    send: SendWhenChanged = field(default_factory=SendWhenChanged)  # skips what did not change
 
     def record(self, event: TrainEvent) -> None:
         self.history.record(event.kind, event.step, event.metrics)
         self.step, self.elapsed, self.eta = event.step, event.elapsed, event.eta
+        self.ended = self.ended or event.kind in ("done", "stopped", "failed")
         if event.kind == "eval" and event.probes is not None:
             self.probes, self.probe_step = event.probes, event.step
 
@@ -96,9 +106,10 @@ class TrainView:
     def outputs(self, session=None, charts: bool = True) -> tuple:
         self.shown_at = time.monotonic()
         self.shown_loss_points = len(self.history.loss)
-        plots = tuple(plot_value(s) for s in self.history.specs()) if charts else \
+        plots = pretrain_plots(self.history, self.send, self.ended) if charts else \
             (gr.skip(),) * 5
-        table = probe_table(self.probes, self.settings.probes, self.probe_step)
+        table = self.send("probes", (self.probe_step, id(self.probes)), lambda: probe_table(
+            self.probes, self.settings.probes, self.probe_step), self.ended)  # at evaluations
         tokens_per_s = self.history.tokens_per_s.last
         progress = progress_html(self.step, self.settings.max_steps, self.elapsed, self.eta,
                                  tokens_per_s, self.note)
@@ -129,6 +140,7 @@ def start_training(form: dict, control: dict, session: dict):
     for warning in warnings:
         gr.Warning(warning)
     view = TrainView(settings)
+    view.history.planned_steps = settings.max_steps  # the empty charts span the run
 
     def run(stop_requested: threading.Event):
         with plain_errors("Preparing the training data"):
@@ -190,7 +202,7 @@ def _train(trainer: Pretrainer, settings: PretrainSettings, view: TrainView,
         if view.due(last):
             yield view.outputs()
     if last is None:
-        raise gr.Error("The training run ended before it began.")
+        raise user_error("The training run ended before it began.")
     if last.kind == "failed":
         gr.Warning(last.message)
     if trainer.step == 0:
@@ -235,7 +247,7 @@ def download_model(control: dict | None) -> str:
     download and handed out again after (one export per model, not per click)."""
     loaded = (control or {}).get("last_model")
     if loaded is None:
-        raise gr.Error("There is no trained model to download yet: press Start, and download "
+        raise user_error("There is no trained model to download yet: press Start, and download "
                        "once the run has finished or been stopped.")
     export = control.setdefault("export", job.ModelExport())
     with plain_errors("Exporting the model"):
@@ -303,15 +315,17 @@ def build_train_tab(session: gr.State) -> dict[str, gr.Component]:
     control = gr.State({})  # this browser's run: stop flag, trainer, last model
     gr.Markdown(INTRO)
     form, buttons = _settings()
-    outputs, download = _charts()
-    _wire(form, buttons, outputs, control, session)
+    outputs, download_button = _charts()
+    run = _wire(form, buttons, outputs, control, session)
+    # The zip is made when the run ends, so one click downloads this run's model.
+    run.then(downloads.last_model_download, control, download_button, api_visibility="private")
     # Stop answers in a toast (and to API callers), never in the status line: its answer could
     # arrive after the run's final status and overwrite it.
     stop_answer = gr.Textbox(visible=False, label="Stop")
     buttons[1].click(stop_training, control, stop_answer, api_name="stop_training",
                      concurrency_limit=None, show_progress="hidden")
-    download[0].click(download_model, control, download[1], api_name="download_model",
-                      concurrency_limit=2)
+    download_button.click(download_model, control, download_button, api_name="download_model",
+                          concurrency_limit=2)
     job.prewarm_default_data()
     return form
 
@@ -454,11 +468,11 @@ def _follow(form: dict[str, gr.Component], custom_row: gr.Row, size_info: gr.Mar
     size_info.value = describe_size(*(getattr(DEFAULTS, name) for name in shape))
 
 
-def _charts() -> tuple[list, tuple[gr.Button, gr.File]]:
+def _charts() -> tuple[list, gr.DownloadButton]:
     """The run's outputs in TrainView.outputs' order (but the session), and the download."""
     status = gr.Markdown("Press **Start**.", label="Status", elem_id="train-status")
     progress = gr.HTML(progress_html(), label="Progress", elem_id="train-progress")
-    empty = PretrainHistory()
+    empty = PretrainHistory(planned_steps=DEFAULTS.max_steps)
     with gr.Row():
         loss_plot = gr.Plot(plot_value(empty.loss_spec()), label="Loss", show_label=False,
                             elem_id="train-loss-plot")
@@ -478,18 +492,17 @@ def _charts() -> tuple[list, tuple[gr.Button, gr.File]]:
     with gr.Row(equal_height=True):
         model_name = gr.Textbox(label="Trained model (selectable in the other tabs)",
                                 interactive=False, scale=3)
-        download_button = gr.Button("⬇ Download (Hugging Face format, .zip)", scale=1)
-        download_file = gr.File(label="Zip: config.json, model.safetensors, tokenizer files",
-                                interactive=False, scale=2)
+        download_button = downloads.download_button(scale=1, elem_id="train-download")
     outputs = [status, progress, loss_plot, accuracy_plot, perplexity_plot, lr_plot, speed_plot,
                probe_results, model_name]
-    return outputs, (download_button, download_file)
+    return outputs, download_button
 
 
 def _wire(form: dict[str, gr.Component], buttons: tuple[gr.Button, gr.Button], outputs: list,
-          control: gr.State, session: gr.State) -> None:
+          control: gr.State, session: gr.State) -> gr.events.Dependency:
     """Start streams start_training, its inputs derived from the form (then the two states)."""
-    start_stop(*buttons, form_handler(start_training, list(form)),
-               [*form.values(), control, session], [*outputs, session], api_name="train",
-               concurrency_limit=None, show_progress="hidden")
+    run = start_stop(*buttons, form_handler(start_training, list(form)),
+                     [*form.values(), control, session], [*outputs, session], api_name="train",
+                     concurrency_limit=None, show_progress="hidden")
+    return run
 

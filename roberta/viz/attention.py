@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 
 BOS_TOKEN, EOS_TOKEN = "<s>", "</s>"
 SEQUENTIAL = "Blues"
+SUMMARY_GAP = 0.1  # between the head-summary panels, as a fraction of the figure's width
 
 
 @dataclass
@@ -145,9 +146,12 @@ def summary_figure(summary: HeadSummary, seq_len: int) -> go.Figure:
         (summary.mean_distance, "Mean distance (tokens)", "Viridis", None),
     ]
     L, nh = summary.entropy.shape
+    # Each panel's colour scale sits in the gap after it, so the gaps are wide enough for a
+    # scale and its numbers, and only the first panel repeats the layer numbers.
     figure = make_subplots(rows=1, cols=4, subplot_titles=[p[1] for p in panels],
-                           horizontal_spacing=0.07)
+                           horizontal_spacing=SUMMARY_GAP, shared_yaxes=True)
     for column, (grid, _, scale, limits) in enumerate(panels, start=1):
+        panel_end = column * (1 - 3 * SUMMARY_GAP) / 4 + (column - 1) * SUMMARY_GAP
         z = [[None if v != v else round(v, 3) for v in row] for row in grid.tolist()]
         hover = [[f"layer {li + 1}, head {hi + 1}: "
                   + ("switched off" if v is None else f"{v:.3f}") for hi, v in enumerate(row)]
@@ -156,10 +160,11 @@ def summary_figure(summary: HeadSummary, seq_len: int) -> go.Figure:
             z=z, x=list(range(1, nh + 1)), y=list(range(1, L + 1)), colorscale=scale,
             zmin=limits[0] if limits else None, zmax=limits[1] if limits else None,
             text=hover, hoverinfo="text",
-            colorbar=dict(x=column * 0.25 - 0.02, len=0.9, thickness=10)), row=1, col=column)
+            colorbar=dict(x=panel_end + 0.01, xanchor="left", len=0.9, thickness=10,
+                          xpad=0, tickfont=dict(size=11))), row=1, col=column)
         figure.update_xaxes(title_text="head", dtick=1, row=1, col=column)
         figure.update_yaxes(title_text="layer" if column == 1 else None, dtick=1,
                             autorange="reversed", row=1, col=column)
-    figure.update_layout(height=max(260, 140 + 30 * L), margin=dict(l=20, r=40, t=60, b=20),
+    figure.update_layout(height=max(260, 140 + 30 * L), margin=dict(l=20, r=50, t=60, b=20),
                          title="Every head at a glance (averaged over the query tokens)")
     return figure

@@ -20,7 +20,8 @@ VALIDATION_COLOR = "#d62728"
 BASELINE_COLOR = "#6b6b6b"
 GRID_COLOR = "#e5e5e5"
 SMOOTHING = 0.9  # exponential moving average of the noisy per-step training loss
-MAX_POINTS = 1500  # per-step series are thinned beyond this to keep each update small
+MAX_POINTS = 300  # per line, however long the run: every redraw ships and draws this much
+EMPTY_STEPS = 1000  # the x axis of an empty chart when the run's length is not known
 
 Spec = dict[str, Any]
 
@@ -42,8 +43,9 @@ def _spec(title: str, x_title: str, y_title: str, height: int, **yaxis: Any) -> 
         "font": {"size": 14},
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right",
-                   "x": 1.0},
+        # Under the plot, clear of the title and the curves; plotly makes room for it.
+        "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom",
+                   "xanchor": "left", "x": 0},
         "xaxis": _axis(x_title),
         "yaxis": _axis(y_title, **yaxis),
         "uirevision": "keep",  # keep a visitor's zoom while the curve grows
@@ -61,19 +63,33 @@ def _line(x: list, y: list, name: str, color: str, width: float = 3, markers: bo
 
 
 def _baseline(spec: Spec, value: float | None, label: str) -> None:
-    """A dashed horizontal line across the plot, labelled at its left end."""
+    """A dashed horizontal line across the plot at `value`, named in the legend (a label
+    drawn inside the plot would sit on top of the curves).
+
+    Plotly places shapes in data units on every axis type, log included (annotations and axis
+    ranges, by contrast, take log10 units there)."""
     if value is None:
         return
+    spec["layout"]["shapes"].append({
+        "type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": value,
+        "y1": value, "line": {"color": BASELINE_COLOR, "dash": "dash", "width": 2},
+        "name": label})
+    # A trace with no points: only its legend entry shows, in the line's colour and dash.
+    spec["data"].append({"type": "scatter", "x": [None], "y": [None], "mode": "lines",
+                         "name": label, "hoverinfo": "skip", "showlegend": True,
+                         "line": {"color": BASELINE_COLOR, "dash": "dash", "width": 2}})
+
+
+def _empty_axes(spec: Spec, steps: int | None, y_range: list[float] | None = None) -> None:
+    """Axes for a chart with nothing drawn yet: steps from 0 to the run's length, and the
+    values' likely range (plotly's own default, -1 to 6, means nothing here); no y numbers
+    when there is no likely range."""
     layout = spec["layout"]
-    if layout["yaxis"].get("type") == "log":  # plotly places shapes on log axes in log10 units
-        value = math.log10(value)
-    layout["shapes"].append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y",
-                             "y0": value, "y1": value,
-                             "line": {"color": BASELINE_COLOR, "dash": "dash", "width": 2}})
-    layout["annotations"].append({"text": label, "xref": "paper", "x": 0.01, "xanchor": "left",
-                                  "yref": "y", "y": value, "yanchor": "bottom",
-                                  "showarrow": False,
-                                  "font": {"color": BASELINE_COLOR, "size": 13}})
+    layout["xaxis"]["range"] = [0, steps or EMPTY_STEPS]
+    if y_range is None:
+        layout["yaxis"].update(range=[0, 1], showticklabels=False)
+    else:
+        layout["yaxis"]["range"] = y_range
 
 
 def _note(spec: Spec, text: str) -> Spec:
@@ -109,16 +125,39 @@ class Series:
     def last(self) -> float | None:
         return self.values[-1] if self.values else None
 
-    def thinned(self, values: list[float] | None = None) -> tuple[list[int], list[float]]:
-        """(steps, values) with at most MAX_POINTS points (every k-th, the last one kept)."""
+    def thinned(self, values: list[float] | None = None,
+                keep_steps: set[int] | frozenset[int] = frozenset(),
+                ) -> tuple[list[int], list[float]]:
+        """(steps, values) decimated to about MAX_POINTS (see `decimate`)."""
         values = self.values if values is None else values
-        if len(self.steps) <= MAX_POINTS:
-            return self.steps, values
-        k = math.ceil(len(self.steps) / MAX_POINTS)
-        keep = list(range(0, len(self.steps), k))
-        if keep[-1] != len(self.steps) - 1:
-            keep.append(len(self.steps) - 1)
+        keep = decimate(values, MAX_POINTS, keep=[i for i, s in enumerate(self.steps)
+                                                  if s in keep_steps] if keep_steps else ())
         return [self.steps[i] for i in keep], [values[i] for i in keep]
+
+
+def decimate(values: list[float], max_points: int = MAX_POINTS,
+             keep: list[int] | tuple[int, ...] = ()) -> list[int]:
+    """Indices of at most ~`max_points` of `values` that still draw the same line: the first
+    and the last, the lowest and the highest of each of max_points / 2 equal buckets (so a
+    spike survives), and every index in `keep` (evaluation steps), in order.
+
+    A long run's per-step series is thousands of points; a chart a few hundred pixels wide
+    shows no more than this, and every live redraw sends and draws all of it."""
+    n = len(values)
+    if max_points < 4:
+        raise ValueError(f"max_points must be at least 4, got {max_points}")
+    if n <= max_points:
+        return list(range(n))
+    chosen = {0, n - 1, *(i for i in keep if 0 <= i < n)}
+    buckets = max(1, (max_points - 2) // 2)
+    for b in range(buckets):
+        lo, hi = 1 + b * (n - 2) // buckets, 1 + (b + 1) * (n - 2) // buckets
+        if lo >= hi:
+            continue
+        bucket = range(lo, hi)
+        chosen.add(min(bucket, key=values.__getitem__))
+        chosen.add(max(bucket, key=values.__getitem__))
+    return sorted(chosen)
 
 
 def _percent(values: list[float]) -> list[float]:
@@ -131,6 +170,7 @@ class PretrainHistory:
 
     unigram_accuracy: float | None = None
     unigram_perplexity: float | None = None
+    planned_steps: int | None = None  # the run's length: the x axis of the empty charts
     loss: Series = field(default_factory=Series)
     lr: Series = field(default_factory=Series)
     tokens_per_s: Series = field(default_factory=Series)
@@ -153,20 +193,24 @@ class PretrainHistory:
     def loss_spec(self) -> Spec:
         spec = _spec("Loss (masked-token cross-entropy)", "step", "loss", 380)
         if not self.loss and not self.val_loss:
-            return _note(spec, "The loss appears here once training starts.")
+            _empty_axes(spec, self.planned_steps, [0, 1.2 * (self._unigram_loss() or 8)])
+            _note(spec, "The loss appears here once training starts.")
         if self.loss:
-            steps, raw = self.loss.thinned()
-            _, smoothed = self.loss.thinned(smooth(self.loss.values))
+            evaluated = set(self.val_loss.steps)
+            steps, raw = self.loss.thinned(keep_steps=evaluated)
+            smoothed_steps, smoothed = self.loss.thinned(smooth(self.loss.values), evaluated)
             spec["data"] += [
                 _line(steps, raw, "train (each step)", TRAIN_COLOR, width=1, opacity=0.35),
-                _line(steps, smoothed, "train (smoothed)", TRAIN_COLOR)]
+                _line(smoothed_steps, smoothed, "train (smoothed)", TRAIN_COLOR)]
         if self.val_loss:
             spec["data"].append(_line(self.val_loss.steps, self.val_loss.values, "validation",
                                       VALIDATION_COLOR, markers=True))
         if self.unigram_perplexity:
-            _baseline(spec, math.log(self.unigram_perplexity),
-                      f"unigram baseline {math.log(self.unigram_perplexity):.2f}")
+            _baseline(spec, self._unigram_loss(), f"unigram baseline {self._unigram_loss():.2f}")
         return spec
+
+    def _unigram_loss(self) -> float | None:
+        return math.log(self.unigram_perplexity) if self.unigram_perplexity else None
 
     def accuracy_spec(self) -> Spec:
         spec = _spec("Masked-token accuracy (validation)", "step", "accuracy (%)", 380,
@@ -181,6 +225,7 @@ class PretrainHistory:
                                       "where the input was masked (context alone)", TRAIN_COLOR,
                                       markers=True, width=2))
         if not self.val_accuracy:
+            _empty_axes(spec, self.planned_steps, [0, 100])
             _note(spec, "Accuracy appears at the first evaluation.")
         if self.unigram_accuracy is not None:
             _baseline(spec, 100 * self.unigram_accuracy,
@@ -188,12 +233,20 @@ class PretrainHistory:
         return spec
 
     def perplexity_spec(self) -> Spec:
+        # Ticks at 1, 2 and 5 of each decade: every digit of a decade crowds a short chart.
         spec = _spec("Perplexity (validation)", "step", "perplexity (log scale)", 300,
-                     type="log")
+                     type="log", dtick="D2")
         if self.val_perplexity:
             spec["data"].append(_line(self.val_perplexity.steps, self.val_perplexity.values,
                                       "validation", VALIDATION_COLOR, markers=True, width=2))
-        else:
+            # Room around the curve and the baseline (a log axis's range is in log10 units).
+            shown = [*self.val_perplexity.values, self.unigram_perplexity or 0]
+            low, high = min(self.val_perplexity.values), max(shown)
+            spec["layout"]["yaxis"]["range"] = [math.log10(max(low, 1.0) / 1.3),
+                                                math.log10(high * 1.3)]
+        else:  # a log axis's range is in log10 units: 1 to twice the baseline, or to 10,000
+            top = 2 * self.unigram_perplexity if self.unigram_perplexity else 1e4
+            _empty_axes(spec, self.planned_steps, [0, math.log10(max(top, 10))])
             _note(spec, "Perplexity appears at the first evaluation.")
         if self.unigram_perplexity:
             _baseline(spec, self.unigram_perplexity,
@@ -206,6 +259,7 @@ class PretrainHistory:
         if self.lr:
             spec["data"].append(_line(*self.lr.thinned(), "learning rate", TRAIN_COLOR, 2))
         else:
+            _empty_axes(spec, self.planned_steps)
             _note(spec, "Warmup, then a linear decay to zero.")
         return spec
 
@@ -216,6 +270,7 @@ class PretrainHistory:
             spec["data"].append(_line(*self.tokens_per_s.thinned(), "tokens/s",
                                       TRAIN_COLOR, 2))
         else:
+            _empty_axes(spec, self.planned_steps)
             _note(spec, "Training speed appears here.")
         return spec
 
@@ -233,7 +288,8 @@ class FinetuneHistory:
     """The Sentiment tab's fine-tuning curves: validation accuracy beside the TF-IDF baseline."""
 
     baseline_accuracy: float | None = None
-    majority_accuracy: float | None = None
+    majority_accuracy: float | None = None  # known once a run has its data
+    planned_steps: int | None = None
     loss: Series = field(default_factory=Series)
     val_accuracy: Series = field(default_factory=Series)
     val_macro_f1: Series = field(default_factory=Series)
@@ -255,11 +311,12 @@ class FinetuneHistory:
                 _line(self.val_macro_f1.steps, _percent(self.val_macro_f1.values),
                       "RoBERTa macro-F1", VALIDATION_COLOR, width=1.5, dash="dot")]
         else:
+            _empty_axes(spec, self.planned_steps, [0, 100])
             _note(spec, "Accuracy appears at the first evaluation.")
         if self.baseline_accuracy is not None:
             _baseline(spec, 100 * self.baseline_accuracy,
                       f"TF-IDF + logistic regression {100 * self.baseline_accuracy:.1f}%")
-        else:
+        elif self.majority_accuracy is not None:  # a run is going: it is being fitted
             spec["layout"]["annotations"].append({
                 "text": "TF-IDF baseline: computing…", "showarrow": False, "x": 0.01,
                 "y": 0.03, "xref": "paper", "yref": "paper", "xanchor": "left",
@@ -273,9 +330,10 @@ class FinetuneHistory:
         spec = _spec("Training loss", "step", "cross-entropy", 300)
         if self.loss:
             steps, raw = self.loss.thinned()
-            _, smoothed = self.loss.thinned(smooth(self.loss.values))
+            smoothed_steps, smoothed = self.loss.thinned(smooth(self.loss.values))
             spec["data"] += [_line(steps, raw, "each step", TRAIN_COLOR, 1, opacity=0.35),
-                             _line(steps, smoothed, "smoothed", TRAIN_COLOR)]
+                             _line(smoothed_steps, smoothed, "smoothed", TRAIN_COLOR)]
         else:
+            _empty_axes(spec, self.planned_steps)
             _note(spec, "The loss appears here once fine-tuning starts.")
         return spec

@@ -133,8 +133,13 @@ def measure_split(tokenizer: RobertaTokenizer, ids: torch.Tensor, config: Maskin
 
 # --- figures and HTML ----------------------------------------------------------------------
 
+def _shown(token: str) -> str:
+    """A token as a cell shows it: spaces and line breaks made visible, never empty."""
+    return token.replace(" ", "␣").replace("\n", "↵") or "∅"
+
+
 def _cell_text(token: str) -> str:
-    return html.escape(token.replace(" ", "␣").replace("\n", "↵") or "∅")
+    return html.escape(_shown(token))
 
 
 def legend_html() -> str:
@@ -145,16 +150,51 @@ def legend_html() -> str:
             f'style="background:{SPECIAL_COLOUR}">special (never chosen)</span></div>')
 
 
+# A grid wider than the page would be cut off (or hide behind a sideways scroll): long text
+# wraps into blocks of columns, like a paragraph's lines. Widths are estimated in characters of
+# the monospace font (a cell's padding and border count as about two).
+BLOCK_CHARACTERS = 110
+CELL_PADDING_CHARACTERS = 2
+
+
+def column_blocks(widths: list[int], budget: int = BLOCK_CHARACTERS) -> list[range]:
+    """Positions split into consecutive blocks whose cells' widths (in characters, padding
+    added) sum to at most `budget`; a cell wider than the budget gets a block of its own."""
+    blocks, start, used = [], 0, 0
+    for i, width in enumerate(widths):
+        width += CELL_PADDING_CHARACTERS
+        if i > start and used + width > budget:
+            blocks.append(range(start, i))
+            start, used = i, 0
+        used += width
+    if start < len(widths):
+        blocks.append(range(start, len(widths)))
+    return blocks
+
+
 def run_html(run: MaskingRun, special: list[bool]) -> str:
-    """A table: one row per epoch, one cell per position, coloured by what happened."""
+    """Tables: one row per epoch, one cell per position, coloured by what happened; a long
+    sentence continues in a further table below (see column_blocks)."""
+    widths = [max(len(_shown(t)) for t in [run.tokens[i], *(s[i] for s in run.seen)])
+              for i in range(len(run.tokens))]
+    label_width = max((len(label) for label in run.row_labels), default=0)
+    tables = [_grid_html(run, special, block)
+              for block in column_blocks(widths, max(20, BLOCK_CHARACTERS - label_width))]
+    return (f'<div class="mask-run"><h4>{html.escape(run.title)}</h4>'
+            + "".join(f'<div class="mask-scroll">{table}</div>' for table in tables)
+            + "</div>")
+
+
+def _grid_html(run: MaskingRun, special: list[bool], positions: range) -> str:
     head = ['<th class="mask-row-label"></th>']
-    for i, token in enumerate(run.tokens):
+    for i in positions:
         word = " mask-word-start" if run.word_starts and run.word_starts[i] else ""
-        head.append(f'<th class="mask-token{word}">{_cell_text(token)}</th>')
+        head.append(f'<th class="mask-token{word}">{_cell_text(run.tokens[i])}</th>')
     rows = []
     for label, seen, codes in zip(run.row_labels, run.seen, run.record.tolist(), strict=True):
         cells = [f'<th class="mask-row-label">{html.escape(label)}</th>']
-        for i, (token, code) in enumerate(zip(seen, codes, strict=True)):
+        for i in positions:
+            token, code = seen[i], codes[i]
             colour = SPECIAL_COLOUR if special[i] else ACTION_COLOURS[code]
             what = "special token" if special[i] else ACTION_NAMES[code]
             tip = f"{run.tokens[i]!r} → {token!r}: {what}"
@@ -163,9 +203,7 @@ def run_html(run: MaskingRun, special: list[bool]) -> str:
                          f'style="background:{colour}" title="{html.escape(tip)}">'
                          f"{_cell_text(token)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="mask-run"><h4>{html.escape(run.title)}</h4>'
-            f'<div class="mask-scroll"><table class="mask-grid"><tr>{"".join(head)}</tr>'
-            + "".join(rows) + "</table></div></div>")
+    return f'<table class="mask-grid"><tr>{"".join(head)}</tr>' + "".join(rows) + "</table>"
 
 
 MASKING_CSS = """
@@ -175,7 +213,7 @@ MASKING_CSS = """
 .mask-grid th.mask-token {background: #fafafa; font-weight: 600;}
 .mask-grid .mask-row-label {text-align: right; font-weight: 400; color: #555; background: #fff;}
 .mask-grid .mask-word-start {border-left: 3px solid #333;}
-.mask-scroll {overflow-x: auto;}
+.mask-scroll {overflow-x: auto; margin-bottom: 8px;}
 .mask-legend {display: flex; gap: 8px; flex-wrap: wrap; margin: 6px 0;}
 .mask-legend-item {padding: 2px 8px; border: 1px solid #ccc; border-radius: 4px; color: #111;
   font-family: ui-monospace, monospace;}

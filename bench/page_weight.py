@@ -1,0 +1,231 @@
+"""How heavy the Train tab's page gets while it trains, measured in chromium (issue 13, item 2).
+
+Launches the app in this process, opens it in Debian's chromium through playwright (no network:
+every request that would leave 127.0.0.1 is aborted), optionally visits every tab first, starts
+a run on a small pasted corpus (the embedded tokenizer, 32-token sequences: many steps a second,
+so a long run's series build up quickly), and every few seconds records:
+
+- the tab's JS heap (CDP Performance.getMetrics: JSHeapUsedSize) and the renderer process's
+  resident memory (psutil; the process that draws the page),
+- how long reading the page takes (`document.body.innerText`: the page's layout cost),
+- how many points the loss chart holds.
+
+At the end it presses Stop and reports how long the server took to acknowledge it (the
+"Stopping…" toast) and to finish (the status line says "Stopped after").
+
+    python bench/page_weight.py [--steps 5000] [--visit-tabs] [--tiny] [--json out.json]
+
+Targets (issue 13): tab memory <= 400 MB after a 5,000-step run, Stop acknowledged within
+0.5 s, the same after visiting every tab. Run it on an idle machine: on a shared CPU the
+training thread, the server and chromium compete, and the times say more about the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+TABS = ("Fill-mask", "Sentiment", "Attention", "Masking", "Model", "Train")
+MB = 1024 * 1024
+
+LOSS_POINTS = """() => {
+    const plot = document.querySelector('#train-loss-plot .js-plotly-plot');
+    return plot && plot.data && plot.data.length ? plot.data[0].x.length : 0;
+}"""
+STEP = """() => {
+    const m = (document.querySelector('#train-progress') || {innerText: ''})
+        .innerText.match(/step ([0-9,]+)/);
+    return m ? Number(m[1].replace(/,/g, '')) : 0;
+}"""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=5000, help="the run's length")
+    parser.add_argument("--visit-tabs", action="store_true",
+                        help="press every tab's main button before training")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a throw-away untrained nano model instead of assets/")
+    parser.add_argument("--every", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument("--max-seconds", type=float, default=1800.0,
+                        help="press Stop after this long even if the run is not done")
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--json", type=Path, help="also write the samples and summary here")
+    return parser.parse_args(argv)
+
+
+def renderer_rss(browser_pid: int | None) -> float | None:
+    """Resident memory (MB) of the largest chromium renderer: the page's own process."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    roots = [psutil.Process(browser_pid)] if browser_pid else [psutil.Process()]
+    renderers = []
+    for root in roots:
+        for child in root.children(recursive=True):
+            try:
+                if "--type=renderer" in " ".join(child.cmdline()):
+                    renderers.append(child.memory_info().rss)
+            except psutil.Error:
+                continue
+    return max(renderers) / MB if renderers else None
+
+
+def sample(page, cdp, started: float) -> dict:
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    t0 = time.perf_counter()
+    page.evaluate("() => document.body.innerText.length")
+    read_s = time.perf_counter() - t0
+    return {"t": round(time.monotonic() - started, 1), "step": page.evaluate(STEP),
+            "js_heap_mb": round(metrics.get("JSHeapUsedSize", 0) / MB, 1),
+            "renderer_rss_mb": round(renderer_rss(None) or 0, 1),
+            "dom_nodes": int(metrics.get("Nodes", 0)),
+            "read_page_s": round(read_s, 3), "loss_points": page.evaluate(LOSS_POINTS)}
+
+
+def visit_every_tab(page) -> None:
+    for tab, button in (("Fill-mask", "Predict"), ("Sentiment", "Classify"),
+                        ("Attention", "Show attention"), ("Masking", "Mask it"),
+                        ("Model", None)):
+        page.get_by_role("tab", name=tab).click()
+        if button:
+            page.locator(f"#tab-{tab.lower()}").get_by_role("button", name=button).first.click()
+            time.sleep(5)
+    page.get_by_role("tab", name="Train").click()
+
+
+def start_run(page, steps: int) -> None:
+    from roberta.ui.tiny_assets import tiny_corpus
+
+    tab = page.locator("#tab-train")
+    tab.get_by_text("Settings: corpus, tokenizer").click()
+    tab.get_by_label("Pasted text").check()
+    tab.get_by_label("Your text: separate documents with a blank line").fill(
+        "\n\n".join(tiny_corpus(300)))
+    tab.get_by_label("The embedded model's tokenizer").check()
+    tab.get_by_label("Sequence length (tokens)").fill("32")
+    tab.get_by_label("Steps", exact=True).fill(str(steps))
+    tab.get_by_text("Settings: corpus, tokenizer").click()  # fold the settings away again
+    page.locator("#train-start").click()
+
+
+def stop_and_time(page) -> dict:
+    """Press Stop; seconds until the server's toast says it is stopping, and until the run's
+    status says it stopped."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.locator("#train-stop").click(timeout=120_000)
+        pressed = time.perf_counter()
+        page.locator(".toast-body").filter(has_text="Stopping after the current step") \
+            .first.wait_for(timeout=120_000)
+        acknowledged = time.perf_counter() - pressed
+        page.locator("#train-status").get_by_text("Stopped after").wait_for(timeout=300_000)
+    except PlaywrightTimeout as err:  # a page too busy to take the click is a result too
+        return {"stop_acknowledged_s": None, "stopped_s": None,
+                "note": f"Stop did not go through: {str(err).splitlines()[0]}"}
+    return {"stop_acknowledged_s": round(acknowledged, 2),
+            "stopped_s": round(time.perf_counter() - pressed, 2)}
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    if args.tiny:
+        from roberta.ui.tiny_assets import make_tiny_assets
+
+        from roberta.defaults import ASSETS_ENV
+
+        os.environ[ASSETS_ENV] = str(make_tiny_assets(Path(tempfile.mkdtemp())))
+    os.environ.setdefault("ROBERTA_LAB_MAX_STEPS", str(max(args.steps, 5000)))
+    os.environ.setdefault("ROBERTA_LAB_MAX_RUN_SECONDS", str(int(args.max_seconds) + 600))
+    from playwright.sync_api import sync_playwright
+
+    from roberta.ui.app import build_app, launch_kwargs
+
+    demo = build_app()
+    with socket.socket() as probe:  # a free port: other apps may hold Gradio's default
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
+                server_port=port, **launch_kwargs())
+    url = f"http://127.0.0.1:{port}/"
+    samples, summary = [], {}
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=args.chromium,
+                                                 args=CHROMIUM_ARGS, headless=True)
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.route("**/*", lambda route: route.continue_() if urlparse(
+                route.request.url).hostname in ("127.0.0.1", "localhost") or urlparse(
+                route.request.url).scheme in ("data", "blob", "about") else route.abort())
+            page = context.new_page()
+            page.set_default_timeout(120_000)
+            cdp = context.new_cdp_session(page)
+            cdp.send("Performance.enable")
+            page.goto(url)
+            page.get_by_role("tab", name="Train").wait_for()
+            started = time.monotonic()
+            samples.append({**sample(page, cdp, started), "phase": "loaded"})
+            if args.visit_tabs:
+                visit_every_tab(page)
+                samples.append({**sample(page, cdp, started), "phase": "visited tabs"})
+            page.get_by_role("tab", name="Train").click()
+            start_run(page, args.steps)
+            page.wait_for_function(f"({LOSS_POINTS})() >= 2", timeout=300_000)
+            run_started = time.monotonic()
+            while True:
+                time.sleep(args.every)
+                row = {**sample(page, cdp, started), "phase": "training"}
+                samples.append(row)
+                print(json.dumps(row), flush=True)
+                if row["step"] >= args.steps - 1 or \
+                        time.monotonic() - run_started > args.max_seconds:
+                    break
+            if page.locator("#train-stop").is_enabled():
+                summary.update(stop_and_time(page))
+            else:
+                summary["note"] = "the run finished before Stop could be pressed"
+            samples.append({**sample(page, cdp, started), "phase": "ended"})
+            cdp.send("HeapProfiler.collectGarbage")
+            samples.append({**sample(page, cdp, started), "phase": "after GC"})
+            browser.close()
+    finally:
+        demo.close()
+    training = [s for s in samples if s["phase"] == "training"]
+    summary.update({
+        "steps_reached": max((s["step"] for s in samples), default=0),
+        "peak_js_heap_mb": max(s["js_heap_mb"] for s in samples),
+        "peak_renderer_rss_mb": max(s["renderer_rss_mb"] for s in samples),
+        "slowest_page_read_s": max((s["read_page_s"] for s in training), default=None),
+        "max_loss_points": max(s["loss_points"] for s in samples),
+        "visited_tabs": args.visit_tabs, "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+    })
+    for s in samples:
+        print(json.dumps(s))
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps({"samples": samples, "summary": summary}, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
