@@ -109,7 +109,7 @@ def visit_every_tab(page) -> None:
 
 
 def start_run(page, steps: int) -> None:
-    from roberta.ui.tiny_assets import tiny_corpus
+    from tiny_assets import tiny_corpus
 
     tab = page.locator("#tab-train")
     tab.get_by_text("Settings: corpus, tokenizer").click()
@@ -149,7 +149,7 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     if args.tiny:
-        from roberta.ui.tiny_assets import make_tiny_assets
+        from tiny_assets import make_tiny_assets
 
         from roberta.defaults import ASSETS_ENV
 

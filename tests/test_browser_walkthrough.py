@@ -172,7 +172,7 @@ def test_redrawn_charts_do_not_pile_up_in_the_tab(page):
     """Gradio mounts a new plotly chart for every chart update and leaves the old one held by
     a resize listener (~290 DOM nodes each): the page purges them, so the tab's node count
     stays flat however many times a live run redraws (issue 13: 1.1 GB after a minute)."""
-    from roberta.ui.tiny_assets import tiny_corpus
+    from tiny_assets import tiny_corpus
 
     page.get_by_role("tab", name="Train").click()
     tab = page.locator("#tab-train")
