@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -394,6 +395,61 @@ def test_cli_same_seed_same_run(corpus_file, tmp_path):
     weights = [RobertaForMaskedLM.from_pretrained(tmp_path / n).state_dict() for n in "ab"]
     for key, value in weights[0].items():
         assert torch.equal(value, weights[1][key]), key
+
+
+def step_losses(log_path: Path) -> dict[int, float]:
+    """{step: loss} from a CLI run's metrics.jsonl (a resumed run appends to the same log)."""
+    rows = [json.loads(line) for line in log_path.read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if r["kind"] == "step"}
+
+
+@pytest.mark.slow
+def test_cli_killed_run_resumes_from_its_last_checkpoint_to_the_same_model(corpus_file,
+                                                                           tmp_path):
+    """--init starts from a saved masked LM; --checkpoint-every leaves a resume point in --out
+    while the run goes on; a run killed (SIGKILL) there and continued with --resume ends on
+    the very curve and weights of a run never interrupted (dropout on: the RNG is restored)."""
+    tokenizer = RobertaTokenizer.train(corpus_file.read_text().split("\n\n"), vocab_size=300,
+                                       min_frequency=1)
+    start = tmp_path / "start"
+    new_model(tokenizer, seed=5).save_pretrained(start)
+    tokenizer.save_pretrained(start)
+    flags = ["pretrain", "--init", str(start), "--corpus", str(corpus_file), "--max-steps", "40",
+             "--eval-every", "1000", "--checkpoint-every", "4", "--seq-length", "32",
+             "--batch-size", "8", "--warmup-steps", "5", "--precision", "fp32", "--device",
+             "cpu"]
+    whole = run_cli(*flags, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    reference = step_losses(tmp_path / "whole.metrics.jsonl")
+    assert len(reference) == 40
+
+    killed_out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "roberta", *flags, "--out", str(killed_out)],
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 300
+        while not (killed_out / "trainer_state.json").is_file() and process.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint was written"
+            time.sleep(0.01)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode != 0, "the run ended before it could be killed mid-way"
+    before = step_losses(tmp_path / "killed.metrics.jsonl")
+    assert 4 <= len(before) < 40
+    assert [before[s] for s in sorted(before)] == [reference[s] for s in sorted(before)]
+
+    resumed = run_cli(*flags, "--resume", "--out", str(killed_out))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    after = step_losses(tmp_path / "killed.metrics.jsonl")  # now the resumed steps as well
+    assert max(after) == 40 and min(set(after) - set(before)) % 4 == 1  # from a checkpoint
+    assert [after[s] for s in range(1, 41)] == pytest.approx(
+        [reference[s] for s in range(1, 41)], abs=1e-6)
+    ours, theirs = (RobertaForMaskedLM.from_pretrained(tmp_path / n).state_dict()
+                    for n in ("whole", "killed"))
+    for key, value in ours.items():
+        torch.testing.assert_close(theirs[key], value, rtol=0, atol=1e-6, msg=key)
 
 
 def test_cli_bad_flags_are_clear(tmp_path):
