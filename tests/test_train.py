@@ -76,6 +76,7 @@ def losses(events):
     return [e.metrics["loss"] for e in events if e.kind == "step"]
 
 
+@pytest.mark.slow  # 300 steps
 def test_pretraining_learns_and_beats_the_unigram_baseline(tokenizer, data):
     # ~150 steps sit on the unigram plateau (predicting "the"); by 300 context is used.
     trainer = Pretrainer(new_model(tokenizer), tokenizer, data, settings(
@@ -316,6 +317,7 @@ def corpus_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # ten command-line processes
 def test_cli_pretrain_finetune_fill_mask_and_export(corpus_file, tmp_path):
     out = tmp_path / "mlm"
     result = run_cli("pretrain", "--preset", "nano", "--corpus", str(corpus_file),
@@ -378,6 +380,7 @@ def test_cli_pretrain_finetune_fill_mask_and_export(corpus_file, tmp_path):
     transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "fp16")
 
 
+@pytest.mark.slow  # three command-line runs
 def test_cli_same_seed_same_run(corpus_file, tmp_path):
     """--seed makes a command-line run reproducible: the same flags twice give the same losses
     and the same weights; another seed does not."""
@@ -452,6 +455,7 @@ def test_cli_killed_run_resumes_from_its_last_checkpoint_to_the_same_model(corpu
         torch.testing.assert_close(theirs[key], value, rtol=0, atol=1e-6, msg=key)
 
 
+@pytest.mark.slow  # five command-line processes
 def test_cli_bad_flags_are_clear(tmp_path):
     result = run_cli("pretrain", "--preset", "nano", "--heads", "3", "--out", str(tmp_path))
     assert result.returncode == 2 and "divisible by num_attention_heads" in result.stderr

@@ -344,6 +344,7 @@ def own_runs():
             job.result(timeout=120)
 
 
+@pytest.mark.slow  # a training run in the app
 def test_stop_ends_the_run_with_a_usable_model_and_only_its_own(app_url, connect, own_runs):
     owner, stranger = connect(app_url), connect(app_url)
     job = own_runs(owner, 5000, **fast_kwargs())
@@ -363,6 +364,7 @@ def test_stop_ends_the_run_with_a_usable_model_and_only_its_own(app_url, connect
     assert len(table["data"]) == 5
 
 
+@pytest.mark.slow  # a training run in the app
 def test_runs_take_turns_and_the_queue_says_where_you_are(app_url, connect, own_runs,
                                                            monkeypatch):
     monkeypatch.setenv(limits.ENV_MAX_RUNS, "1")
@@ -382,6 +384,7 @@ def test_runs_take_turns_and_the_queue_says_where_you_are(app_url, connect, own_
     stream(running, timeout=60)
 
 
+@pytest.mark.slow  # a training run in the app
 def test_two_browsers_train_at_once_without_touching_each_other(app_url, connect, own_runs,
                                                                  monkeypatch):
     monkeypatch.setenv(limits.ENV_MAX_RUNS, "2")
@@ -438,6 +441,7 @@ def test_an_upload_over_the_cap_is_refused(client, tmp_path, monkeypatch):
     assert "more than the 0.001 MB" in message
 
 
+@pytest.mark.slow  # a training run in the app
 def test_training_on_uploaded_files_with_a_new_tokenizer(client, tmp_path):
     files = []
     for i, chunk in enumerate((tiny_corpus(150, seed=1), tiny_corpus(150, seed=2))):
@@ -452,6 +456,7 @@ def test_training_on_uploaded_files_with_a_new_tokenizer(client, tmp_path):
 
 # --- /finetune and /classify -----------------------------------------------------------------
 
+@pytest.mark.slow  # a training run in the app
 def test_finetune_streams_then_classify_with_the_new_classifier(client):
     outputs = stream(client.submit(6, eval_every=3, api_name="/finetune"), timeout=300)
     status, progress, accuracy, loss, results, name = outputs[-1]
@@ -466,6 +471,7 @@ def test_finetune_streams_then_classify_with_the_new_classifier(client):
     assert spans and all(-1 <= s["class_or_confidence"] <= 1 for s in spans)
 
 
+@pytest.mark.slow  # a training run in the app
 def test_finetune_on_an_uploaded_csv(client, tmp_path):
     rows = ["review,sentiment"] + [f'"{t}",{"good" if "good" in t or "wonderful" in t else "bad"}'
                                for t in tiny_corpus(120, seed=3)]
@@ -478,6 +484,7 @@ def test_finetune_on_an_uploaded_csv(client, tmp_path):
     assert {c["label"] for c in label["confidences"]} == {"bad", "good"}
 
 
+@pytest.mark.slow  # a training run in the app
 def test_stop_finetuning_keeps_the_best_classifier(client):
     job = client.submit(5000, eval_every=2, batch_size=8, api_name="/finetune")
     stream(job, until=lambda o: (plot_points(o[2]) or 0) >= 1, timeout=120)
@@ -534,6 +541,7 @@ def test_the_rate_box_follows_the_size():
     assert rate_for_size("custom", 512) == pytest.approx(5e-4)
 
 
+@pytest.mark.slow  # two training runs in the app
 @pytest.mark.parametrize("init", ["roberta", "structured"])
 def test_either_start_trains_through_the_api(client, init):
     outputs = client.predict(6, **fast_kwargs(), init=init, api_name="/train")
