@@ -366,6 +366,9 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.world_size > 1:
+            # Each rank holds world_size x (its masked tokens' loss sum) / (all ranks' masked
+            # tokens): their average is the loss sum over every rank / the global token count,
+            # the token-weighted loss one process would log, not a mean of rank means.
             dist.all_reduce(total_loss, op=dist.ReduceOp.AVG)
         return float(total_loss), float(grad_norm), tokens * self.world_size
 
