@@ -310,16 +310,24 @@ class Trainer:
         pass
 
     # Data order: a pure function of (seed, index), so resuming replays the same batches.
-    def rows_for(self, index: int, num_rows: int) -> torch.Tensor:
-        """Row indices of global micro-batch `index` for this rank, over `num_rows` examples."""
+    def global_rows(self, index: int, num_rows: int) -> torch.Tensor:
+        """Row indices of global micro-batch `index` (every rank's rows), over `num_rows`
+        examples: the same rows whatever the number of processes sharing the batch."""
         per_batch = self.config.batch_size * self.world_size
         batches_per_epoch = num_rows // per_batch
         epoch, k = divmod(index, batches_per_epoch)
         if self._epoch_order is None or self._epoch_order[0] != epoch:
             g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
             self._epoch_order = (epoch, torch.randperm(num_rows, generator=g))
-        rows = self._epoch_order[1][k * per_batch:(k + 1) * per_batch]
+        return self._epoch_order[1][k * per_batch:(k + 1) * per_batch]
+
+    def my_share(self, rows: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of a global batch (every world_size-th, from its rank)."""
         return rows[self.rank::self.world_size]
+
+    def rows_for(self, index: int, num_rows: int) -> torch.Tensor:
+        """Row indices of global micro-batch `index` for this rank, over `num_rows` examples."""
+        return self.my_share(self.global_rows(index, num_rows))
 
     def epoch_of(self, index: int, num_rows: int) -> int:
         return index // (num_rows // (self.config.batch_size * self.world_size))
@@ -372,6 +380,9 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.world_size > 1:
+            # Each rank holds world_size x (its masked tokens' loss sum) / (all ranks' masked
+            # tokens): their average is the loss sum over every rank / the global token count,
+            # the token-weighted loss one process would log, not a mean of rank means.
             dist.all_reduce(total_loss, op=dist.ReduceOp.AVG)
         return float(total_loss), float(grad_norm), tokens * self.world_size
 
@@ -617,14 +628,15 @@ class Pretrainer(Trainer):
                                 f" add text or lower the batch size")
         self.tokenizer = tokenizer
         self.data = data
-        # Each rank its own masking stream.
-        self.masker = self._masker(seed=config.seed * 7919 + self.rank)
+        # One masking stream on every rank: each masks the whole global batch and keeps its own
+        # rows, so N processes train on exactly the masks one process would draw.
+        self.masker = self._masker(seed=config.seed * 7919)
         self._validation = self._validation_batches()
         self.static = None
         if config.static_masking:  # masks drawn once, up front, static_copies per sequence
             self.static = StaticMaskedDataset(
                 data.train.input_ids, data.train.attention_mask, n_copies=config.static_copies,
-                **self._masking_args(), seed=config.seed * 7919 + self.rank)
+                **self._masking_args(), seed=config.seed * 7919)
 
     def before_step(self) -> None:
         self._position_hold.update(self.step)
@@ -645,13 +657,15 @@ class Pretrainer(Trainer):
         return DynamicMasker(**self._masking_args(), seed=seed)
 
     def _validation_batches(self) -> list[dict[str, torch.Tensor]]:
-        """Validation masks are drawn once, so every evaluation scores the same predictions."""
+        """Validation masks are drawn once, so every evaluation scores the same predictions;
+        in batches of the global batch size, so N processes score what one process would."""
         masker = self._masker(seed=1_234_567)
         n = min(len(self.data.validation), self.config.eval_sequences)
+        size = self.config.batch_size * self.world_size
         batches = []
-        for start in range(0, n, self.config.batch_size):
-            ids = self.data.validation.input_ids[start:start + self.config.batch_size]
-            mask = self.data.validation.attention_mask[start:start + self.config.batch_size]
+        for start in range(0, n, size):
+            ids = self.data.validation.input_ids[start:start + size]
+            mask = self.data.validation.attention_mask[start:start + size]
             masked = masker(ids, attention_mask=mask)
             batches.append({"input_ids": masked.input_ids, "attention_mask": mask,
                             "labels": masked.labels})
@@ -659,14 +673,15 @@ class Pretrainer(Trainer):
 
     def micro_batch(self, index: int) -> dict[str, torch.Tensor]:
         train = self.data.train
-        rows = self.rows_for(index, len(train))
+        rows = self.global_rows(index, len(train))
         ids, mask = train.input_ids[rows], train.attention_mask[rows]
         if self.static is not None:  # the paper's baseline: this epoch's fixed copy
             masked = self.static.batch(rows, epoch=self.epoch_of(index, len(train)))
         else:
             masked = self.masker(ids, attention_mask=mask)
-        new_ids, labels = masked.input_ids, masked.labels
-        batch = {"input_ids": new_ids, "labels": labels}
+        mask = self.my_share(mask)
+        batch = {"input_ids": self.my_share(masked.input_ids),
+                 "labels": self.my_share(masked.labels)}
         if not bool(mask.all()):  # packed sequences are usually full: skip the mask then
             batch["attention_mask"] = mask
         return batch
@@ -779,12 +794,19 @@ class Finetuner(Trainer):
             raise TrainingError(f"{len(split.train_texts)} training examples are fewer than "
                                 f"one batch of {config.batch_size}")
         max_length = min(config.seq_length, model.config.max_sequence_length)
-        self._train = tokenizer(split.train_texts, max_length=max_length)
+        self._max_length = max_length
         self._train_labels = torch.tensor(split.train_labels)
         self._val = (tokenizer(split.test_texts, max_length=max_length), split.test_labels)
         self._test = (tokenizer(data.test_texts, max_length=max_length), data.test_labels) \
             if data.test_texts else None
         self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+
+    @functools.cached_property
+    def _train(self) -> dict[str, torch.Tensor]:
+        """The training split, tokenized when training first needs it: scoring a classifier
+        and fitting the TF-IDF baseline (the model card's figures) never do, and tokenizing
+        IMDB's ~42,000 training reviews takes minutes on a small CPU."""
+        return self.tokenizer(self.train_split, max_length=self._max_length)
 
     def micro_batch(self, index: int) -> dict[str, torch.Tensor]:
         rows = self.rows_for(index, len(self._train_labels))

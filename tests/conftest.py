@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 import torch
+from gradio_client import Client as GradioClient
 from hypothesis import settings as hypothesis_settings
 
 from roberta.defaults import ASSETS_ENV
@@ -100,11 +101,30 @@ def app_url(tiny_assets) -> str:
     demo.close()
 
 
-@pytest.fixture
-def client(app_url):
-    from gradio_client import Client
+# The longest a test waits for one API call: a hung endpoint fails the test that called it
+# with a TimeoutError instead of hanging until pytest-timeout kills the whole session's process.
+PREDICT_TIMEOUT_S = 300
 
-    return Client(app_url, verbose=False)
+
+class TimedClient(GradioClient):
+    """gradio_client's Client whose predict() gives up after PREDICT_TIMEOUT_S seconds
+    (Client.predict waits forever: it is submit(...).result() with no timeout)."""
+
+    def predict(self, *args, api_name=None, fn_index=None, headers=None, **kwargs):
+        job = self.submit(*args, api_name=api_name, fn_index=fn_index, headers=headers,
+                          **kwargs)
+        return job.result(timeout=PREDICT_TIMEOUT_S)
+
+
+@pytest.fixture(scope="session")
+def connect():
+    """connect(url) -> a new TimedClient (a new browser session) on that app."""
+    return lambda url: TimedClient(url, verbose=False)
+
+
+@pytest.fixture
+def client(app_url, connect):
+    return connect(app_url)
 
 
 @pytest.fixture(scope="session")
@@ -165,15 +185,80 @@ def offline_guard() -> OfflineGuard:
     return OfflineGuard()
 
 
+# Every toast the page shows, kept in window.__toasts as it appears: Gradio's toasts expire
+# after a few seconds, so counting them on the page later can miss one.
+RECORD_TOASTS = """
+window.__toasts = [];
+new MutationObserver(records => {
+  for (const record of records) for (const node of record.addedNodes) {
+    if (!(node instanceof Element)) continue;
+    const bodies = node.matches('.toast-body') ? [node] : node.querySelectorAll('.toast-body');
+    for (const body of bodies) window.__toasts.push({error: body.classList.contains('error'),
+                                                     text: body.innerText});
+  }
+}).observe(document, {childList: true, subtree: true});
+"""
+
+
+class PageErrors:
+    """JavaScript errors on the page: uncaught exceptions and console.error messages.
+
+    A test that caused one fails (conftest's autouse check), so a frontend that throws while
+    the assertions happen to pass still fails. Failed loads of requests the OfflineGuard
+    aborted are its business, not counted twice here."""
+
+    def __init__(self):
+        self.errors: list[str] = []
+
+    def on_page_error(self, error) -> None:
+        self.errors.append(f"uncaught: {error}")
+
+    def on_console(self, message) -> None:
+        if message.type == "error" and "net::ERR_FAILED" not in message.text:
+            self.errors.append(f"console.error: {message.text}")
+
+    def check(self) -> None:
+        errors, self.errors = self.errors, []
+        assert not errors, f"JavaScript errors on the page: {errors}"
+
+
 @pytest.fixture(scope="module")
-def page(browser, app_url, offline_guard):
+def page_errors() -> PageErrors:
+    return PageErrors()
+
+
+@pytest.fixture(autouse=True)
+def no_javascript_errors(request):
+    """Fails a browser test during which the page logged a JavaScript error."""
+    if "page" not in request.fixturenames:
+        yield
+        return
+    errors = request.getfixturevalue("page_errors")
+    errors.check()  # one left from loading the page or an earlier test is reported there
+    yield
+    errors.check()
+
+
+@pytest.fixture
+def shown_toasts(page):
+    """shown_toasts() -> every toast shown so far on the module's page, expired or not, as
+    {"error": bool, "text": str} in order of appearance."""
+    return lambda: page.evaluate("window.__toasts")
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url, offline_guard, page_errors):
     """One page per test module (loading Gradio's frontend is the slow part), with every
     request that would leave 127.0.0.1 aborted and recorded; the module fails if there was
-    one. Tests call `offline_guard.check()` to fail at the request's own test."""
+    one. Tests call `offline_guard.check()` to fail at the request's own test. JavaScript
+    errors are recorded too (PageErrors) and fail the test they happened in."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.route("**/*", offline_guard.route)
+    context.add_init_script(RECORD_TOASTS)
     new_page = context.new_page()
     new_page.on("websocket", offline_guard.websocket)
+    new_page.on("pageerror", page_errors.on_page_error)
+    new_page.on("console", page_errors.on_console)
     new_page.set_default_timeout(60_000)  # generous: CI machines are shared
     new_page.goto(app_url)
     new_page.get_by_role("tab", name="Fill-mask").wait_for()

@@ -44,6 +44,7 @@ def test_assets_fit_a_space():
             assert (directory / name).is_file(), directory / name
 
 
+@pytest.mark.slow  # a fresh process imports torch
 def test_defaults_point_at_the_shipped_files():
     assert default_model_dir("mlm") == MLM and default_model_dir("classifier") == CLASSIFIER
     result = subprocess.run([sys.executable, "-m", "roberta", "fill-mask",
@@ -79,6 +80,7 @@ def test_shipped_models_load_here_and_in_transformers(ours_cls, auto_cls, direct
 CLOSE = 0.005
 
 
+@pytest.mark.slow  # minutes: ~23,000 reviews and tweets, TF-IDF fitted on ~42,000
 def test_classifier_figures_reproduce_the_model_card():
     """Every row of the card, this model and the TF-IDF model, on every full test set."""
     card = json.loads((CLASSIFIER / "metrics.json").read_text())["results"]
@@ -101,6 +103,7 @@ def test_classifier_figures_reproduce_the_model_card():
         assert ours["macro_f1"] == pytest.approx(card[name]["macro_f1"], abs=CLOSE), name
 
 
+@pytest.mark.slow  # minutes: tokenizes the 15M-word corpus for the unigram counts
 def test_masked_lm_figures_reproduce_the_model_card():
     """<mask>-only accuracy, overall accuracy and perplexity on the held-out documents."""
     card = json.loads((MLM / "metrics.json").read_text())

@@ -9,7 +9,7 @@ import re
 import pytest
 from tiny_assets import tiny_corpus
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 LOSS_POINTS = """() => {
     const plot = document.querySelector('#train-loss-plot .js-plotly-plot');

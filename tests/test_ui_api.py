@@ -245,10 +245,8 @@ def zip_folder(folder, target, prefix="my-model/", extra: dict | None = None):
     return target
 
 
-def test_import_checkpoint_then_use_it_in_this_session_only(client, app_url, tiny_assets,
-                                                            tmp_path):
-    from gradio_client import Client
-
+def test_import_checkpoint_then_use_it_in_this_session_only(client, app_url, connect,
+                                                            tiny_assets, tmp_path):
     upload = zip_folder(tiny_assets / "mlm", tmp_path / "tiny-lm.zip")
     dropdown, info, status = client.predict(handle_file(str(upload)), api_name="/import_checkpoint")
     assert "Imported: tiny-lm" in status and "Imported: tiny-lm" in info
@@ -257,7 +255,7 @@ def test_import_checkpoint_then_use_it_in_this_session_only(client, app_url, tin
     *_, verdict = client.predict(MASKED, "Imported: tiny-lm", api_name="/attention")
     assert "All heads are on" in verdict
 
-    other_browser = Client(app_url, verbose=False)
+    other_browser = connect(app_url)
     message = app_error(other_browser, MASKED, "Imported: tiny-lm", api_name="/fill_mask")
     assert "tiny-lm" in message
 
@@ -290,16 +288,15 @@ def test_import_refuses_bad_archives(client, tiny_assets, tmp_path):
 
 # --- without the embedded models ------------------------------------------------------------
 
-def test_missing_embedded_models_are_explained(tmp_path, tiny_assets, launch_app, monkeypatch):
-    from gradio_client import Client
-
+def test_missing_embedded_models_are_explained(tmp_path, tiny_assets, launch_app, connect,
+                                                monkeypatch):
     from roberta.ui.app import build_app
 
     monkeypatch.setenv(ASSETS_ENV, str(tmp_path / "empty"))
     demo = build_app()
     try:
         url = launch_app(demo)
-        client = Client(url, verbose=False)
+        client = connect(url)
         for api_name, args in (("/fill_mask", (MASKED,)), ("/attention", (MASKED,)),
                                ("/mask_pattern", ("The cat sat.",)), ("/model_info", ())):
             message = app_error(client, *args, api_name=api_name)

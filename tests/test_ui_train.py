@@ -8,6 +8,7 @@ seconds; one run uses only its first argument and so the bundled corpus, as a vi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -276,11 +277,9 @@ def test_the_api_takes_the_forms_settings_in_its_order(client, api_name, build):
 
 
 @pytest.fixture(scope="module")
-def trained(app_url):
+def trained(app_url, connect):
     """One default run, as a visitor's first click: only the step count given."""
-    from gradio_client import Client
-
-    client = Client(app_url, verbose=False)
+    client = connect(app_url)
     started = time.monotonic()
     outputs = stream(client.submit(60, api_name="/train"), timeout=300)
     return client, outputs, time.monotonic() - started
@@ -339,11 +338,41 @@ def test_download_before_training_is_a_plain_error(client):
     assert "no trained model" in app_error(lambda: client.predict(api_name="/download_model"))
 
 
-def test_stop_ends_the_run_with_a_usable_model_and_only_its_own(app_url):
-    from gradio_client import Client
+@pytest.fixture
+def own_runs():
+    """For tests that count training slots: the app's one training queue (shared by every
+    session of the server process, the Sentiment tab's runs included) is first waited empty of
+    runs earlier tests left, so only this test's runs hold slots; `own_runs(client, *args,
+    **kwargs)` starts a /train job, and every job started so is stopped and waited out after
+    the test, pass or fail, so the next test finds the queue empty too."""
+    from roberta.ui.limits import TRAINING_QUEUE
 
-    owner, stranger = Client(app_url, verbose=False), Client(app_url, verbose=False)
-    job = owner.submit(5000, **fast_kwargs(), api_name="/train")
+    deadline = time.monotonic() + 180
+    while TRAINING_QUEUE.running or TRAINING_QUEUE.waiting:
+        if time.monotonic() > deadline:
+            pytest.fail(f"runs left by earlier tests still hold the training queue: "
+                        f"{TRAINING_QUEUE.running} running, {TRAINING_QUEUE.waiting} waiting")
+        time.sleep(0.2)
+    started = []
+
+    def start(client, *args, **kwargs):
+        job = client.submit(*args, api_name="/train", **kwargs)
+        started.append((client, job))
+        return job
+
+    yield start
+    for client, job in started:
+        if not job.done():
+            client.predict(api_name="/stop_training")
+    for _, job in started:
+        with contextlib.suppress(Exception):  # its own outcome was the test's business
+            job.result(timeout=120)
+
+
+@pytest.mark.slow  # a training run in the app
+def test_stop_ends_the_run_with_a_usable_model_and_only_its_own(app_url, connect, own_runs):
+    owner, stranger = connect(app_url), connect(app_url)
+    job = own_runs(owner, 5000, **fast_kwargs())
     stream(job, until=lambda o: (plot_points(o[2]) or 0) >= 3, timeout=120)
     # Another browser's Stop does not touch this run.
     assert "No training run" in stranger.predict(api_name="/stop_training")
@@ -360,15 +389,15 @@ def test_stop_ends_the_run_with_a_usable_model_and_only_its_own(app_url):
     assert len(table["data"]) == 5
 
 
-def test_runs_take_turns_and_the_queue_says_where_you_are(app_url, monkeypatch):
-    from gradio_client import Client
-
+@pytest.mark.slow  # a training run in the app
+def test_runs_take_turns_and_the_queue_says_where_you_are(app_url, connect, own_runs,
+                                                           monkeypatch):
     monkeypatch.setenv(limits.ENV_MAX_RUNS, "1")
     monkeypatch.setenv(limits.ENV_MAX_QUEUE, "1")
-    first, second, third = (Client(app_url, verbose=False) for _ in range(3))
-    running = first.submit(5000, **fast_kwargs(), api_name="/train")
+    first, second, third = (connect(app_url) for _ in range(3))
+    running = own_runs(first, 5000, **fast_kwargs())
     stream(running, until=lambda o: (plot_points(o[2]) or 0) >= 1, timeout=120)
-    waiting = second.submit(10, **fast_kwargs(), api_name="/train")
+    waiting = own_runs(second, 10, **fast_kwargs())
     queued = stream(waiting, until=lambda o: "queue" in o[0] or "next in line" in o[0],
                     timeout=30)
     assert "next in line" in queued[-1][0]
@@ -380,13 +409,13 @@ def test_runs_take_turns_and_the_queue_says_where_you_are(app_url, monkeypatch):
     stream(running, timeout=60)
 
 
-def test_two_browsers_train_at_once_without_touching_each_other(app_url, monkeypatch):
-    from gradio_client import Client
-
+@pytest.mark.slow  # a training run in the app
+def test_two_browsers_train_at_once_without_touching_each_other(app_url, connect, own_runs,
+                                                                 monkeypatch):
     monkeypatch.setenv(limits.ENV_MAX_RUNS, "2")
-    alice, bob = Client(app_url, verbose=False), Client(app_url, verbose=False)
-    alice_job = alice.submit(5000, **fast_kwargs(), api_name="/train")
-    bob_job = bob.submit(5000, **fast_kwargs(seed=1), api_name="/train")
+    alice, bob = connect(app_url), connect(app_url)
+    alice_job = own_runs(alice, 5000, **fast_kwargs())
+    bob_job = own_runs(bob, 5000, **fast_kwargs(seed=1))
     for job in (alice_job, bob_job):
         stream(job, until=lambda o: (plot_points(o[2]) or 0) >= 2, timeout=120)
     alice.predict(api_name="/stop_training")
@@ -437,6 +466,7 @@ def test_an_upload_over_the_cap_is_refused(client, tmp_path, monkeypatch):
     assert "more than the 0.001 MB" in message
 
 
+@pytest.mark.slow  # a training run in the app
 def test_training_on_uploaded_files_with_a_new_tokenizer(client, tmp_path):
     files = []
     for i, chunk in enumerate((tiny_corpus(150, seed=1), tiny_corpus(150, seed=2))):
@@ -451,6 +481,7 @@ def test_training_on_uploaded_files_with_a_new_tokenizer(client, tmp_path):
 
 # --- /finetune and /classify -----------------------------------------------------------------
 
+@pytest.mark.slow  # a training run in the app
 def test_finetune_streams_then_classify_with_the_new_classifier(client):
     outputs = stream(client.submit(6, eval_every=3, api_name="/finetune"), timeout=300)
     status, progress, accuracy, loss, results, name = outputs[-1]
@@ -465,6 +496,7 @@ def test_finetune_streams_then_classify_with_the_new_classifier(client):
     assert spans and all(-1 <= s["class_or_confidence"] <= 1 for s in spans)
 
 
+@pytest.mark.slow  # a training run in the app
 def test_finetune_on_an_uploaded_csv(client, tmp_path):
     rows = ["review,sentiment"] + [f'"{t}",{"good" if "good" in t or "wonderful" in t else "bad"}'
                                for t in tiny_corpus(120, seed=3)]
@@ -477,6 +509,7 @@ def test_finetune_on_an_uploaded_csv(client, tmp_path):
     assert {c["label"] for c in label["confidences"]} == {"bad", "good"}
 
 
+@pytest.mark.slow  # a training run in the app
 def test_stop_finetuning_keeps_the_best_classifier(client):
     job = client.submit(5000, eval_every=2, batch_size=8, api_name="/finetune")
     stream(job, until=lambda o: (plot_points(o[2]) or 0) >= 1, timeout=120)
@@ -533,6 +566,7 @@ def test_the_rate_box_follows_the_size():
     assert rate_for_size("custom", 512) == pytest.approx(5e-4)
 
 
+@pytest.mark.slow  # two training runs in the app
 @pytest.mark.parametrize("init", ["roberta", "structured"])
 def test_either_start_trains_through_the_api(client, init):
     outputs = client.predict(6, **fast_kwargs(), init=init, api_name="/train")
