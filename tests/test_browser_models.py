@@ -9,11 +9,11 @@ import zipfile
 
 import pytest
 import torch
+from tiny_assets import tiny_corpus
 
 from roberta import RobertaForMaskedLM
 from roberta.inference import fill_mask
 from roberta.tokenizer import RobertaTokenizer
-from roberta.ui.tiny_assets import tiny_corpus
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

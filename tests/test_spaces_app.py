@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 from gradio_client.exceptions import AppError
-
-from roberta.ui.tiny_assets import tiny_corpus
+from tiny_assets import tiny_corpus
 
 pytestmark = pytest.mark.slow
 
