@@ -231,8 +231,8 @@ def cmd_pretrain(args) -> int:
     _check_fits_in_memory(config)
     structured = args.start == "structured" and not args.init  # a scratch model's start
     given = _given(args, PretrainConfig)  # the rest (learning rate, warmup...): the library's
-    if not structured:
-        given["hold_positions_steps"] = 0  # RoBERTa's random positions must learn
+    given["hold_positions_steps"] = PretrainConfig.hold_for(
+        "structured" if structured else "roberta", args.hold_positions_steps)
     settings = PretrainConfig(**given, output_dir=str(out),
                               masking=MaskingConfig(**_given(args, MaskingConfig)))
     settings.validate()  # before a tokenizer is trained

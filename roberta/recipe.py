@@ -213,7 +213,7 @@ def pretrain_config(recipe: BundledRecipe, device: str) -> PretrainConfig:
         min_lr_ratio=recipe.pretrain_min_lr_ratio, eval_every=max(1, recipe.pretrain_steps // 12),
         seq_length=recipe.seq_length,
         device=device, seed=recipe.seed, probes=tuple(EVERYDAY_PROBES)[:8], eval_sequences=512,
-        hold_positions_steps=recipe.hold_positions_steps if recipe.init == "structured" else 0)
+        hold_positions_steps=PretrainConfig.hold_for(recipe.init, recipe.hold_positions_steps))
 
 
 def finetune_config(recipe: BundledRecipe, device: str) -> FinetuneConfig:

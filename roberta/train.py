@@ -128,6 +128,13 @@ class PretrainConfig(TrainConfig):
     # (roberta/init.py) needs its position rows held while the rest learns to use them.
     hold_positions_steps: int = 0
 
+    @staticmethod
+    def hold_for(init: str, steps: int = -1) -> int:
+        """hold_positions_steps for a start ("structured" or "roberta"): only the structured
+        start's position rows are held (`steps`, -1 the whole run); RoBERTa's random positions
+        must learn from step 0."""
+        return steps if init == "structured" else 0
+
     def validate(self) -> None:
         super().validate()
         if not isinstance(self.seq_length, int) or self.seq_length < 8:

@@ -627,3 +627,18 @@ def test_evaluation_separates_masked_inputs_from_all_scored_tokens(tokenizer, da
     assert 0.7 < masked_count / count < 0.9  # 80% of scored positions show <mask>
     assert metrics["val_accuracy"] == pytest.approx(hits / count)
     assert metrics["val_mask_accuracy"] == pytest.approx(masked_hits / masked_count)
+
+
+def test_every_front_end_holds_positions_only_for_the_structured_start():
+    """One rule (PretrainConfig.hold_for) behind the Train tab, the recipe and the CLI: the
+    structured start's position rows are held, RoBERTa's random ones learn from step 0."""
+    from roberta.recipe import BundledRecipe
+    from roberta.recipe import pretrain_config as recipe_config
+    from roberta.ui.pretrain_job import PretrainSettings, pretrain_config
+
+    for init, held in (("structured", -1), ("roberta", 0)):
+        assert PretrainConfig.hold_for(init) == held
+        assert pretrain_config(PretrainSettings(init=init)).hold_positions_steps == held
+        assert recipe_config(BundledRecipe(init=init), "cpu").hold_positions_steps == held
+    assert PretrainConfig.hold_for("structured", 300) == 300
+    assert PretrainConfig.hold_for("roberta", 300) == 0

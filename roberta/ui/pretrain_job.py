@@ -239,8 +239,8 @@ def pretrain_config(settings: PretrainSettings) -> PretrainConfig:
     return PretrainConfig(
         **same_fields(settings, PretrainConfig, "probes", "hold_positions_steps", "masking"),
         masking=MaskingConfig(**same_fields(settings, MaskingConfig)),
-        # RoBERTa's random positions must learn; only the structured start's are held.
-        hold_positions_steps=settings.hold_positions_steps if settings.init == "structured" else 0,
+        hold_positions_steps=PretrainConfig.hold_for(settings.init,
+                                                     settings.hold_positions_steps),
         probes=tuple(settings.probes))
 
 

@@ -23,6 +23,7 @@ import torch
 from roberta.defaults import (
     RECIPE_COMMAND,
     REPO_ASSETS,
+    TASK_WORDS,
     DefaultModelMissing,
     assets_dir,
     default_model_dir,
@@ -34,7 +35,6 @@ from roberta.ui.common import markdown_literal, shown, user_error
 
 TASKS = ("mlm", "classifier")
 EMBEDDED_NAMES = {"mlm": "Embedded masked LM", "classifier": "Embedded sentiment classifier"}
-TASK_WORDS = {"mlm": "masked language model", "classifier": "sentiment classifier"}
 SESSION_MODELS = "models"  # key of the session dict holding {name: LoadedModel}
 
 
