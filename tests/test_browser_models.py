@@ -70,7 +70,7 @@ def import_checkpoint(page, archive) -> None:
     tab.get_by_text("Import a Hugging Face checkpoint (.zip)").click()
     tab.locator('input[type="file"][accept=".zip"]').set_input_files(str(archive))
     tab.get_by_role("button", name="Import", exact=True).click()
-    tab.get_by_text(f"Imported {UPLOADED}").wait_for()
+    page.get_by_text(f"as “{UPLOADED}”").first.wait_for()  # the toast: "Added sharp-lm.zip as …"
     assert model_box.input_value() == UPLOADED  # selected at once
 
 
