@@ -15,6 +15,7 @@ the README's settings table: at most 1 GB per request (the caps are what bound i
 - training steps (train-*): the model is built inside the request, as the Train tab does, then
   two optimizer steps of masked-LM pretraining (AdamW's moments exist from the first); the peak
   is compared with `roberta.train.training_memory_bytes`, the estimate the app refuses runs by.
+  finetune-*: the same for a classifier copied from a masked LM the session already holds.
 """
 
 from __future__ import annotations
@@ -64,6 +65,55 @@ TRAINING = {
                              num_hidden_layers=2, num_attention_heads=12,
                              intermediate_size=3072), 64, 256),
 }
+
+# Fine-tuning: a classifier copied from a masked LM the session holds (its memory is baseline).
+FINETUNING = {
+    "finetune-tiny-32x256": ("fine-tune: tiny, 32 × 256 (texts longer than 256 tokens)",
+                             dict(preset="tiny", vocab_size=8192), 32, 256),
+}
+
+
+def finetuning_steps(name: str) -> dict:
+    """Copy the classifier from a built masked LM and take two fine-tuning steps."""
+    import gc
+
+    import torch
+
+    torch.set_num_threads(1)
+    from roberta.config import RobertaConfig
+    from roberta.data import ClassificationData
+    from roberta.defaults import default_model_dir
+    from roberta.model import RobertaForMaskedLM, RobertaForSequenceClassification
+    from roberta.tokenizer import RobertaTokenizer
+    from roberta.train import FinetuneConfig, Finetuner, classifier_from, training_memory_bytes
+
+    what, shape, batch, length = FINETUNING[name]
+    shape = dict(shape)
+    config = RobertaConfig.preset(shape.pop("preset"), seq_length=length, **shape)
+    tokenizer = RobertaTokenizer.from_pretrained(default_model_dir("mlm"))
+    base = RobertaForMaskedLM(config)
+    texts = [f"Review {i}: " + LONG_TEXT for i in range(4 * batch)]
+    data = ClassificationData(texts, [i % 2 for i in range(len(texts))],
+                              label_names=("negative", "positive"))
+    settings = FinetuneConfig(max_steps=2, batch_size=batch, seq_length=length,
+                              eval_every=100, device="cpu", validation_fraction=0.2)
+    import torch._dynamo  # noqa: F401  (AdamW imports it on first use: not the request's cost)
+    gc.collect()
+    baseline = rss_kb("VmRSS")
+    reset_peak()
+    model = classifier_from(base, data.label_names)
+    trainer = Finetuner(model, tokenizer, data, settings)
+    for _ in range(2):
+        trainer.before_step()
+        trainer._optimizer_step()
+        trainer.step += 1
+    peak = rss_kb("VmHWM")
+    estimate = training_memory_bytes(config, batch, length, task="classify")
+    return {"name": name, "what": what, "baseline_mb": baseline / 1024,
+            "peak_above_baseline_mb": (peak - baseline) / 1024,
+            "estimate_mb": estimate / 2**20, "precision": trainer.precision,
+            "parameters_m": RobertaForSequenceClassification.parameter_count(config) / 1e6,
+            "outcome": "ok", "upload_mb": 0.0}
 
 
 def training_steps(name: str) -> dict:
@@ -163,6 +213,8 @@ def one(name: str) -> dict:
 
     if name in TRAINING:
         return training_steps(name)
+    if name in FINETUNING:
+        return finetuning_steps(name)
     what, overrides = SCENARIOS[name]
     session: dict = {}
     outcome, upload_mb = "ok", 0.0
@@ -201,15 +253,16 @@ def one(name: str) -> dict:
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(prog="python -m bench.request_memory", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--one", choices=sorted({**SCENARIOS, **TRAINING}), help=argparse.SUPPRESS)
-    p.add_argument("--only", nargs="+", choices=sorted({**SCENARIOS, **TRAINING}))
+    names = sorted({**SCENARIOS, **TRAINING, **FINETUNING})
+    p.add_argument("--one", choices=names, help=argparse.SUPPRESS)
+    p.add_argument("--only", nargs="+", choices=names)
     args = p.parse_args(argv)
     if args.one:
         print(json.dumps(one(args.one)))
         return []
     results = []
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    for name in args.only or [*SCENARIOS, *TRAINING]:
+    for name in args.only or [*SCENARIOS, *TRAINING, *FINETUNING]:
         done = subprocess.run([sys.executable, "-m", "bench.request_memory", "--one", name],
                               cwd=ROOT, env=env, capture_output=True, text=True, check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
