@@ -667,3 +667,53 @@ def test_the_readme_settings_table_names_every_limit():
     assert len(names) >= 11
     for name in names:
         assert f"| `{name}` |" in table, name
+
+
+# --- memory of one training run ----------------------------------------------------------------
+
+@pytest.mark.parametrize("call, who", [
+    (lambda c: c.predict(3, api_name="/train"), "This run"),
+    (lambda c: c.predict(3, api_name="/finetune"), "Fine-tuning this model"),
+    (lambda c: c.predict("init", api_name="/compare"), ": This run"),  # "<side>: This run"
+])
+def test_a_run_over_the_memory_cap_is_refused_before_it_starts(client, monkeypatch, call, who):
+    from roberta.ui.limits import ENV_MAX_REQUEST_MB
+
+    monkeypatch.setenv(ENV_MAX_REQUEST_MB, "1")  # the app reads its limits on every call
+    message = app_error(lambda: call(client))
+    assert re.search(re.escape(who) + r" would need about [\d,]+ MB of memory per training "
+                     r"step \(a \d+ × \d+ batch\), more than the 1 MB", message), message
+    assert "Lower the batch size, the sequence length or the model size" in message, message
+
+
+def test_the_training_estimate_grows_with_batch_length_and_size():
+    from roberta.train import training_memory_bytes
+
+    def estimate(preset="micro", batch=8, length=128, **kw):
+        return training_memory_bytes(RobertaConfig.preset(preset, seq_length=length), batch,
+                                     length, **kw)
+
+    assert estimate(batch=16) > estimate(batch=8)
+    assert estimate(length=256) > estimate(length=128)
+    assert estimate("tiny") > estimate("micro")
+    assert estimate(mask_rate=0.4) > estimate(mask_rate=0.15)
+    assert estimate(task="classify") < estimate(task="mlm")  # no vocabulary-wide logits
+    # The parameters' state alone: fp32 weights, grads and AdamW's two moments, 16 bytes each.
+    config = RobertaConfig.preset("small")
+    assert training_memory_bytes(config, 1, 8) > 16 * RobertaForMaskedLM.parameter_count(config)
+    with pytest.raises(ValueError, match="task must be mlm or classify"):
+        estimate(task="ner")
+
+
+def test_the_default_first_minute_run_is_well_under_the_memory_cap(tiny_assets, monkeypatch):
+    from roberta.train import training_memory_bytes
+    from roberta.ui.limits import ENV_MAX_REQUEST_MB, Limits, current_limits
+    from roberta.ui.pretrain_job import PretrainSettings, model_config, validate
+
+    monkeypatch.delenv(ENV_MAX_REQUEST_MB, raising=False)
+    assert Limits.from_env(gpu=False).max_request_bytes == Limits.from_env(gpu=True) \
+        .max_request_bytes == 1024 * 2**20
+    settings, _ = validate(PretrainSettings())  # passes the check
+    estimate = training_memory_bytes(model_config(settings, settings.vocab_size),
+                                     settings.batch_size, settings.seq_length)
+    assert estimate < current_limits().max_request_bytes / 4

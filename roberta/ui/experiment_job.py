@@ -33,7 +33,7 @@ from roberta.experiments import (
 from roberta.tokenizer import RobertaTokenizer
 from roberta.train import PretrainConfig, PretrainingData, prepare_pretraining_data
 
-from .limits import check_batch_tokens, check_steps
+from .limits import LimitError, check_batch_tokens, check_steps
 from .pretrain_job import (
     DATA_SPLIT_SEED,
     PACKED_DATA,
@@ -153,6 +153,8 @@ def side_settings(comparison: Comparison, seed: int = 0,
             settings, side_warnings = validate(PretrainSettings(**override, seed=seed))
         except TypeError as err:  # an override that is not a Train-tab setting
             raise ExperimentError(f"Not a Train-tab setting: {err}.") from None
+        except LimitError as err:  # say which side is over the host's caps
+            raise LimitError(f"{label}: {err}") from None
         check_steps(settings.max_steps)
         warnings += [f"{label}: {w}" for w in side_warnings]
         sides.append(Side(label, settings, extras))
@@ -236,9 +238,9 @@ def build_job(comparison: Comparison, seed: int = 0, max_steps: int | None = Non
         notes.append(f"{side_b.label}: {per_b:.0f} real tokens per sequence against "
                      f"{per_a:.0f}, so batches of {batch_b} hold about as many tokens as "
                      f"{side_a.settings.batch_size} of {side_a.label}.")
-    model_a = build_model(side_a.settings, tokenizer_a)
+    model_a = build_model(side_a.settings, tokenizer_a, what=side_a.label)
     trainer_a = ComparedPretrainer(model_a, tokenizer_a, data_a, config_for(side_a))
-    model_b = build_model(side_b.settings, tokenizer_b)
+    model_b = build_model(side_b.settings, tokenizer_b, what=side_b.label)
     shared = trainer_a.validation_batches if comparison.same_validation else None
     trainer_b = ComparedPretrainer(model_b, tokenizer_b, data_b, config_for(side_b),
                                    validation=shared)

@@ -19,10 +19,10 @@ from roberta.data import (
     sentiment_task,
     train_test_split_classification,
 )
-from roberta.train import FinetuneConfig, finetune_split
+from roberta.train import FinetuneConfig, finetune_split, training_memory_bytes
 from roberta.wheels import wheel_present
 
-from .limits import check_steps, check_upload, current_limits
+from .limits import check_steps, check_training_memory, check_upload, current_limits
 from .runs import (
     OnceCache,
     SettingsError,
@@ -89,6 +89,15 @@ def validate(settings: FinetuneSettings) -> FinetuneSettings:
         finetune_config(clean).validate()
     check_steps(clean.max_steps)
     return clean
+
+
+def check_memory(settings: FinetuneSettings, config) -> None:
+    """LimitError when a step of fine-tuning a model of `config` (the base model's) is
+    estimated to need more memory than one run may."""
+    estimate = training_memory_bytes(config, settings.batch_size, settings.seq_length,
+                                     task="classify")
+    check_training_memory(estimate, settings.batch_size, settings.seq_length,
+                          what="Fine-tuning this model")
 
 
 def finetune_config(settings: FinetuneSettings) -> FinetuneConfig:

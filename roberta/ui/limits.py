@@ -13,6 +13,8 @@ settings page can change it without touching code):
     ROBERTA_LAB_MAX_STEPS           optimizer steps per run          (CPU: 5,000, GPU: 50,000)
     ROBERTA_LAB_MAX_PARAMETERS      model parameters, e.g. 40M       (CPU: 40M, GPU: 400M)
     ROBERTA_LAB_MAX_BATCH_TOKENS    batch size × sequence length     (CPU: 16,384, GPU: 262,144)
+    ROBERTA_LAB_MAX_REQUEST_MB      estimated peak megabytes of one training run's step
+                                    (roberta.train.training_memory_bytes)  (1,024)
     ROBERTA_LAB_MAX_RUN_SECONDS     wall-clock seconds per run       (CPU: 900, GPU: 3,600)
     ROBERTA_LAB_MAX_UPLOAD_MB       megabytes per upload, all files  (20)
     ROBERTA_LAB_MAX_SESSION_MODELS  models one browser session keeps (6; the oldest goes first)
@@ -42,6 +44,7 @@ ENV_MAX_STEPS = "ROBERTA_LAB_MAX_STEPS"
 ENV_MAX_PARAMETERS = "ROBERTA_LAB_MAX_PARAMETERS"
 ENV_MAX_BATCH_TOKENS = "ROBERTA_LAB_MAX_BATCH_TOKENS"
 ENV_MAX_RUN_SECONDS = "ROBERTA_LAB_MAX_RUN_SECONDS"
+ENV_MAX_REQUEST_MB = "ROBERTA_LAB_MAX_REQUEST_MB"
 ENV_MAX_UPLOAD_MB = "ROBERTA_LAB_MAX_UPLOAD_MB"
 ENV_MAX_SESSION_MODELS = "ROBERTA_LAB_MAX_SESSION_MODELS"
 ENV_MAX_MODELS_MB = "ROBERTA_LAB_MAX_MODELS_MB"
@@ -91,6 +94,7 @@ class Limits:
     max_models_bytes: int = 2_000_000_000
     max_attention_values: int = 2_000_000
     max_csv_rows: int = 20_000
+    max_request_bytes: int = 1024 * 2**20
 
     @classmethod
     def from_env(cls, gpu: bool | None = None) -> Limits:
@@ -112,6 +116,8 @@ class Limits:
             # heads reach it at 117 tokens, the nano default's 2 × 4 never (T ≤ 512).
             max_attention_values=int(_env_number(ENV_MAX_ATTENTION_VALUES, 2e6, _parse_count)),
             max_csv_rows=int(_env_number(ENV_MAX_CSV_ROWS, 20_000, _parse_count)),
+            # The same on both hosts: it bounds one visitor's share, not the machine's size.
+            max_request_bytes=int(_env_number(ENV_MAX_REQUEST_MB, 1024) * 2**20),
         )
 
 
@@ -148,6 +154,19 @@ def check_batch_tokens(batch_size: int, seq_length: int, limits: Limits | None =
                          f"({batch_size * seq_length:,}) is more than this app allows "
                          f"({limits.max_batch_tokens:,}). Lower the batch size or the sequence "
                          f"length (the host can raise the cap with {ENV_MAX_BATCH_TOKENS}).")
+
+
+def check_training_memory(estimate_bytes: int, batch_size: int, seq_length: int,
+                          limits: Limits | None = None, what: str = "This run") -> None:
+    """Refuse a run whose estimated step (roberta.train.training_memory_bytes) would hold more
+    memory than one request may."""
+    limits = limits or current_limits()
+    if estimate_bytes > limits.max_request_bytes:
+        raise LimitError(f"{what} would need about {estimate_bytes / 2**20:,.0f} MB of memory "
+                         f"per training step (a {batch_size} × {seq_length} batch), more than "
+                         f"the {limits.max_request_bytes / 2**20:,.0f} MB this app gives one "
+                         f"run. Lower the batch size, the sequence length or the model size "
+                         f"(the host can raise the cap with {ENV_MAX_REQUEST_MB}).")
 
 
 def check_upload(paths: Iterable[str | os.PathLike], limits: Limits | None = None) -> None:

@@ -54,9 +54,17 @@ from roberta.train import (
     cpu_supports_bf16,
     default_warmup,
     prepare_pretraining_data,
+    training_memory_bytes,
 )
 
-from .limits import check_batch_tokens, check_parameters, check_steps, check_upload, current_limits
+from .limits import (
+    check_batch_tokens,
+    check_parameters,
+    check_steps,
+    check_training_memory,
+    check_upload,
+    current_limits,
+)
 from .runs import (
     OnceCache,
     SettingsError,
@@ -210,8 +218,16 @@ def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
     check_steps(clean.max_steps)
     check_batch_tokens(clean.batch_size, clean.seq_length)
     check_parameters(RobertaForMaskedLM.parameter_count(config))
+    check_memory(clean, config)
     return replace(clean, learning_rate=training.learning_rate,
                    warmup_steps=training.warmup_steps), warnings
+
+
+def check_memory(settings: PretrainSettings, config: RobertaConfig, what: str = "This run") -> None:
+    """LimitError when a step of this run is estimated to need more memory than one run may."""
+    estimate = training_memory_bytes(config, settings.batch_size, settings.seq_length,
+                                     mask_rate=settings.mlm_probability)
+    check_training_memory(estimate, settings.batch_size, settings.seq_length, what=what)
 
 
 def with_shape(settings: PretrainSettings) -> PretrainSettings:
@@ -349,9 +365,11 @@ def prewarm_default_data() -> threading.Thread | None:
     return _prewarm_thread
 
 
-def build_model(settings: PretrainSettings, tokenizer: RobertaTokenizer) -> RobertaForMaskedLM:
+def build_model(settings: PretrainSettings, tokenizer: RobertaTokenizer,
+                what: str = "This run") -> RobertaForMaskedLM:
     config = model_config(settings, tokenizer.vocab_size)
     check_parameters(RobertaForMaskedLM.parameter_count(config))
+    check_memory(settings, config, what)  # the batch may have changed since validate()
     torch.manual_seed(settings.seed)
     model = RobertaForMaskedLM(config)
     initialise_(model, settings.init)

@@ -95,6 +95,8 @@ def start_finetuning(form: dict, control: dict, session: dict):
         settings = job.validate(FinetuneSettings(**form))
         data_key, data, description = job.load_dataset(settings)
     base = registry.resolve(session, settings.base_model, "mlm")
+    with plain_errors("Checking the settings"):
+        job.check_memory(settings, base.model.config)
     view = FinetuneView(settings.max_steps)
     view.history.planned_steps = settings.max_steps  # the empty charts span the run
 
