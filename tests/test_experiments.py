@@ -72,14 +72,15 @@ def record_batches(trainer, side, log):
 
 
 def record_rows(trainer, side, log):
-    original = trainer.rows_for
+    """Log the rows of every global batch the trainer draws (single process: all of them)."""
+    original = trainer.global_rows
 
     def logged(index, num_rows):
         rows = original(index, num_rows)
         log.append((side, rows.clone()))
         return rows
 
-    trainer.rows_for = logged
+    trainer.global_rows = logged
 
 
 # --- the interleaving is fair ------------------------------------------------------------------
