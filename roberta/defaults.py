@@ -52,7 +52,7 @@ def load_default(task: str, directory: Path | None = None):
         raise DefaultModelMissing(task, f"the folder {directory} does not exist")
     cls = RobertaForMaskedLM if task == "mlm" else RobertaForSequenceClassification
     try:
-        model = cls.from_pretrained(directory)
+        model = cls.from_pretrained(directory, trusted=True)  # the host's own files
         tokenizer = RobertaTokenizer.from_pretrained(directory)
     except (ValueError, OSError) as err:
         raise DefaultModelMissing(task, f"{directory} could not be loaded ({err})") from err

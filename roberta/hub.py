@@ -235,7 +235,8 @@ class PretrainedMixin:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *,
-                        max_parameters: int | None = None, **config_overrides):
+                        max_parameters: int | None = None, trusted: bool = False,
+                        **config_overrides):
         """Load a checkpoint directory (ours or transformers') or a hub id.
 
         `config_overrides` replace config.json fields, e.g. `num_labels=3` when fine-tuning a
@@ -245,7 +246,8 @@ class PretrainedMixin:
         `max_parameters` refuses (ValueError) a config describing a bigger model. Both it and the
         weights' names and shapes (read from the safetensors headers) are checked before any
         memory is allocated for the model, so a small file cannot make the process allocate
-        gigabytes by declaring a huge config.
+        gigabytes by declaring a huge config. `trusted=True` (the host's own files, e.g. the
+        embedded defaults) skips the header check: its meta-device model costs ~1 s at start-up.
         """
         directory = resolve_pretrained_dir(
             name_or_path, allow_patterns=[CONFIG_NAME, "*.safetensors", WEIGHTS_INDEX_NAME])
@@ -260,7 +262,8 @@ class PretrainedMixin:
         same_task = cls.__name__ in saved_as
         if max_parameters is not None:
             check_parameter_cap(cls, config, max_parameters)
-        check_weight_headers(cls, config, directory, same_task)
+        if not trusted:
+            check_weight_headers(cls, config, directory, same_task)
         model = cls(config)
         state, fresh = match_state_dict(model, read_weights(directory),
                                         checkpoint_is_same_task=same_task)
