@@ -6,10 +6,10 @@ sentences."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from gradio_client.exceptions import AppError
+from streaming import stream
 
 from roberta.ui import limits
 
@@ -29,18 +29,6 @@ def traces(plot_output) -> dict[str, int]:
     return {t["name"]: len(t["x"]) for t in json.loads(plot_output["plot"])["data"]}
 
 
-def stream(job, until=None, timeout: float = 300):
-    seen, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        outputs = job.outputs()
-        if len(outputs) > len(seen):
-            seen = list(outputs)
-            if until and until(seen[-1]):
-                return seen
-        if job.done():
-            return list(job.outputs())
-        time.sleep(0.2)
-    raise AssertionError(f"the job did not finish in {timeout} s; last: {seen[-1:]}")
 
 
 def both_sides_at_mask(output) -> bool:

@@ -18,6 +18,7 @@ import pytest
 import torch
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
+from streaming import stream
 from tiny_assets import tiny_corpus
 
 from roberta.config import RobertaConfig
@@ -61,19 +62,6 @@ def plot_points(plot_output, trace: int = 0) -> int | None:
     return len(spec["data"][trace]["x"]) if len(spec["data"]) > trace else 0
 
 
-def stream(job, until=None, timeout: float = 180):
-    """Collect a job's streamed outputs (optionally stop waiting once `until(output)`)."""
-    seen, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        outputs = job.outputs()
-        if len(outputs) > len(seen):
-            seen = list(outputs)
-            if until and until(seen[-1]):
-                return seen
-        if job.done():
-            return list(job.outputs())
-        time.sleep(0.1)
-    raise AssertionError(f"the job did not finish in {timeout} s; last: {seen[-1:]}")
 
 
 # --- the pieces, without the app --------------------------------------------------------------
