@@ -10,8 +10,10 @@ so a long run's series build up quickly), and every few seconds records:
 - how long reading the page takes (`document.body.innerText`: the page's layout cost),
 - how many points the loss chart holds.
 
-At the end it presses Stop and reports how long the server took to acknowledge it (the
-"Stopping…" toast) and to finish (the status line says "Stopped after").
+At the end it presses Stop and reports how long the button took to grey out (in the page's
+clock, from its click event: no round trip) and, from the moment it clicks, how long until the
+server received it (its "stop requested" log line), until the page says it is stopping (the
+"Stopping…" toast) and until the run's status says "Stopped after".
 
     python bench/page_weight.py [--steps 5000] [--visit-tabs] [--tiny] [--json out.json]
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import socket
 import sys
@@ -56,7 +59,8 @@ STEP = """() => {
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5000, help="the run's length")
+    parser.add_argument("--steps", type=int, default=5000,
+                        help="press Stop once the run has taken this many steps")
     parser.add_argument("--visit-tabs", action="store_true",
                         help="press every tab's main button before training")
     parser.add_argument("--tiny", action="store_true",
@@ -125,14 +129,44 @@ def start_run(page, steps: int) -> None:
     page.locator("#train-start").click()
 
 
+# In the page's own clock: when the Stop click reached the button, and when it went grey.
+WATCH_STOP = """() => {
+    const button = document.querySelector('#train-stop');
+    button.addEventListener('click', () => { window.stopClickedAt = performance.now(); },
+                            {capture: true, once: true});
+    new MutationObserver((_, observer) => {
+        if (button.disabled) { window.stopGreyedAt = performance.now(); observer.disconnect(); }
+    }).observe(button, {attributes: true});
+}"""
+
+
+class StopHeard(logging.Handler):
+    """When the server logged that it received a stop request."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.at: float | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("stop requested"):
+            self.at = time.perf_counter()
+
+
 def stop_and_time(page) -> dict:
-    """Press Stop; seconds until the server's toast says it is stopping, and until the run's
-    status says it stopped."""
+    """Press Stop; seconds from the click until the server received it, until the page says it
+    is stopping (the toast), and until the run's status says it stopped."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    heard = StopHeard()
+    logger = logging.getLogger("roberta.ui")
+    logger.addHandler(heard)
+    logger.setLevel(logging.INFO)
     try:
-        page.locator("#train-stop").click(timeout=120_000)
+        page.evaluate(WATCH_STOP)
         pressed = time.perf_counter()
+        page.locator("#train-stop").click(timeout=120_000)
+        page.wait_for_function("() => window.stopGreyedAt", timeout=120_000)
+        greyed = page.evaluate("() => (window.stopGreyedAt - window.stopClickedAt) / 1000")
         page.locator(".toast-body").filter(has_text="Stopping after the current step") \
             .first.wait_for(timeout=120_000)
         acknowledged = time.perf_counter() - pressed
@@ -140,7 +174,11 @@ def stop_and_time(page) -> dict:
     except PlaywrightTimeout as err:  # a page too busy to take the click is a result too
         return {"stop_acknowledged_s": None, "stopped_s": None,
                 "note": f"Stop did not go through: {str(err).splitlines()[0]}"}
-    return {"stop_acknowledged_s": round(acknowledged, 2),
+    finally:
+        logger.removeHandler(heard)
+    return {"stop_greyed_s": round(greyed, 2),
+            "stop_received_s": None if heard.at is None else round(heard.at - pressed, 2),
+            "stop_acknowledged_s": round(acknowledged, 2),
             "stopped_s": round(time.perf_counter() - pressed, 2)}
 
 
@@ -156,7 +194,7 @@ def main(argv=None) -> dict:
         from roberta.defaults import ASSETS_ENV
 
         os.environ[ASSETS_ENV] = str(make_tiny_assets(Path(tempfile.mkdtemp())))
-    os.environ.setdefault("ROBERTA_LAB_MAX_STEPS", str(max(args.steps, 5000)))
+    os.environ.setdefault("ROBERTA_LAB_MAX_STEPS", str(max(2 * args.steps, 5000)))
     os.environ.setdefault("ROBERTA_LAB_MAX_RUN_SECONDS", str(int(args.max_seconds) + 600))
     from playwright.sync_api import sync_playwright
 
@@ -190,7 +228,8 @@ def main(argv=None) -> dict:
                 visit_every_tab(page)
                 samples.append({**sample(page, cdp, started), "phase": "visited tabs"})
             page.get_by_role("tab", name="Train").click()
-            start_run(page, args.steps)
+            # Twice as long as measured, so that Stop lands in a run with --steps behind it.
+            start_run(page, 2 * args.steps)
             page.wait_for_function(f"({LOSS_POINTS})() >= 2", timeout=300_000)
             run_started = time.monotonic()
             while True:
@@ -198,7 +237,7 @@ def main(argv=None) -> dict:
                 row = {**sample(page, cdp, started), "phase": "training"}
                 samples.append(row)
                 print(json.dumps(row), flush=True)
-                if row["step"] >= args.steps - 1 or \
+                if row["step"] >= args.steps or \
                         time.monotonic() - run_started > args.max_seconds:
                     break
             if page.locator("#train-stop").is_enabled():

@@ -41,7 +41,23 @@ def test_training_draws_the_loss_and_stops_with_a_model(page):
     page.wait_for_function(f"({LOSS_POINTS})() > {first}", timeout=60_000)  # it keeps growing
     assert page.locator("#train-progress").inner_text().startswith("step ")
 
+    # Stop greys out in the page at once, before the server has heard of it: the page's
+    # request to the queue is held until the button has gone grey, then let through.
+    held = []
+    page.route("**/queue/join*", lambda route: held.append(route))
     page.locator("#train-stop").click()
+    page.wait_for_function("() => document.querySelector('#train-stop').disabled",
+                           timeout=5_000)
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the Stop click sent nothing to the server"
+    assert page.get_by_text("Stopping after the current step").count() == 0
+    for route in held:
+        route.continue_()
+    page.unroute("**/queue/join*")
+    page.get_by_text("Stopping after the current step").first.wait_for(timeout=30_000)
     status = page.locator("#train-status")
     status.get_by_text("Stopped after").wait_for(timeout=60_000)
     assert "where the input was" in status.inner_text()

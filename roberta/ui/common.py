@@ -137,6 +137,7 @@ def request_stop(control: dict | None, run: str, kept: str) -> str:
     if not control.get("running"):
         return f"No {run} is going in this browser tab."
     control["stop"].set()
+    log.info("stop requested: %s", run)  # the host's record; bench/page_weight.py times it
     trainer = control.get("trainer")
     if trainer is not None:
         trainer.stop()
@@ -157,4 +158,10 @@ def start_stop(start_button: gr.Button, stop_button: gr.Button, fn, inputs, outp
                              api_visibility="private").then(fn, inputs, outputs, **event_kwargs)
     for after in (run.then, run.failure):
         after(lambda: idle, None, buttons, queue=False, api_visibility="private")
+    # Stop greys out the moment it is pressed, in the browser (no round trip), however busy the
+    # page or the server is; the tab's own Stop handler answers from the server.
+    stop_button.click(None, None, stop_button, js=GREY_OUT, api_visibility="private")
     return run
+
+
+GREY_OUT = "() => ({__type__: 'update', interactive: false})"
