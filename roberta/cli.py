@@ -20,7 +20,7 @@ import torch
 from .config import PRESETS, RobertaConfig
 from .init import INIT_CHOICES
 from .masking import MaskingConfig
-from .train import FinetuneConfig, PretrainConfig
+from .train import FINETUNE_DROPOUT, FinetuneConfig, PretrainConfig
 
 
 def _add_training_flags(p: argparse.ArgumentParser, defaults) -> None:
@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--label-column")
     f.add_argument("--validation-fraction", type=float,
                    help=f"default: {FinetuneConfig.validation_fraction}")
+    f.add_argument("--dropout", type=float, default=FINETUNE_DROPOUT,
+                   help=f"the classifier's dropout (default: {FINETUNE_DROPOUT}, whatever the "
+                        f"masked LM was pretrained with)")
     _add_training_flags(f, FinetuneConfig)
 
     m = sub.add_parser("fill-mask", help="top-k guesses for each <mask>")
@@ -329,7 +332,8 @@ def cmd_finetune(args) -> int:
         warnings.simplefilter("ignore")
         encoder = RobertaForMaskedLM.from_pretrained(args.init)
     torch.manual_seed(settings.seed)  # the new head's weights, then dropout: --seed reproduces
-    trainer = Finetuner(classifier_from(encoder, data.label_names), tokenizer, data, settings)
+    classifier = classifier_from(encoder, data.label_names, args.dropout)
+    trainer = Finetuner(classifier, tokenizer, data, settings)
     printer = EventPrinter(settings.max_steps, out.parent / f"{out.name}.metrics.jsonl")
     for last in trainer.run():
         printer(last)

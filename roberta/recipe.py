@@ -37,6 +37,7 @@ from .model import RobertaForMaskedLM, RobertaForSequenceClassification
 from .probes import EVERYDAY_PROBES, answered_share, score_probes
 from .tokenizer import RobertaTokenizer
 from .train import (
+    FINETUNE_DROPOUT,
     FinetuneConfig,
     Finetuner,
     PretrainConfig,
@@ -60,7 +61,7 @@ class BundledRecipe:
     # over-fitted, and dropout only slows it (as in Geiping & Goldstein 2023, "Cramming").
     # Fine-tuning on ~45k reviews for the better part of an epoch puts it back.
     pretrain_dropout: float = 0.0
-    finetune_dropout: float = 0.1
+    finetune_dropout: float = FINETUNE_DROPOUT
     pretrain_steps: int = 14000
     pretrain_batch: int = 16
     pretrain_lr: float | None = None  # None: for the width, default_learning_rate(256) = 1e-3

@@ -155,6 +155,10 @@ class PretrainConfig(TrainConfig):
             warmup_steps=default_warmup(self.max_steps) if warmup is None else warmup)
 
 
+# A new classifier's dropout, whatever its masked LM was pretrained with (the embedded one: none).
+FINETUNE_DROPOUT = 0.1
+
+
 @dataclass
 class FinetuneConfig(TrainConfig):
     max_steps: int = 300

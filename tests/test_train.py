@@ -435,10 +435,11 @@ def test_cli_pretrain_finetune_fill_mask_and_export(corpus_file, tmp_path):
     tuned = run_cli("finetune", "--init", str(out), "--task", "csv", "--csv", str(reviews),
                     "--max-steps", "30", "--batch-size", "8", "--eval-every", "10",
                     "--lr", "3e-3", "--warmup-steps", "3", "--seq-length", "32",
-                    "--out", str(classifier))
+                    "--dropout", "0.05", "--out", str(classifier))
     assert tuned.returncode == 0, tuned.stderr[-2000:]
     config = json.loads((classifier / "config.json").read_text())
     assert config["id2label"] == {"0": "bad", "1": "good"}
+    assert config["hidden_dropout_prob"] == config["attention_probs_dropout_prob"] == 0.05
     answer = run_cli("classify", "The dog food was great and the dog knew it.", "--model",
                      str(classifier))
     assert answer.returncode == 0, answer.stderr[-2000:]

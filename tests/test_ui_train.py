@@ -230,6 +230,24 @@ def test_exports_never_overwrite_each_other(tiny_assets):
         assert f"{folder}/{required}" in names
 
 
+def test_an_exported_classifier_says_how_to_classify_with_it(tiny_assets):
+    from roberta.tokenizer import RobertaTokenizer
+    from roberta.train import classifier_from
+
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    mlm = RobertaForMaskedLM.from_pretrained(tiny_assets / "mlm")
+    for model, says, never in (
+            (classifier_from(mlm, ["sad", "glad"]), ("AutoModelForSequenceClassification",
+             "text-classification", "labels: sad, glad"), "fill-mask"),
+            (mlm, ("AutoModelForMaskedLM", "fill-mask", "masked language model"),
+             "text-classification")):
+        archive = zipfile.ZipFile(export_hf_zip(model, tokenizer, "Mine"))
+        readme = archive.read(next(n for n in archive.namelist() if n.endswith("README.md")))
+        for words in says:
+            assert words in readme.decode()
+        assert never not in readme.decode()
+
+
 # --- /train through gradio_client ------------------------------------------------------------
 
 def test_training_endpoints_are_named(client):

@@ -19,7 +19,12 @@ from roberta.data import (
     sentiment_task,
     train_test_split_classification,
 )
-from roberta.train import FinetuneConfig, finetune_split, training_memory_bytes
+from roberta.train import (
+    FINETUNE_DROPOUT,
+    FinetuneConfig,
+    finetune_split,
+    training_memory_bytes,
+)
 from roberta.wheels import wheel_present
 
 from .limits import check_steps, check_training_memory, check_upload, current_limits
@@ -70,7 +75,7 @@ class FinetuneSettings:
     eval_every: int = 15
     seed: int = 0
     device: str = "cpu"
-    dropout: float = 0.1
+    dropout: float = FINETUNE_DROPOUT
 
 
 def validate(settings: FinetuneSettings) -> FinetuneSettings:

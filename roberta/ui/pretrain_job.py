@@ -44,7 +44,7 @@ from roberta.data import (
 )
 from roberta.init import INIT_CHOICES, StructuredInit, initialise_
 from roberta.masking import MaskingConfig
-from roberta.model import RobertaForMaskedLM
+from roberta.model import RobertaForMaskedLM, RobertaForSequenceClassification
 from roberta.tokenizer import RobertaTokenizer
 from roberta.train import (
     DEFAULT_PROBES,
@@ -380,17 +380,30 @@ def build_model(settings: PretrainSettings, tokenizer: RobertaTokenizer,
 
 EXPORT_README = """# {name}
 
-A RoBERTa masked language model trained in RoBERTa Lab, in the Hugging Face format.
+A RoBERTa {kind} trained in RoBERTa Lab, in the Hugging Face format.
 
 ```python
-from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
-model = AutoModelForMaskedLM.from_pretrained("{folder}")
+from transformers import {auto_class}, AutoTokenizer, pipeline
+model = {auto_class}.from_pretrained("{folder}")
 tokenizer = AutoTokenizer.from_pretrained("{folder}")
-print(pipeline("fill-mask", model=model, tokenizer=tokenizer)("The <mask> was good."))
+print(pipeline("{task}", model=model, tokenizer=tokenizer)("{example}"))
 ```
 
 {description}
 """
+
+
+def _export_readme(model: torch.nn.Module, name: str, folder: str, description: str) -> str:
+    if isinstance(model, RobertaForSequenceClassification):
+        labels = ", ".join(model.config.id2label[i] for i in range(model.config.num_labels))
+        return EXPORT_README.format(
+            name=name, folder=folder, description=description,
+            kind=f"sequence classifier (labels: {labels})",
+            auto_class="AutoModelForSequenceClassification", task="text-classification",
+            example="This movie was wonderful.")
+    return EXPORT_README.format(name=name, folder=folder, description=description,
+                                kind="masked language model", auto_class="AutoModelForMaskedLM",
+                                task="fill-mask", example="The <mask> was good.")
 
 
 def slug(text: str) -> str:
@@ -406,8 +419,7 @@ def export_hf_zip(model: torch.nn.Module, tokenizer: RobertaTokenizer, name: str
     model_dir = workdir / folder
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
-    (model_dir / "README.md").write_text(EXPORT_README.format(
-        name=name, folder=folder, description=description))
+    (model_dir / "README.md").write_text(_export_readme(model, name, folder, description))
     archive = workdir / f"{folder}.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for file in sorted(model_dir.iterdir()):
