@@ -12,6 +12,7 @@ the viewport, so each PNG stays around 100–300 KB.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -19,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlparse
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -54,12 +57,17 @@ def run_comparison(page, tab, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not found.count():
         time.sleep(1)
-    stop = page.locator("#compare-stop")
-    if stop.is_enabled():
-        stop.click()
+    press_stop_if_running(page.locator("#compare-stop"))
     page.locator("#compare-paragraph").get_by_text("What this run found").wait_for(
         timeout=600_000)
     page.wait_for_timeout(8000)  # let the "Stopping…" toast fade
+
+
+def press_stop_if_running(stop) -> None:
+    """Click Stop unless the run has ended: it may end (and Stop grey out) while we reach it."""
+    if stop.is_enabled():
+        with contextlib.suppress(PlaywrightTimeout):
+            stop.click(timeout=5_000)
 
 
 def compare_in_fill_mask(page, tab) -> None:
@@ -151,6 +159,8 @@ def main() -> int:
                 if tab_name in EXTRA_WAIT:
                     page.locator(EXTRA_WAIT[tab_name]).wait_for()
                 page.wait_for_timeout(1500)  # let plots and iframes finish drawing
+                with contextlib.suppress(PlaywrightTimeout):  # an earlier tab's toast fades
+                    page.locator(".toast-body").first.wait_for(state="hidden", timeout=15_000)
                 page.evaluate("window.scrollTo(0, 0)")
                 if file_name in SCROLL_TO:
                     box = page.locator(SCROLL_TO[file_name]).bounding_box()
@@ -164,9 +174,7 @@ def main() -> int:
                 page.screenshot(path=str(target))
                 print(f"{target}: {target.stat().st_size / 1e3:.0f} KB")
                 if tab_name == "Train":
-                    stop = tab.get_by_role("button", name=re.compile("Stop")).first
-                    if stop.is_enabled():
-                        stop.click()
+                    press_stop_if_running(tab.get_by_role("button", name=re.compile("Stop")).first)
             browser.close()
     finally:
         demo.close()
