@@ -115,16 +115,10 @@ def visit_every_tab(page) -> None:
 
 
 def start_run(page, steps: int) -> None:
-    from tiny_assets import tiny_corpus
+    from tiny_assets import set_up_tiny_run
 
     tab = page.locator("#tab-train")
-    tab.get_by_text("Settings: corpus, tokenizer").click()
-    tab.get_by_label("Pasted text").check()
-    tab.get_by_label("Your text: separate documents with a blank line").fill(
-        "\n\n".join(tiny_corpus(300)))
-    tab.get_by_label("The embedded model's tokenizer").check()
-    tab.get_by_label("Sequence length (tokens)").fill("32")
-    tab.get_by_label("Steps", exact=True).fill(str(steps))
+    set_up_tiny_run(tab, steps)
     tab.get_by_text("Settings: corpus, tokenizer").click()  # fold the settings away again
     page.locator("#train-start").click()
 
@@ -160,6 +154,7 @@ def stop_and_time(page) -> dict:
     heard = StopHeard()
     logger = logging.getLogger("roberta.ui")
     logger.addHandler(heard)
+    level = logger.level
     logger.setLevel(logging.INFO)
     try:
         page.evaluate(WATCH_STOP)
@@ -176,6 +171,7 @@ def stop_and_time(page) -> dict:
                 "note": f"Stop did not go through: {str(err).splitlines()[0]}"}
     finally:
         logger.removeHandler(heard)
+        logger.setLevel(level)
     return {"stop_greyed_s": round(greyed, 2),
             "stop_received_s": None if heard.at is None else round(heard.at - pressed, 2),
             "stop_acknowledged_s": round(acknowledged, 2),

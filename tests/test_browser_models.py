@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 import torch
-from tiny_assets import tiny_corpus
+from tiny_assets import set_up_tiny_run
 
 from roberta import RobertaForMaskedLM
 from roberta.inference import fill_mask
@@ -128,14 +128,7 @@ def test_download_gives_a_zip_that_transformers_loads(page, tmp_path):
 
     transformers = pytest.importorskip("transformers")
     tab = open_tab(page, "Train")
-    corpus = tab.get_by_label("Your text: separate documents with a blank line")
-    if not corpus.is_visible():
-        tab.get_by_text("Settings: corpus, tokenizer").click()
-        tab.get_by_label("Pasted text").check()
-    corpus.fill("\n\n".join(tiny_corpus(300)))
-    tab.get_by_label("The embedded model's tokenizer").check()
-    tab.get_by_label("Sequence length (tokens)").fill("32")
-    tab.get_by_label("Steps", exact=True).fill("6")
+    set_up_tiny_run(tab, 6)
     page.locator("#train-start").click()
     page.locator("#train-status").get_by_text("Finished after 6 steps").wait_for(timeout=180_000)
     name = tab.get_by_label("Trained model (selectable in the other tabs)").input_value()

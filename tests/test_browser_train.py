@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from tiny_assets import tiny_corpus
+from tiny_assets import set_up_tiny_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -27,13 +27,7 @@ def test_training_draws_the_loss_and_stops_with_a_model(page):
     page.get_by_role("tab", name="Train").click()
     tab = page.locator("#tab-train")
     # A small pasted corpus and the embedded tokenizer: the run starts within a second.
-    tab.get_by_text("Settings: corpus, tokenizer").click()
-    tab.get_by_label("Pasted text").check()
-    tab.get_by_label("Your text: separate documents with a blank line").fill(
-        "\n\n".join(tiny_corpus(300)))
-    tab.get_by_label("The embedded model's tokenizer").check()
-    tab.get_by_label("Sequence length (tokens)").fill("32")
-    tab.get_by_label("Steps", exact=True).fill("3000")
+    set_up_tiny_run(tab, 3000)
 
     page.locator("#train-start").click()
     page.wait_for_function(f"({LOSS_POINTS})() >= 2", timeout=90_000)

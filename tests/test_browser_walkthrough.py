@@ -172,18 +172,11 @@ def test_redrawn_charts_do_not_pile_up_in_the_tab(page):
     """Gradio mounts a new plotly chart for every chart update and leaves the old one held by
     a resize listener (~290 DOM nodes each): the page purges them, so the tab's node count
     stays flat however many times a live run redraws (issue 13: 1.1 GB after a minute)."""
-    from tiny_assets import tiny_corpus
+    from tiny_assets import set_up_tiny_run
 
     page.get_by_role("tab", name="Train").click()
     tab = page.locator("#tab-train")
-    pasted = tab.get_by_label("Your text: separate documents with a blank line")
-    if not pasted.is_visible():
-        tab.get_by_text("Settings: corpus, tokenizer").click()
-        tab.get_by_label("Pasted text").check()
-    pasted.fill("\n\n".join(tiny_corpus(300)))
-    tab.get_by_label("The embedded model's tokenizer").check()
-    tab.get_by_label("Sequence length (tokens)").fill("32")
-    tab.get_by_label("Steps", exact=True).fill("5000")
+    set_up_tiny_run(tab, 5000)
     page.locator("#train-start").click()
     page.wait_for_function(f"({DRAWS})() >= 10", timeout=120_000)
     page.wait_for_timeout(2500)  # the purge runs every 2 s

@@ -27,6 +27,19 @@ def tiny_corpus(n: int = 400, seed: int = 0) -> list[str]:
             f"{rng.choice(TAILS)}" for _ in range(n)]
 
 
+def set_up_tiny_run(tab, steps: int) -> None:
+    """In a browser, set the Train tab (`tab`, a playwright locator) for a quick run: this
+    corpus pasted, the embedded tokenizer, 32-token sequences, `steps` steps."""
+    pasted = tab.get_by_label("Your text: separate documents with a blank line")
+    if not pasted.is_visible():
+        tab.get_by_text("Settings: corpus, tokenizer").click()
+        tab.get_by_label("Pasted text").check()
+    pasted.fill("\n\n".join(tiny_corpus(300)))
+    tab.get_by_label("The embedded model's tokenizer").check()
+    tab.get_by_label("Sequence length (tokens)").fill("32")
+    tab.get_by_label("Steps", exact=True).fill(str(steps))
+
+
 def make_tiny_assets(directory: str | Path, vocab_size: int = 400, seed: int = 0) -> Path:
     """Write `mlm/` and `sentiment/` (model + tokenizer each) under `directory`."""
     directory = Path(directory)

@@ -396,14 +396,13 @@ print(pipeline("{task}", model=model, tokenizer=tokenizer)("{example}"))
 def _export_readme(model: torch.nn.Module, name: str, folder: str, description: str) -> str:
     if isinstance(model, RobertaForSequenceClassification):
         labels = ", ".join(model.config.id2label[i] for i in range(model.config.num_labels))
-        return EXPORT_README.format(
-            name=name, folder=folder, description=description,
-            kind=f"sequence classifier (labels: {labels})",
-            auto_class="AutoModelForSequenceClassification", task="text-classification",
-            example="This movie was wonderful.")
-    return EXPORT_README.format(name=name, folder=folder, description=description,
-                                kind="masked language model", auto_class="AutoModelForMaskedLM",
-                                task="fill-mask", example="The <mask> was good.")
+        usage = dict(kind=f"sequence classifier (labels: {labels})",
+                     auto_class="AutoModelForSequenceClassification", task="text-classification",
+                     example="This movie was wonderful.")
+    else:
+        usage = dict(kind="masked language model", auto_class="AutoModelForMaskedLM",
+                     task="fill-mask", example="The <mask> was good.")
+    return EXPORT_README.format(name=name, folder=folder, description=description, **usage)
 
 
 def slug(text: str) -> str:
