@@ -419,7 +419,8 @@ COMMANDS = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "fill-mask": cmd
 
 # Settings the library names by field that a person sets by flag, for its messages.
 FLAGS = {"hold_positions_steps": "--hold-positions", "learning_rate": "--lr",
-         "mlm_probability": "--mask-rate", "grad_accum_steps": "--grad-accum"}
+         "mlm_probability": "--mask-rate", "grad_accum_steps": "--grad-accum",
+         "hidden_dropout_prob": "--dropout"}
 
 
 def _as_flags(message: str) -> str:

@@ -440,6 +440,10 @@ def test_cli_pretrain_finetune_fill_mask_and_export(corpus_file, tmp_path):
     config = json.loads((classifier / "config.json").read_text())
     assert config["id2label"] == {"0": "bad", "1": "good"}
     assert config["hidden_dropout_prob"] == config["attention_probs_dropout_prob"] == 0.05
+    too_much = run_cli("finetune", "--init", str(out), "--task", "csv", "--csv", str(reviews),
+                       "--dropout", "1.5", "--out", str(tmp_path / "refused"))
+    assert too_much.returncode == 2 and "--dropout must be in [0, 1)" in too_much.stderr
+    assert not (tmp_path / "refused").exists()
     answer = run_cli("classify", "The dog food was great and the dog knew it.", "--model",
                      str(classifier))
     assert answer.returncode == 0, answer.stderr[-2000:]
