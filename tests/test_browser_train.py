@@ -35,8 +35,8 @@ def test_training_draws_the_loss_and_stops_with_a_model(page):
     page.wait_for_function(f"({LOSS_POINTS})() > {first}", timeout=60_000)  # it keeps growing
     assert page.locator("#train-progress").inner_text().startswith("step ")
 
-    # Stop greys out in the page at once, before the server has heard of it: the page's
-    # request to the queue is held until the button has gone grey, then let through.
+    # Stop greys out and says "Stopping…" in the page at once, before the server has heard of
+    # it: the page's request to the queue is held until then, then let through.
     held = []
     page.route("**/queue/join*", lambda route: held.append(route))
     page.locator("#train-stop").click()
@@ -48,6 +48,7 @@ def test_training_draws_the_loss_and_stops_with_a_model(page):
         page.wait_for_timeout(50)
     assert held, "the Stop click sent nothing to the server"
     assert page.get_by_text("Stopping after the current step").count() == 0
+    assert page.locator("#train-stop").inner_text().strip() == "Stopping…"
     for route in held:
         route.continue_()
     page.unroute("**/queue/join*")
@@ -58,6 +59,8 @@ def test_training_draws_the_loss_and_stops_with_a_model(page):
     assert tab.get_by_label("Trained model (selectable in the other tabs)").input_value() \
         .startswith("My model 1 (micro,")
     assert page.locator("#train-start").is_enabled()
+    page.wait_for_function("() => document.querySelector('#train-stop').innerText.trim() == "
+                           "'■ Stop'", timeout=10_000)  # ready for the next run
     assert page.locator("#train-probes").get_by_text("Probe at step").count() == 1
     assert page.get_by_text("Traceback").count() == 0
     # One click on the download button saves this run's model (its zip is ready already).

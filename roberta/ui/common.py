@@ -152,16 +152,18 @@ def start_stop(start_button: gr.Button, stop_button: gr.Button, fn, inputs, outp
     `fn` runs, and both buttons go back when it ends — also when it raised (a settings error):
     a `.then` after an event that raised does not run, a `.failure` does."""
     buttons = [start_button, stop_button]
-    running = (gr.update(interactive=False), gr.update(interactive=True))
-    idle = (gr.update(interactive=True), gr.update(interactive=False))
+    stop_label = stop_button.value
+    running = (gr.update(interactive=False), gr.update(interactive=True, value=stop_label))
+    idle = (gr.update(interactive=True), gr.update(interactive=False, value=stop_label))
     run = start_button.click(lambda: running, None, buttons, queue=False,
                              api_visibility="private").then(fn, inputs, outputs, **event_kwargs)
     for after in (run.then, run.failure):
         after(lambda: idle, None, buttons, queue=False, api_visibility="private")
-    # Stop greys out the moment it is pressed, in the browser (no round trip), however busy the
-    # page or the server is; the tab's own Stop handler answers from the server.
-    stop_button.click(None, None, stop_button, js=GREY_OUT, api_visibility="private")
+    # Stop greys out and says "Stopping…" the moment it is pressed, in the browser (no round
+    # trip), however busy the page or the server is; the tab's own Stop handler answers from
+    # the server (its "Stopping after the current step…" message may wait behind chart redraws).
+    stop_button.click(None, None, stop_button, js=STOPPING, api_visibility="private")
     return run
 
 
-GREY_OUT = "() => ({__type__: 'update', interactive: false})"
+STOPPING = "() => ({__type__: 'update', interactive: false, value: 'Stopping…'})"

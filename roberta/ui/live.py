@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from collections.abc import Callable
 
 import gradio as gr
@@ -13,7 +14,11 @@ from gradio.components.plot import PlotData
 
 from roberta.viz.curves import PretrainHistory, Spec
 
-UPDATE_SECONDS = 0.5  # at most ~2 redraws a second: the charts move, the CPU keeps training
+UPDATE_SECONDS = 0.5  # at most ~2 updates a second: the progress line moves, the CPU keeps training
+# A chart is redrawn at most this often (the loss) or, for those that change at evaluations,
+# EVAL_CHART_SECONDS: a busy page answers Stop late (issue 13: within 0.5 s).
+CHART_SECONDS = 1.0
+EVAL_CHART_SECONDS = 2.0
 
 
 def plot_value(spec: Spec) -> PlotData:
@@ -53,16 +58,23 @@ def progress_html(step: int = 0, total: int = 0, elapsed: float | None = None,
 class SendWhenChanged:
     """Sends an output only when what it shows has changed since it was last sent, and
     gr.skip() otherwise: a long run re-sends what moved, not the whole page. `key` is anything
-    comparable that changes exactly when the output would (a count of points, a step)."""
+    comparable that changes exactly when the output would (a count of points, a step); `every`
+    (seconds) holds a changed output back until that long after it was last sent — it goes with
+    a later update — because every chart redrawn costs the page time it cannot spend on a click
+    or a message (plotly.js, and Gradio redraws a changed plot twice)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._sent: dict[str, object] = {}
+        self._sent_at: dict[str, float] = {}
+        self._clock = clock
 
     def __call__(self, name: str, key: object, make: Callable[[], object],
-                 force: bool = False):
-        if not force and name in self._sent and self._sent[name] == key:
+                 force: bool = False, every: float = 0.0):
+        now = self._clock()
+        if not force and name in self._sent and (
+                self._sent[name] == key or now - self._sent_at[name] < every):
             return gr.skip()
-        self._sent[name] = key
+        self._sent[name], self._sent_at[name] = key, now
         return make()
 
 
@@ -81,9 +93,11 @@ def pretrain_plots(history: PretrainHistory, send: SendWhenChanged,
                    history.unigram_accuracy, history.unigram_perplexity)
     loss = (len(history.loss), len(history.val_loss), history.unigram_perplexity)
     return (
-        send("loss", loss, lambda: plot_value(history.loss_spec()), final),
-        send("accuracy", evaluations, lambda: plot_value(history.accuracy_spec()), final),
-        send("perplexity", evaluations, lambda: plot_value(history.perplexity_spec()), final),
+        send("loss", loss, lambda: plot_value(history.loss_spec()), final, CHART_SECONDS),
+        send("accuracy", evaluations, lambda: plot_value(history.accuracy_spec()), final,
+             EVAL_CHART_SECONDS),
+        send("perplexity", evaluations, lambda: plot_value(history.perplexity_spec()), final,
+             EVAL_CHART_SECONDS),
         send("lr", len(history.lr) * SLOW_CHART_REDRAWS // planned,
              lambda: plot_value(history.learning_rate_spec()), final),
         send("speed", len(history.tokens_per_s) * SLOW_CHART_REDRAWS // planned,

@@ -32,6 +32,7 @@ from roberta.ui import pretrain_job as job
 from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop, user_error
 from roberta.ui.limits import current_limits
 from roberta.ui.live import (
+    EVAL_CHART_SECONDS,
     UPDATE_SECONDS,
     SendWhenChanged,
     duration,
@@ -109,7 +110,8 @@ class TrainView:
         plots = pretrain_plots(self.history, self.send, self.ended) if charts else \
             (gr.skip(),) * 5
         table = self.send("probes", (self.probe_step, id(self.probes)), lambda: probe_table(
-            self.probes, self.settings.probes, self.probe_step), self.ended)  # at evaluations
+            self.probes, self.settings.probes, self.probe_step), self.ended,
+            EVAL_CHART_SECONDS)  # after evaluations
         tokens_per_s = self.history.tokens_per_s.last
         progress = progress_html(self.step, self.settings.max_steps, self.elapsed, self.eta,
                                  tokens_per_s, self.note)
