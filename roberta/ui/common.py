@@ -4,6 +4,7 @@ from a model or a visitor inert in Markdown."""
 from __future__ import annotations
 
 import html
+import json
 import logging
 import math
 import os
@@ -152,18 +153,26 @@ def start_stop(start_button: gr.Button, stop_button: gr.Button, fn, inputs, outp
     `fn` runs, and both buttons go back when it ends — also when it raised (a settings error):
     a `.then` after an event that raised does not run, a `.failure` does."""
     buttons = [start_button, stop_button]
-    stop_label = stop_button.value
-    running = (gr.update(interactive=False), gr.update(interactive=True, value=stop_label))
-    idle = (gr.update(interactive=True), gr.update(interactive=False, value=stop_label))
-    run = start_button.click(lambda: running, None, buttons, queue=False,
-                             api_visibility="private").then(fn, inputs, outputs, **event_kwargs)
+    # Client-side updates (no round trip, so nothing can arrive out of order): Start greys and
+    # Stop wakes at once; when the run ends, Start wakes and Stop greys with its own label back.
+    running = _set_buttons(start=False, stop=True, stop_label=stop_button.value)
+    idle = _set_buttons(start=True, stop=False, stop_label=stop_button.value)
+    run = start_button.click(None, None, buttons, js=running, api_visibility="private") \
+        .then(fn, inputs, outputs, **event_kwargs)
     for after in (run.then, run.failure):
-        after(lambda: idle, None, buttons, queue=False, api_visibility="private")
-    # Stop greys out and says "Stopping…" the moment it is pressed, in the browser (no round
-    # trip), however busy the page or the server is; the tab's own Stop handler answers from
-    # the server (its "Stopping after the current step…" message may wait behind chart redraws).
+        after(None, None, buttons, js=idle, api_visibility="private")
+    # Stop greys out and says "Stopping…" the moment it is pressed, in the browser, however busy
+    # the page or the server is; the tab's own Stop handler answers from the server (its
+    # "Stopping after the current step…" message may wait behind chart redraws).
     stop_button.click(None, None, stop_button, js=STOPPING, api_visibility="private")
     return run
 
 
 STOPPING = "() => ({__type__: 'update', interactive: false, value: 'Stopping…'})"
+
+
+def _set_buttons(start: bool, stop: bool, stop_label: str) -> str:
+    """A js-only event's function: the Start and Stop buttons' new state."""
+    update = {"__type__": "update"}
+    return (f"() => [{json.dumps({**update, 'interactive': start})}, "
+            f"{json.dumps({**update, 'interactive': stop, 'value': stop_label})}]")
