@@ -1,6 +1,8 @@
 """The training engine: learning, resume == uninterrupted, stop, NaN guard, fine-tuning, CLI,
 and two processes against one."""
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -15,7 +17,7 @@ import pytest
 import torch
 import transformers
 
-from roberta import RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification
+from roberta import RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification, cli
 from roberta.data import ClassificationData
 from roberta.model import IGNORE_INDEX
 from roberta.tokenizer import RobertaTokenizer
@@ -376,10 +378,20 @@ def test_classifier_from_copies_the_encoder_as_loading_the_checkpoint_would(toke
 
 # --- command line ------------------------------------------------------------------------------
 
-def run_cli(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "roberta", *args], cwd=REPO, text=True,
-                          capture_output=True, timeout=timeout,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+def run_cli(*args, env=None, timeout=600, process=False):
+    """`python -m roberta ARGS`, as a CompletedProcess: in this process (no second import of
+    torch: seconds per call) unless `process` or `env` asks for a real one."""
+    if process or env:
+        return subprocess.run([sys.executable, "-m", "roberta", *args], cwd=REPO, text=True,
+                              capture_output=True, timeout=timeout,
+                              env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as exited:  # argparse's usage errors
+            code = exited.code if isinstance(exited.code, int) else 1
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -395,7 +407,7 @@ def test_cli_pretrain_finetune_fill_mask_and_export(corpus_file, tmp_path):
     result = run_cli("pretrain", "--preset", "nano", "--corpus", str(corpus_file),
                      "--vocab-size", "300", "--max-steps", "30", "--eval-every", "15",
                      "--seq-length", "32", "--batch-size", "8", "--warmup-steps", "5",
-                     "--out", str(out))
+                     "--out", str(out), process=True)  # `python -m roberta` itself, once
     assert result.returncode == 0, result.stderr[-2000:]
     assert "unigram-frequency baseline" in result.stdout
     # From scratch the CLI takes the structured start (roberta/init.py), on the record.
@@ -498,7 +510,7 @@ def test_cli_killed_run_resumes_from_its_last_checkpoint_to_the_same_model(corpu
              "--eval-every", "1000", "--checkpoint-every", "4", "--seq-length", "32",
              "--batch-size", "8", "--warmup-steps", "5", "--precision", "fp32", "--device",
              "cpu"]
-    whole = run_cli(*flags, "--out", str(tmp_path / "whole"))
+    whole = run_cli(*flags, "--out", str(tmp_path / "whole"), process=True)
     assert whole.returncode == 0, whole.stderr[-2000:]
     reference = step_losses(tmp_path / "whole.metrics.jsonl")
     assert len(reference) == 40
@@ -516,14 +528,19 @@ def test_cli_killed_run_resumes_from_its_last_checkpoint_to_the_same_model(corpu
         process.kill()
         process.wait()
     assert process.returncode != 0, "the run ended before it could be killed mid-way"
-    before = step_losses(tmp_path / "killed.metrics.jsonl")
+    log = tmp_path / "killed.metrics.jsonl"
+    before = step_losses(log)
+    logged_before = len(log.read_text().splitlines())
     assert 4 <= len(before) < 40
     assert [before[s] for s in sorted(before)] == [reference[s] for s in sorted(before)]
 
-    resumed = run_cli(*flags, "--resume", "--out", str(killed_out))
+    resumed = run_cli(*flags, "--resume", "--out", str(killed_out), process=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    after = step_losses(tmp_path / "killed.metrics.jsonl")  # now the resumed steps as well
-    assert max(after) == 40 and min(set(after) - set(before)) % 4 == 1  # from a checkpoint
+    after = step_losses(log)  # now the resumed steps as well
+    resumed_rows = [json.loads(line) for line in log.read_text().splitlines()[logged_before:]]
+    first_resumed = next(r["step"] for r in resumed_rows if r["kind"] == "step")
+    # From the last checkpoint (every 4 steps), not from the last step logged before the kill.
+    assert max(after) == 40 and first_resumed % 4 == 1 and first_resumed <= max(before) + 1
     assert [after[s] for s in range(1, 41)] == pytest.approx(
         [reference[s] for s in range(1, 41)], abs=1e-6)
     ours, theirs = (RobertaForMaskedLM.from_pretrained(tmp_path / n).state_dict()
@@ -590,7 +607,7 @@ def test_two_processes_match_one_with_the_same_global_batch(corpus_file, tmp_pat
     common = ["pretrain", "--init", str(start), "--corpus", str(corpus_file),
               "--max-steps", "6", "--eval-every", "6", "--seq-length", "32",
               "--warmup-steps", "2", "--lr", "1e-3", "--precision", "fp32", "--device", "cpu"]
-    one = run_cli(*common, "--batch-size", "8", "--out", str(tmp_path / "one"))
+    one = run_cli(*common, "--batch-size", "8", "--out", str(tmp_path / "one"), process=True)
     assert one.returncode == 0, one.stderr[-2000:]
     two = torchrun(*common, "--batch-size", "4", "--out", str(tmp_path / "two"))
     assert two.returncode == 0, two.stderr[-3000:]

@@ -1,0 +1,123 @@
+"""Does balancing the pretraining sources help everyday sentences? (issue 12: the probes)
+
+The recipe's text is 72% IMDB reviews, and the embedded model answers "She opened the <mask>"
+with "cat / price / water". This bench trains the recipe's masked LM twice, same tokenizer (the
+embedded one), same model, seed, steps and held-out documents; the only difference is the
+training documents: as the recipe has them (A), or with every non-IMDB training document
+repeated `--repeat` times (B: at 4, IMDB falls from ~72% to ~40% of the text). Then it reports,
+for each: `<mask>`-only accuracy on the held-out documents, IMDB's and the others' separately
+(a gain on the others may cost IMDB), and the everyday probes — the card's 31 and
+bench/everyday.py's 12 spare sentences.
+
+    python bench/source_balance.py --steps 3000 --repeat 4 [--threads 2]
+
+Short runs say which way a change goes, not the full recipe's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from everyday import SENTENCES  # noqa: E402
+
+from roberta.config import RobertaConfig  # noqa: E402
+from roberta.data import pack_documents, split_documents  # noqa: E402
+from roberta.defaults import default_model_dir  # noqa: E402
+from roberta.init import initialise_  # noqa: E402
+from roberta.model import RobertaForMaskedLM  # noqa: E402
+from roberta.probes import EVERYDAY_PROBES, answered_share, score_probes  # noqa: E402
+from roberta.recipe import BundledRecipe, pretrain_config, pretraining_text  # noqa: E402
+from roberta.tokenizer import RobertaTokenizer  # noqa: E402
+from roberta.train import Pretrainer, PretrainingData  # noqa: E402
+
+IMDB = "IMDB movie reviews (train split)"
+
+
+def packed(tokenizer: RobertaTokenizer, docs: list[str], seq_length: int):
+    return pack_documents(tokenizer.encode_batch_ids(docs), seq_length,
+                          bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id,
+                          pad_id=tokenizer.pad_token_id)
+
+
+def train_and_score(name: str, train_docs: list[str], held_out: dict[str, list[str]],
+                    tokenizer: RobertaTokenizer, recipe: BundledRecipe, steps: int) -> dict:
+    # The recipe's settings for a run of `steps` (its warmup and schedule), one evaluation.
+    config = replace(pretrain_config(replace(recipe, pretrain_steps=steps), "cpu"),
+                     eval_every=steps)
+    validation = {group: packed(tokenizer, docs, recipe.seq_length)
+                  for group, docs in held_out.items()}
+    data = PretrainingData(packed(tokenizer, train_docs, recipe.seq_length), validation["all"])
+    model_config = RobertaConfig(**recipe.model, vocab_size=tokenizer.vocab_size,
+                                 max_position_embeddings=recipe.seq_length + 2,
+                                 hidden_dropout_prob=recipe.pretrain_dropout,
+                                 attention_probs_dropout_prob=recipe.pretrain_dropout)
+    torch.manual_seed(recipe.seed)
+    model = RobertaForMaskedLM(model_config)
+    initialise_(model, recipe.init)
+    trainer = Pretrainer(model, tokenizer, data, config)
+    started = time.time()
+    for event in trainer.run():
+        if event.kind == "step" and event.step % 500 == 0:
+            print(f"[{name}] step {event.step}/{steps} {time.time() - started:.0f} s", flush=True)
+        if event.finished and event.kind != "done":
+            raise RuntimeError(f"{name}: {event.kind} {event.message}")
+    result = {"training tokens (M)": round(data.train.num_tokens / 1e6, 2),
+              "minutes": round((time.time() - started) / 60, 1)}
+    model.eval()
+    for group, sequences in validation.items():
+        scorer = Pretrainer(model, tokenizer, PretrainingData(data.train, sequences), config)
+        metrics, _ = scorer.evaluate()
+        result[f"<mask>-only, held out: {group}"] = round(metrics["val_mask_accuracy"], 4)
+    for label, probes in (("card probes", EVERYDAY_PROBES), ("spare sentences", SENTENCES)):
+        scored = score_probes(model, tokenizer, probes)
+        result[label] = f"{sum(r.answered for r in scored)}/{len(scored)} " \
+                        f"({answered_share(scored):.0%})"
+        result[f"{label}: answered"] = [r.text for r in scored if r.answered]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--repeat", type=int, default=4,
+                        help="B: copies of each non-IMDB training document")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = BundledRecipe()
+    tokenizer = RobertaTokenizer.from_pretrained(default_model_dir("mlm"))
+    sources, texts = pretraining_text(recipe)
+    train_docs, val_docs = split_documents(texts, 0.02, recipe.seed)  # as the recipe splits
+    imdb = set(sources[IMDB])
+    held_out = {"all": val_docs, "IMDB": [d for d in val_docs if d in imdb],
+                "other sources": [d for d in val_docs if d not in imdb]}
+    others = [d for d in train_docs if d not in imdb]
+    balanced = train_docs + others * (args.repeat - 1)
+    share = lambda docs: sum(len(d.split()) for d in docs if d in imdb) / sum(  # noqa: E731
+        len(d.split()) for d in docs)
+    print(f"IMDB share of the training words: A {share(train_docs):.0%}, "
+          f"B {share(balanced):.0%}", flush=True)
+    report = {"steps": args.steps, "repeat": args.repeat, "threads": torch.get_num_threads(),
+              "A: as the recipe": train_and_score("A", train_docs, held_out, tokenizer, recipe,
+                                                   args.steps),
+              f"B: other sources x{args.repeat}": train_and_score(
+                  "B", balanced, held_out, tokenizer, recipe, args.steps)}
+    print(json.dumps(report, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
