@@ -30,13 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from everyday import SENTENCES  # noqa: E402
 
-from roberta.config import RobertaConfig  # noqa: E402
 from roberta.data import pack_documents, split_documents  # noqa: E402
 from roberta.defaults import default_model_dir  # noqa: E402
-from roberta.init import initialise_  # noqa: E402
-from roberta.model import RobertaForMaskedLM  # noqa: E402
 from roberta.probes import EVERYDAY_PROBES, answered_share, score_probes  # noqa: E402
-from roberta.recipe import BundledRecipe, pretrain_config, pretraining_text  # noqa: E402
+from roberta.recipe import (  # noqa: E402
+    BundledRecipe,
+    new_masked_lm,
+    pretrain_config,
+    pretraining_text,
+)
 from roberta.tokenizer import RobertaTokenizer  # noqa: E402
 from roberta.train import Pretrainer, PretrainingData  # noqa: E402
 
@@ -57,13 +59,7 @@ def train_and_score(name: str, train_docs: list[str], held_out: dict[str, list[s
     validation = {group: packed(tokenizer, docs, recipe.seq_length)
                   for group, docs in held_out.items()}
     data = PretrainingData(packed(tokenizer, train_docs, recipe.seq_length), validation["all"])
-    model_config = RobertaConfig(**recipe.model, vocab_size=tokenizer.vocab_size,
-                                 max_position_embeddings=recipe.seq_length + 2,
-                                 hidden_dropout_prob=recipe.pretrain_dropout,
-                                 attention_probs_dropout_prob=recipe.pretrain_dropout)
-    torch.manual_seed(recipe.seed)
-    model = RobertaForMaskedLM(model_config)
-    initialise_(model, recipe.init)
+    model = new_masked_lm(recipe, tokenizer)
     trainer = Pretrainer(model, tokenizer, data, config)
     started = time.time()
     for event in trainer.run():

@@ -231,6 +231,18 @@ def finetune_config(recipe: BundledRecipe, device: str) -> FinetuneConfig:
         device=device, seed=recipe.seed)
 
 
+def new_masked_lm(recipe: BundledRecipe, tokenizer: RobertaTokenizer) -> RobertaForMaskedLM:
+    """The recipe's masked LM before pretraining: its shape, no dropout, its start, its seed."""
+    config = RobertaConfig(**recipe.model, vocab_size=tokenizer.vocab_size,
+                           max_position_embeddings=recipe.seq_length + 2,
+                           hidden_dropout_prob=recipe.pretrain_dropout,
+                           attention_probs_dropout_prob=recipe.pretrain_dropout)
+    torch.manual_seed(recipe.seed)
+    model = RobertaForMaskedLM(config)
+    initialise_(model, recipe.init)
+    return model
+
+
 def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecipe,
                     log: list[dict]) -> dict:
     """Tokenizer, masked LM, held-out metrics and probes -> out_dir/mlm (fp16) with its card."""
@@ -244,13 +256,8 @@ def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     pretrain = pretrain_config(recipe, device)
     data = prepare_pretraining_data(texts, tokenizer, recipe.seq_length,
                                     pretrain.validation_fraction, recipe.seed)
-    config = RobertaConfig(**recipe.model, vocab_size=tokenizer.vocab_size,
-                           max_position_embeddings=recipe.seq_length + 2,
-                           hidden_dropout_prob=recipe.pretrain_dropout,
-                           attention_probs_dropout_prob=recipe.pretrain_dropout)
-    torch.manual_seed(recipe.seed)
-    model = RobertaForMaskedLM(config)
-    initialise_(model, recipe.init)
+    model = new_masked_lm(recipe, tokenizer)
+    config = model.config
     trainer = Pretrainer(model, tokenizer, data, pretrain)
     print(f"pretraining {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on "
           f"{data.train.num_tokens / 1e6:.2f}M tokens, {recipe.pretrain_steps} steps of "
