@@ -190,8 +190,8 @@ def token_attributions(model: RobertaForSequenceClassification, tokenizer: Rober
     embedding, from a baseline of <pad> embeddings. Returns (tokens, scores, target); a positive
     score pushed the prediction towards `target` (default: the predicted class).
 
-    The embedding output is swapped for the interpolated path through a forward hook, so the
-    model needs no special input path."""
+    The embedding output is swapped for the interpolated path through a forward hook (for this
+    call's input tensor only), so the model needs no special input path."""
     encoding = encode_checked(tokenizer, text, model.config.max_sequence_length)
     if steps < 1:
         raise ValueError("steps must be at least 1")
@@ -205,10 +205,14 @@ def token_attributions(model: RobertaForSequenceClassification, tokenizer: Rober
             target = int(model(ids).logits.argmax(-1))
     alphas = (torch.arange(steps, device=device, dtype=actual.dtype) + 0.5) / steps  # midpoints
     path = (reference + alphas.view(-1, 1, 1) * (actual - reference)).requires_grad_(True)
-    handle = embedding.register_forward_hook(lambda module, inputs, output: path)
+    batch = ids.expand(steps, -1)
+    # Only this call's lookup is swapped: another request on the same model (the app serves
+    # several at once) must see its own embeddings, so the hook checks which tensor it looks up.
+    handle = embedding.register_forward_hook(
+        lambda module, inputs, output: path if inputs[0] is batch else output)
     try:
         with torch.enable_grad():
-            logits = model(ids.expand(steps, -1)).logits  # (steps, num_labels)
+            logits = model(batch).logits  # (steps, num_labels)
             (grads,) = torch.autograd.grad(logits[:, target].sum(), path)
     finally:
         handle.remove()

@@ -68,3 +68,34 @@ def test_integrated_gradients_are_complete(tiny_assets):
     change = float(actual - baseline)
     assert abs(change) > 1e-3  # the check below is not vacuous
     assert sum(attributions) == pytest.approx(change, rel=0.02)
+
+
+def test_attributions_leave_other_requests_on_the_same_model_alone(tiny_assets):
+    """The app classifies for several visitors at once on one model: while integrated
+    gradients run, another forward pass of that model (here: started from inside the
+    attribution's own forward, as a concurrent request would land) sees its own embeddings.
+    Before, the attribution's hook answered every lookup with its path: the other request got
+    the wrong logits or a shape error (seen at start-up, warming up the embedded classifier)."""
+    model = RobertaForSequenceClassification.from_pretrained(tiny_assets / "sentiment").eval()
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "sentiment")
+    other = torch.tensor([tokenizer.encode("Great coffee, awful box.").ids])
+    with torch.no_grad():
+        expected = model(other).logits
+    seen, started = [], []
+
+    def another_request(module, inputs):
+        # Once, inside the attribution's own pass (its batch is the 8 interpolation steps).
+        if not started and inputs[0].size(0) == 8:
+            started.append(True)
+            with torch.no_grad():
+                seen.append(model(other).logits)
+
+    handle = model.roberta.encoder.layer[0].register_forward_pre_hook(another_request)
+    try:
+        alone = token_attributions(model, tokenizer, "The coffee was wonderful.", steps=8)
+    finally:
+        handle.remove()
+    assert seen and torch.allclose(seen[0], expected, atol=1e-6)
+    undisturbed = token_attributions(model, tokenizer, "The coffee was wonderful.", steps=8)
+    assert undisturbed[0] == alone[0] and undisturbed[2] == alone[2]
+    assert undisturbed[1] == pytest.approx(alone[1], abs=1e-6)
