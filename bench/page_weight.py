@@ -310,10 +310,9 @@ def main(argv=None) -> dict:
     for key in ("stop_greyed_s", "stop_received_s", "stop_acknowledged_s", "stopped_s",
                 "click_waited_s"):
         times = sorted(t[key] for t in stops if t.get(key) is not None)
-        if times:
-            summary[key] = times[len(times) // 2] if len(times) > 1 else times[0]
-            if len(times) > 1:
-                summary[key.replace("_s", "_max_s")] = times[-1]
+        if times:  # the median (the upper one of an even count) and the slowest
+            summary[key], summary[key.removesuffix("_s") + "_max_s"] = \
+                times[len(times) // 2], times[-1]
     summary.update({
         "stops_timed": len(stops),
         "steps_reached": max((s["step"] for s in samples), default=0),

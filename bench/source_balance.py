@@ -93,6 +93,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.steps < 1 or args.repeat < 1:
+        parser.error("--steps and --repeat must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     recipe = BundledRecipe()
@@ -105,8 +107,10 @@ def main() -> None:
                 "other sources": [d for d in val_docs if d not in imdb]}
     others = [d for d in train_docs if d not in imdb]
     balanced = train_docs + others * (args.repeat - 1)
-    share = lambda docs: sum(len(d.split()) for d in docs if d in imdb) / sum(  # noqa: E731
-        len(d.split()) for d in docs)
+
+    def share(docs: list[str]) -> float:
+        return sum(len(d.split()) for d in docs if d in imdb) / sum(len(d.split()) for d in docs)
+
     print(f"IMDB share of the training words: A {share(train_docs):.0%}, "
           f"B {share(balanced):.0%}", flush=True)
     report = {"steps": args.steps, "repeat": args.repeat, "threads": torch.get_num_threads(),
