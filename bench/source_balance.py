@@ -1,10 +1,11 @@
 """Does balancing the pretraining sources help everyday sentences? (issue 12: the probes)
 
-The recipe's text is 72% IMDB reviews, and the embedded model answers "She opened the <mask>"
+The recipe's text was 72% IMDB reviews, and its model answered "She opened the <mask>"
 with "cat / price / water". This bench trains the recipe's masked LM twice, same tokenizer (the
 embedded one), same model, seed, steps and held-out documents; the only difference is the
-training documents: as the recipe has them (A), or with every non-IMDB training document
-repeated `--repeat` times (B: at 4, IMDB falls from ~72% to ~40% of the text). Then it reports,
+training documents: each once (A), or with every non-IMDB training document repeated
+`--repeat` times (B: at 4, IMDB falls from ~72% to ~40% of the text; the recipe now weighs its
+sources by copies, `BundledRecipe.source_repeats`, after this measurement). Then it reports,
 for each: `<mask>`-only accuracy on the held-out documents, IMDB's and the others' separately
 (a gain on the others may cost IMDB), and the everyday probes — the card's 31 and
 bench/everyday.py's 12 spare sentences.
@@ -33,19 +34,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from everyday import SENTENCES  # noqa: E402
 
+from roberta.corpus import IMDB_SOURCE  # noqa: E402
 from roberta.data import pack_documents, split_documents  # noqa: E402
 from roberta.defaults import default_model_dir  # noqa: E402
 from roberta.probes import EVERYDAY_PROBES, answered_share, score_probes  # noqa: E402
 from roberta.recipe import (  # noqa: E402
     BundledRecipe,
+    held_out_groups,
     new_masked_lm,
     pretrain_config,
     pretraining_text,
 )
 from roberta.tokenizer import RobertaTokenizer  # noqa: E402
 from roberta.train import Pretrainer, PretrainingData  # noqa: E402
-
-IMDB = "IMDB movie reviews (train split)"
 
 
 def packed(tokenizer: RobertaTokenizer, docs: list[str], seq_length: int):
@@ -100,11 +101,11 @@ def main() -> None:
     recipe = BundledRecipe()
     tokenizer = RobertaTokenizer.from_pretrained(default_model_dir("mlm"))
     sources, texts = pretraining_text(recipe)
-    train_docs, val_docs = split_documents(texts, 0.02, recipe.seed)  # as the recipe splits
-    imdb = set(sources[IMDB])
+    train_docs, _ = split_documents(texts, 0.02, recipe.seed)  # as the recipe splits
+    imdb = set(sources[IMDB_SOURCE])
     # Scored apart: the first 512 held-out sequences of the two together would all be IMDB's.
-    held_out = {"IMDB": [d for d in val_docs if d in imdb],
-                "other sources": [d for d in val_docs if d not in imdb]}
+    groups = held_out_groups(sources, texts, recipe)
+    held_out = {"IMDB": groups["IMDB reviews"], "other sources": groups["the other sources"]}
     others = [d for d in train_docs if d not in imdb]
     balanced = train_docs + others * (args.repeat - 1)
 
@@ -114,7 +115,7 @@ def main() -> None:
     print(f"IMDB share of the training words: A {share(train_docs):.0%}, "
           f"B {share(balanced):.0%}", flush=True)
     report = {"steps": args.steps, "repeat": args.repeat, "threads": torch.get_num_threads(),
-              "A: as the recipe": train_and_score("A", train_docs, held_out, tokenizer, recipe,
+              "A: each document once": train_and_score("A", train_docs, held_out, tokenizer, recipe,
                                                    args.steps),
               f"B: other sources x{args.repeat}": train_and_score(
                   "B", balanced, held_out, tokenizer, recipe, args.steps)}

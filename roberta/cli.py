@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .config import PRESETS, RobertaConfig
+from .defaults import RECIPE_STAGES
 from .init import INIT_CHOICES
 from .masking import MaskingConfig
 from .train import FINETUNE_DROPOUT, FinetuneConfig, PretrainConfig
@@ -129,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pretrain-steps", type=int, help="override the recipe's step count")
     r.add_argument("--finetune-steps", type=int, help="override the recipe's step count")
     r.add_argument("--finetune-lr", type=float, help="override the recipe's peak learning rate")
-    r.add_argument("--stage", choices=["all", "pretrain", "finetune"], default="all",
-                   help="finetune: only the classifier, from the masked LM already in --out")
+    r.add_argument("--stage", choices=list(RECIPE_STAGES), default="all",
+                   help="finetune: only the classifier, from the masked LM already in --out; "
+                        "mlm-card: measure that masked LM again and rewrite its card")
     r.add_argument("--device", default="auto")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")

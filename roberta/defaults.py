@@ -15,6 +15,9 @@ ASSETS_ENV = "ROBERTA_LAB_ASSETS"
 MLM_SUBDIR = "mlm"
 CLASSIFIER_SUBDIR = "sentiment"
 RECIPE_COMMAND = "python -m roberta recipe bundled"
+# The recipe's stages: all, pretrain (assets/mlm), finetune (assets/sentiment from assets/mlm),
+# mlm-card (measure assets/mlm again and rewrite its card).
+RECIPE_STAGES = ("all", "pretrain", "finetune", "mlm-card")
 TASK_WORDS = {"mlm": "masked language model", "classifier": "sentiment classifier"}
 
 

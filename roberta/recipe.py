@@ -16,7 +16,7 @@ import math
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -32,8 +32,8 @@ from .corpus import (
     pretraining_sources,
     words_per_source,
 )
-from .data import ClassificationData, _dedupe
-from .defaults import CLASSIFIER_SUBDIR, MLM_SUBDIR, RECIPE_COMMAND, assets_dir
+from .data import ClassificationData, PackedSequences, _dedupe, pack_documents, split_documents
+from .defaults import CLASSIFIER_SUBDIR, MLM_SUBDIR, RECIPE_COMMAND, RECIPE_STAGES, assets_dir
 from .init import initialise_
 from .model import RobertaForMaskedLM, RobertaForSequenceClassification
 from .probes import EVERYDAY_PROBES, answered_share, score_probes
@@ -44,8 +44,10 @@ from .train import (
     Finetuner,
     PretrainConfig,
     Pretrainer,
+    PretrainingData,
     classifier_from,
     finetune_split,
+    pick_device,
     prepare_pretraining_data,
 )
 
@@ -172,16 +174,17 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
 
     stage "all" runs both stages; "pretrain" writes assets/mlm only; "finetune" fine-tunes the
     classifier from the masked LM already in `out` — the very fp16 files the full recipe
-    fine-tunes from, so it gives the same classifier as "all" would after that pretraining.
+    fine-tunes from, so it gives the same classifier as "all" would after that pretraining;
+    "mlm-card" measures the masked LM in `out` again and rewrites its card, weights untouched.
     """
-    if stage not in ("all", "pretrain", "finetune"):
-        raise ValueError(f"stage must be all, pretrain or finetune, not {stage!r}")
+    if stage not in RECIPE_STAGES:
+        raise ValueError(f"stage must be one of {', '.join(RECIPE_STAGES)}, not {stage!r}")
     recipe = recipe or BundledRecipe()
     out_dir = Path(out) if out else assets_dir()
     # Refuse impossible settings before any work, not after an hour of pretraining.
     pretrain_config(recipe, device).validate()
     finetune_config(recipe, device).validate()
-    if stage == "finetune" and not (out_dir / MLM_SUBDIR / "config.json").exists():
+    if stage in ("finetune", "mlm-card") and not (out_dir / MLM_SUBDIR / "config.json").exists():
         raise FileNotFoundError(f"{out_dir / MLM_SUBDIR} holds no masked LM: run the "
                                 f"pretrain stage (or the whole recipe) first")
     work = out_dir / ".recipe-work"
@@ -192,6 +195,10 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
     started = time.time()
     report: dict = {}
     try:
+        if stage == "mlm-card":
+            report.update(_mlm_card_stage(out_dir, work, device, recipe))
+            print(json.dumps(report, indent=2))
+            return report  # the weights and the training log are as they were
         if stage in ("all", "pretrain"):
             report.update(_pretrain_stage(out_dir, work, device, recipe, log))
         elif log_path.exists():  # keep the pretraining part of the log the masked LM came from
@@ -278,7 +285,6 @@ def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
                                     pretrain.validation_fraction, recipe.seed,
                                     repeats=document_repeats(sources, recipe))
     model = new_masked_lm(recipe, tokenizer)
-    config = model.config
     trainer = Pretrainer(model, tokenizer, data, pretrain)
     print(f"pretraining {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on "
           f"{data.train.num_tokens / 1e6:.2f}M tokens, {recipe.pretrain_steps} steps of "
@@ -290,48 +296,121 @@ def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     staged_mlm = work / MLM_SUBDIR
     trainer.model.save_pretrained(staged_mlm, dtype=torch.float16)
     tokenizer.save_pretrained(staged_mlm)
-    shipped = RobertaForMaskedLM.from_pretrained(staged_mlm)
-    shipped_trainer = Pretrainer(shipped, tokenizer, data, pretrain)
-    shipped_metrics, _ = shipped_trainer.evaluate()
-    baseline = shipped_trainer.unigram_baseline()
-    probes = score_probes(shipped.eval(), tokenizer)
+    mlm_report = _write_mlm_card(staged_mlm, sources, texts, data.train, recipe, trainer.device,
+                                 round(mlm_metrics["wall_seconds"] / 60, 1))
+    _install(staged_mlm, out_dir / MLM_SUBDIR)
+    return {"mlm": mlm_report}
+
+
+def held_out_groups(sources: dict[str, list[str]], texts: list[str],
+                    recipe: BundledRecipe) -> dict[str, list[str]]:
+    """The masked LM's held-out documents (the split prepare_pretraining_data makes): all of
+    them, and IMDB's and the other sources' apart — a gain on one may cost the other."""
+    _, held_out = split_documents(texts, PretrainConfig.validation_fraction, recipe.seed)
+    imdb = set(sources[IMDB_SOURCE])
+    return {"all sources": held_out,
+            "IMDB reviews": [d for d in held_out if d in imdb],
+            "the other sources": [d for d in held_out if d not in imdb]}
+
+
+def measure_masked_lm(model: RobertaForMaskedLM, tokenizer: RobertaTokenizer,
+                      train: PackedSequences, groups: dict[str, list[str]],
+                      config: PretrainConfig) -> dict[str, dict[str, float]]:
+    """Every held-out sequence of each group, fixed 15% masks: accuracy where the input was
+    <mask>, over all scored tokens, perplexity, and the unigram baseline (counts of `train`)."""
+    measured = {}
+    for group, docs in groups.items():
+        if not docs:  # a toy corpus may hold out no IMDB review
+            continue
+        sequences = pack_documents(tokenizer.encode_batch_ids(docs), config.seq_length,
+                                   bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id,
+                                   pad_id=tokenizer.pad_token_id)
+        scorer = Pretrainer(model, tokenizer, PretrainingData(train, sequences),
+                            replace(config, eval_sequences=len(sequences)))
+        metrics, _ = scorer.evaluate()
+        baseline = scorer.unigram_baseline()
+        measured[group] = {
+            "documents": len(docs), "sequences": len(sequences),
+            "accuracy_where_input_was_mask": metrics["val_mask_accuracy"],
+            "masked_token_accuracy": metrics["val_accuracy"],
+            "perplexity": metrics["val_perplexity"],
+            "unigram_baseline_accuracy": baseline["accuracy"],
+            "unigram_baseline_perplexity": baseline["perplexity"]}
+    return measured
+
+
+def _write_mlm_card(directory: Path, sources: dict[str, list[str]], texts: list[str],
+                    train: PackedSequences, recipe: BundledRecipe, device: torch.device,
+                    wall_minutes: float) -> dict:
+    """Measure the fp16 masked LM in `directory` as it ships; write its README.md and
+    metrics.json there; return the metrics."""
+    shipped = RobertaForMaskedLM.from_pretrained(directory).eval()
+    tokenizer = RobertaTokenizer.from_pretrained(directory)
+    measured = measure_masked_lm(shipped, tokenizer, train,
+                                 held_out_groups(sources, texts, recipe),
+                                 pretrain_config(recipe, str(device)))
+    overall = measured["all sources"]
+    probes = score_probes(shipped, tokenizer)
     probe_table = {p.text: {"accepted": " ".join(p.accepted), "answered": p.answered,
                             "top 5": [f"{t or '?'} ({q:.1%})" for t, q in p.guesses]}
                    for p in probes}
     mlm_report = {
-        "validation_accuracy_where_input_was_mask": shipped_metrics["val_mask_accuracy"],
-        "validation_masked_token_accuracy": shipped_metrics["val_accuracy"],
-        "validation_perplexity": shipped_metrics["val_perplexity"],
-        "unigram_baseline_accuracy": baseline["accuracy"],
-        "unigram_baseline_perplexity": baseline["perplexity"],
+        "validation_accuracy_where_input_was_mask": overall["accuracy_where_input_was_mask"],
+        "validation_masked_token_accuracy": overall["masked_token_accuracy"],
+        "validation_perplexity": overall["perplexity"],
+        "unigram_baseline_accuracy": overall["unigram_baseline_accuracy"],
+        "unigram_baseline_perplexity": overall["unigram_baseline_perplexity"],
         "everyday_probes_answered_in_top5": answered_share(probes),
-        "pretraining_wall_minutes": round(mlm_metrics["wall_seconds"] / 60, 1),
+        "pretraining_wall_minutes": wall_minutes,
+        "held_out_by_source": measured,
     }
+    words = words_per_source(sources)
     data_note = (
-        "Pretraining text, words per source (whitespace-separated):\n\n"
+        "Pretraining text, words per source (whitespace-separated), and the copies of each "
+        "training document the model saw (the sources are weighed by copies, not by cutting "
+        "text):\n\n"
         + "\n".join(f"- {name}: {n:,} (training documents x"
                     f"{recipe.source_repeats.get(name, recipe.other_sources_repeat)})"
                     for name, n in words.items())
         + f"\n\n{len(texts):,} documents after dropping exact duplicates, "
-        f"{data.train.num_tokens / 1e6:.2f}M training tokens; 2% of documents held out for the "
-        f"metrics below, and the 5% of IMDB reviews held out as the classifier's test set are "
-        f"never pretrained on. Sources and licences: {SOURCES_NOTE} Masked-token accuracy and "
-        f"perplexity are measured on the held-out documents with fixed 15% masks (80/10/10); "
-        f"'where input was <mask>' counts only the 80% replaced by <mask>, which copying "
-        f"cannot inflate.")
-    (staged_mlm / "README.md").write_text(_card("RoBERTa Lab embedded masked LM", {
+        f"{train.num_tokens / 1e6:.2f}M training tokens with the copies; 2% of documents held "
+        f"out for the metrics below (never copied, never trained on), and the 5% of IMDB reviews "
+        f"held out as the classifier's test set are never pretrained on. Sources and licences: "
+        f"{SOURCES_NOTE} Masked-token accuracy and perplexity are measured on every held-out "
+        f"sequence with fixed 15% masks (80/10/10); 'where input was <mask>' counts only the 80% "
+        f"replaced by <mask>, which copying cannot inflate. The headline figures are all held-out "
+        f"documents together; `held_out_by_source` gives IMDB's and the other sources' apart.")
+    (directory / "README.md").write_text(_card("RoBERTa Lab embedded masked LM", {
         "Model": f"RobertaForMaskedLM, {sum(p.numel() for p in shipped.parameters()):,} "
                  f"parameters, weights stored in fp16 (loaded as fp32)",
-        "Config": config.to_dict(), "Data": data_note, "Metrics (held out, shipped weights)":
-        mlm_report, f"Everyday probes (written before training; {answered_share(probes):.0%} "
-                    f"have an accepted answer in the top 5)": probe_table,
-        **_hardware_and_versions(trainer.device, recipe)}))
-    (staged_mlm / "metrics.json").write_text(json.dumps(
+        "Config": shipped.config.to_dict(), "Data": data_note,
+        "Metrics (held out, shipped weights)": mlm_report,
+        f"Everyday probes (written before training; {answered_share(probes):.0%} "
+        f"have an accepted answer in the top 5)": probe_table,
+        **_hardware_and_versions(device, recipe)}))
+    (directory / "metrics.json").write_text(json.dumps(
         {**mlm_report, "probes": probe_table}, indent=2) + "\n")
-    _install(staged_mlm, out_dir / MLM_SUBDIR)
     if not math.isfinite(mlm_report["validation_perplexity"]):
         raise RuntimeError("the recipe produced a model with non-finite perplexity")
-    return {"mlm": mlm_report}
+    return mlm_report
+
+
+def _mlm_card_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecipe) -> dict:
+    """Measure the masked LM already in out_dir/mlm again and rewrite its card (the weights and
+    the pretraining wall time stay as they are): for when the measurements change."""
+    mlm_dir = out_dir / MLM_SUBDIR
+    wall_minutes = json.loads((mlm_dir / "metrics.json").read_text())["pretraining_wall_minutes"]
+    sources, texts = pretraining_text(recipe)
+    tokenizer = RobertaTokenizer.from_pretrained(mlm_dir)
+    data = prepare_pretraining_data(texts, tokenizer, recipe.seq_length,
+                                    PretrainConfig.validation_fraction, recipe.seed,
+                                    repeats=document_repeats(sources, recipe))
+    staged = work / MLM_SUBDIR
+    shutil.copytree(mlm_dir, staged)
+    report = _write_mlm_card(staged, sources, texts, data.train, recipe, pick_device(device),
+                             wall_minutes)
+    _install(staged, mlm_dir)
+    return {"mlm": report}
 
 
 def classifier_scores(finetuner: Finetuner, tfidf, texts: list[str], labels: list[int],

@@ -3,6 +3,7 @@ directories with cards and metrics, and the fine-tune stage alone, run again fro
 masked LM, gives the same classifier (the recipe's reproducibility promise)."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -108,3 +109,25 @@ def test_the_recipe_weighs_its_sources_by_copies_of_their_documents():
     custom = BundledRecipe(source_repeats={"news": 3}, other_sources_repeat=1)
     assert document_repeats(sources, custom) == {"a review": 1, "shared text": 1, "a story": 3,
                                                  "door: a barrier": 1}
+
+
+def test_the_mlm_card_stage_measures_the_shipped_figures_again(toy_assets, tmp_path):
+    out, _ = toy_assets
+    copy = tmp_path / "assets"
+    shutil.copytree(out, copy)
+    before = json.loads((copy / "mlm" / "metrics.json").read_text())
+    weights = (copy / "mlm" / "model.safetensors").read_bytes()
+    log = (copy / "recipe-log.jsonl").read_text()
+    (copy / "mlm" / "README.md").write_text("a stale card")
+    report = run_bundled_recipe(out=str(copy), device="cpu", recipe=BundledRecipe(**TOY),
+                                stage="mlm-card")
+    after = json.loads((copy / "mlm" / "metrics.json").read_text())
+    assert after == before and report["mlm"] == {k: v for k, v in after.items() if k != "probes"}
+    groups = after["held_out_by_source"]
+    assert groups["all sources"]["documents"] == sum(
+        g["documents"] for name, g in groups.items() if name != "all sources") > 0
+    assert after["validation_perplexity"] == groups["all sources"]["perplexity"]
+    assert "## Hardware" in (copy / "mlm" / "README.md").read_text()
+    assert (copy / "mlm" / "model.safetensors").read_bytes() == weights  # untouched
+    assert (copy / "recipe-log.jsonl").read_text() == log
+    assert not (copy / ".recipe-work").exists()
