@@ -304,12 +304,11 @@ def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
 
 def held_out_groups(sources: dict[str, list[str]], texts: list[str],
                     recipe: BundledRecipe) -> dict[str, list[str]]:
-    """The masked LM's held-out documents (the split prepare_pretraining_data makes): all of
-    them, and IMDB's and the other sources' apart — a gain on one may cost the other."""
+    """The masked LM's held-out documents (the split prepare_pretraining_data makes), IMDB's and
+    the other sources' apart — a gain on one may cost the other."""
     _, held_out = split_documents(texts, PretrainConfig.validation_fraction, recipe.seed)
     imdb = set(sources[IMDB_SOURCE])
-    return {"all sources": held_out,
-            "IMDB reviews": [d for d in held_out if d in imdb],
+    return {"IMDB reviews": [d for d in held_out if d in imdb],
             "the other sources": [d for d in held_out if d not in imdb]}
 
 
@@ -317,8 +316,9 @@ def measure_masked_lm(model: RobertaForMaskedLM, tokenizer: RobertaTokenizer,
                       train: PackedSequences, groups: dict[str, list[str]],
                       config: PretrainConfig) -> dict[str, dict[str, float]]:
     """Every held-out sequence of each group, fixed 15% masks: accuracy where the input was
-    <mask>, over all scored tokens, perplexity, and the unigram baseline (counts of `train`)."""
-    measured = {}
+    <mask>, over all scored tokens, perplexity, and the unigram baseline (counts of `train`);
+    then "all sources": the groups' predictions pooled."""
+    measured, pooled = {}, {}
     for group, docs in groups.items():
         if not docs:  # a toy corpus may hold out no IMDB review
             continue
@@ -326,17 +326,25 @@ def measure_masked_lm(model: RobertaForMaskedLM, tokenizer: RobertaTokenizer,
                                    bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id,
                                    pad_id=tokenizer.pad_token_id)
         scorer = Pretrainer(model, tokenizer, PretrainingData(train, sequences),
-                            replace(config, eval_sequences=len(sequences)))
-        metrics, _ = scorer.evaluate()
+                            replace(config, eval_sequences=len(sequences), probes=()))
+        totals = scorer.validation_totals()
         baseline = scorer.unigram_baseline()
-        measured[group] = {
-            "documents": len(docs), "sequences": len(sequences),
-            "accuracy_where_input_was_mask": metrics["val_mask_accuracy"],
-            "masked_token_accuracy": metrics["val_accuracy"],
-            "perplexity": metrics["val_perplexity"],
-            "unigram_baseline_accuracy": baseline["accuracy"],
-            "unigram_baseline_perplexity": baseline["perplexity"]}
-    return measured
+        totals.update(documents=len(docs), sequences=len(sequences),
+                      unigram_hits=baseline["accuracy"] * totals["scored"],
+                      unigram_log_sum=math.log(baseline["perplexity"]) * totals["scored"])
+        measured[group] = _rates(totals)
+        pooled = {k: pooled.get(k, 0) + v for k, v in totals.items()}
+    return {"all sources": _rates(pooled), **measured}
+
+
+def _rates(totals: dict[str, float]) -> dict[str, float]:
+    scored = max(totals["scored"], 1)
+    return {"documents": totals["documents"], "sequences": totals["sequences"],
+            "accuracy_where_input_was_mask": totals["mask_correct"] / max(totals["mask_shown"], 1),
+            "masked_token_accuracy": totals["correct"] / scored,
+            "perplexity": math.exp(min(totals["loss_sum"] / scored, 50)),
+            "unigram_baseline_accuracy": totals["unigram_hits"] / scored,
+            "unigram_baseline_perplexity": math.exp(totals["unigram_log_sum"] / scored)}
 
 
 def _write_mlm_card(directory: Path, sources: dict[str, list[str]], texts: list[str],

@@ -620,21 +620,22 @@ def prepare_pretraining_data(texts: Sequence[str], tokenizer: RobertaTokenizer, 
     if not train_docs or not val_docs:
         raise TrainingError(f"need at least 2 documents to hold some out for validation, "
                             f"got {len(texts)}")
-    if repeats:
-        if min(repeats.values()) < 1:
-            raise TrainingError("every document needs at least 1 copy")
-        # Whole rounds, not copies side by side: a packed sequence holding a document twice
-        # would teach copying the earlier copy, not English.
-        rounds = max(repeats.values())
-        train_docs = [doc for r in range(rounds) for doc in train_docs
-                      if repeats.get(doc, 1) > r]
+    if repeats and min(repeats.values()) < 1:
+        raise TrainingError("every document needs at least 1 copy")
+    copies = [repeats.get(doc, 1) for doc in train_docs] if repeats else []
+    # Whole rounds, not copies side by side: a packed sequence holding a document twice would
+    # teach copying the earlier copy, not English.
+    rounds = max(copies, default=1)
 
-    def pack(docs):
-        return pack_documents(tokenizer.encode_batch_ids(docs), seq_length, mode=packing,
-                              bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id,
-                              pad_id=tokenizer.pad_token_id)
+    def pack(ids):
+        return pack_documents(ids, seq_length, mode=packing, bos_id=tokenizer.bos_token_id,
+                              eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
 
-    return PretrainingData(pack(train_docs), pack(val_docs))
+    train_ids = tokenizer.encode_batch_ids(train_docs)
+    if copies:  # each document tokenized once; its copies are its ids again
+        train_ids = [ids for r in range(rounds) for ids, n in zip(train_ids, copies, strict=True)
+                     if n > r]
+    return PretrainingData(pack(train_ids), pack(tokenizer.encode_batch_ids(val_docs)))
 
 
 class PositionHold:
@@ -760,8 +761,22 @@ class Pretrainer(Trainer):
             batch["attention_mask"] = mask
         return batch
 
-    @torch.no_grad()
     def evaluate(self) -> tuple[dict[str, float], list[FillMaskResult]]:
+        totals = self.validation_totals()
+        loss = totals["loss_sum"] / max(totals["scored"], 1)
+        # Scored positions that kept their own token (10%) can be copied, so a model that has
+        # learned nothing from context already scores ~10% overall; the <mask>-only figure
+        # shows what it has learned from the words around.
+        metrics = {"val_loss": loss, "val_perplexity": math.exp(min(loss, 50)),
+                   "val_accuracy": totals["correct"] / max(totals["scored"], 1),
+                   "val_mask_accuracy": totals["mask_correct"] / max(totals["mask_shown"], 1)}
+        probes = [fill_mask(self.model, self.tokenizer, p) for p in self.config.probes]
+        return metrics, probes
+
+    @torch.no_grad()
+    def validation_totals(self) -> dict[str, float]:
+        """The sums behind evaluate()'s rates (so several validation sets can be pooled): loss
+        summed over scored tokens, scored tokens and hits, tokens shown as <mask> and hits."""
         self.model.eval()
         loss_sum, correct, count = 0.0, 0, 0
         masked_correct, masked_count = 0, 0  # where the input showed <mask>: context alone
@@ -778,15 +793,8 @@ class Pretrainer(Trainer):
             count += targets.numel()
             masked_correct += int(hits[shown_mask].sum())
             masked_count += int(shown_mask.sum())
-        loss = loss_sum / max(count, 1)
-        # Scored positions that kept their own token (10%) can be copied, so a model that has
-        # learned nothing from context already scores ~10% overall; the <mask>-only figure
-        # shows what it has learned from the words around.
-        metrics = {"val_loss": loss, "val_perplexity": math.exp(min(loss, 50)),
-                   "val_accuracy": correct / max(count, 1),
-                   "val_mask_accuracy": masked_correct / max(masked_count, 1)}
-        probes = [fill_mask(self.model, self.tokenizer, p) for p in self.config.probes]
-        return metrics, probes
+        return {"loss_sum": loss_sum, "scored": count, "correct": correct,
+                "mask_shown": masked_count, "mask_correct": masked_correct}
 
     def unigram_baseline(self) -> dict[str, float]:
         """The context-free baseline on exactly the validation predictions evaluate() scores."""
