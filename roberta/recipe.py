@@ -340,6 +340,7 @@ def measure_masked_lm(model: RobertaForMaskedLM, tokenizer: RobertaTokenizer,
 def _rates(totals: dict[str, float]) -> dict[str, float]:
     scored = max(totals["scored"], 1)
     return {"documents": totals["documents"], "sequences": totals["sequences"],
+            "scored_tokens": totals["scored"], "tokens_shown_as_mask": totals["mask_shown"],
             "accuracy_where_input_was_mask": totals["mask_correct"] / max(totals["mask_shown"], 1),
             "masked_token_accuracy": totals["correct"] / scored,
             "perplexity": math.exp(min(totals["loss_sum"] / scored, 50)),

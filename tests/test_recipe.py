@@ -3,6 +3,7 @@ directories with cards and metrics, and the fine-tune stage alone, run again fro
 masked LM, gives the same classifier (the recipe's reproducibility promise)."""
 
 import json
+import math
 import shutil
 
 import pytest
@@ -127,6 +128,19 @@ def test_the_mlm_card_stage_measures_the_shipped_figures_again(toy_assets, tmp_p
     assert groups["all sources"]["documents"] == sum(
         g["documents"] for name, g in groups.items() if name != "all sources") > 0
     assert after["validation_perplexity"] == groups["all sources"]["perplexity"]
+    # "all sources" pools the groups' predictions: each rate is their count-weighted mean
+    parts = [g for name, g in groups.items() if name != "all sources"]
+    assert len(parts) == 2  # IMDB and the others both held out, or the pooling shows nothing
+    overall = groups["all sources"]
+    for rate, count in (("masked_token_accuracy", "scored_tokens"),
+                        ("unigram_baseline_accuracy", "scored_tokens"),
+                        ("accuracy_where_input_was_mask", "tokens_shown_as_mask")):
+        assert overall[count] == sum(g[count] for g in parts) > 0
+        assert overall[rate] == pytest.approx(sum(g[rate] * g[count] for g in parts)
+                                              / overall[count], abs=1e-12), rate
+    assert math.log(overall["perplexity"]) == pytest.approx(
+        sum(math.log(g["perplexity"]) * g["scored_tokens"] for g in parts)
+        / overall["scored_tokens"], abs=1e-9)
     assert "## Hardware" in (copy / "mlm" / "README.md").read_text()
     assert (copy / "mlm" / "model.safetensors").read_bytes() == weights  # untouched
     assert (copy / "recipe-log.jsonl").read_text() == log
