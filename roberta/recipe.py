@@ -184,6 +184,8 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
     # Refuse impossible settings before any work, not after an hour of pretraining.
     pretrain_config(recipe, device).validate()
     finetune_config(recipe, device).validate()
+    if min([*recipe.source_repeats.values(), recipe.other_sources_repeat]) < 1:
+        raise ValueError("every source needs at least 1 copy of its documents")
     if stage in ("finetune", "mlm-card") and not (out_dir / MLM_SUBDIR / "config.json").exists():
         raise FileNotFoundError(f"{out_dir / MLM_SUBDIR} holds no masked LM: run the "
                                 f"pretrain stage (or the whole recipe) first")

@@ -83,6 +83,9 @@ def test_finetune_stage_needs_a_masked_lm(tmp_path):
         run_bundled_recipe(out=str(tmp_path), recipe=BundledRecipe(**TOY), stage="finetune")
     with pytest.raises(ValueError, match="stage"):
         run_bundled_recipe(out=str(tmp_path), stage="everything")
+    for copies in (dict(other_sources_repeat=0), dict(source_repeats={"x": 0})):
+        with pytest.raises(ValueError, match="at least 1 copy"):
+            run_bundled_recipe(out=str(tmp_path), recipe=BundledRecipe(**TOY, **copies))
     assert list(tmp_path.iterdir()) == []  # refused before any work
 
 
