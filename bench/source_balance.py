@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from everyday import SENTENCES  # noqa: E402
 
 from roberta.corpus import IMDB_SOURCE  # noqa: E402
-from roberta.data import pack_documents, split_documents  # noqa: E402
+from roberta.data import split_documents  # noqa: E402
 from roberta.defaults import default_model_dir  # noqa: E402
 from roberta.probes import EVERYDAY_PROBES, answered_share, score_probes  # noqa: E402
 from roberta.recipe import (  # noqa: E402
@@ -46,13 +46,11 @@ from roberta.recipe import (  # noqa: E402
     pretraining_text,
 )
 from roberta.tokenizer import RobertaTokenizer  # noqa: E402
-from roberta.train import Pretrainer, PretrainingData  # noqa: E402
+from roberta.train import Pretrainer, PretrainingData, pack_ids  # noqa: E402
 
 
 def packed(tokenizer: RobertaTokenizer, docs: list[str], seq_length: int):
-    return pack_documents(tokenizer.encode_batch_ids(docs), seq_length,
-                          bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id,
-                          pad_id=tokenizer.pad_token_id)
+    return pack_ids(tokenizer, tokenizer.encode_batch_ids(docs), seq_length)
 
 
 def train_and_score(name: str, train_docs: list[str], held_out: dict[str, list[str]],

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data import DataError
-from .wheels import _sha256, cache_dir
+from .wheels import cache_dir, pinned
 
 __all__ = ["WORDNET", "DebianPackage", "fetch_deb", "wordnet_entries"]
 
@@ -79,12 +79,7 @@ def fetch_deb(package: DebianPackage = WORDNET, quiet: bool = False) -> Path:
                     f"copy {package.filename} (https://deb.debian.org/debian/"
                     f"{package.pool_path}) into {path.parent} by hand.")
             shutil.move(str(downloaded), path)
-    actual = _sha256(path)
-    if actual != package.sha256:
-        path.unlink()  # never read a package that is not the one we pinned
-        raise DataError(f"{package.filename} has sha256 {actual}, not the pinned "
-                        f"{package.sha256}; it was deleted. Fetch it again.")
-    return path
+    return pinned(path, package.sha256)
 
 
 def _ar_member(archive: bytes, prefix: str) -> bytes:

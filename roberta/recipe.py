@@ -32,7 +32,7 @@ from .corpus import (
     pretraining_sources,
     words_per_source,
 )
-from .data import ClassificationData, PackedSequences, _dedupe, pack_documents, split_documents
+from .data import ClassificationData, PackedSequences, _dedupe, split_documents
 from .defaults import CLASSIFIER_SUBDIR, MLM_SUBDIR, RECIPE_COMMAND, RECIPE_STAGES, assets_dir
 from .init import initialise_
 from .model import RobertaForMaskedLM, RobertaForSequenceClassification
@@ -47,6 +47,7 @@ from .train import (
     PretrainingData,
     classifier_from,
     finetune_split,
+    pack_ids,
     pick_device,
     prepare_pretraining_data,
 )
@@ -324,9 +325,7 @@ def measure_masked_lm(model: RobertaForMaskedLM, tokenizer: RobertaTokenizer,
     for group, docs in groups.items():
         if not docs:  # a toy corpus may hold out no IMDB review
             continue
-        sequences = pack_documents(tokenizer.encode_batch_ids(docs), config.seq_length,
-                                   bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id,
-                                   pad_id=tokenizer.pad_token_id)
+        sequences = pack_ids(tokenizer, tokenizer.encode_batch_ids(docs), config.seq_length)
         scorer = Pretrainer(model, tokenizer, PretrainingData(train, sequences),
                             replace(config, eval_sequences=len(sequences), probes=()))
         totals = scorer.validation_totals()

