@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--finetune-lr", type=float, help="override the recipe's peak learning rate")
     r.add_argument("--stage", choices=list(RECIPE_STAGES), default="all",
                    help="finetune: only the classifier, from the masked LM already in --out; "
-                        "mlm-card: measure that masked LM again and rewrite its card")
+                        "mlm-card: measure that masked LM again and rewrite its card; "
+                        "sentiment-card: the same for the classifier in --out")
     r.add_argument("--device", default="auto")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")

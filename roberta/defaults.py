@@ -17,7 +17,7 @@ CLASSIFIER_SUBDIR = "sentiment"
 RECIPE_COMMAND = "python -m roberta recipe bundled"
 # The recipe's stages: all, pretrain (assets/mlm), finetune (assets/sentiment from assets/mlm),
 # mlm-card (measure assets/mlm again and rewrite its card).
-RECIPE_STAGES = ("all", "pretrain", "finetune", "mlm-card")
+RECIPE_STAGES = ("all", "pretrain", "finetune", "mlm-card", "sentiment-card")
 TASK_WORDS = {"mlm": "masked language model", "classifier": "sentiment classifier"}
 
 

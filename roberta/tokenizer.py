@@ -415,6 +415,7 @@ class RobertaTokenizer:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TokenizerError(f"texts[{i}] is {type(t).__name__}, expected str")
+        texts = [_valid_unicode(t) for t in texts]
         with self._lock:
             self._tok.no_truncation()
             try:

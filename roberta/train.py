@@ -34,7 +34,7 @@ import torch.distributed as dist
 
 from .baselines import fit_tfidf, macro_f1, scores, unigram_baseline
 from .data import ClassificationData, PackedSequences, pack_documents, split_documents
-from .inference import FillMaskResult, fill_mask
+from .inference import FillMaskResult, encode_windows, fill_mask, mean_by_text
 from .init import position_dims
 from .masking import IGNORE_INDEX, DynamicMasker, MaskingConfig, StaticMaskedDataset
 from .model import RobertaForMaskedLM, RobertaForSequenceClassification
@@ -883,8 +883,9 @@ class Finetuner(Trainer):
         max_length = min(config.seq_length, model.config.max_sequence_length)
         self._max_length = max_length
         self._train_labels = torch.tensor(split.train_labels)
-        self._val = (tokenizer(split.test_texts, max_length=max_length), split.test_labels)
-        self._test = (tokenizer(data.test_texts, max_length=max_length), data.test_labels) \
+        # Scored as classify() reads a text: every window of a long one (inference.py).
+        self._val = (encode_windows(tokenizer, split.test_texts, max_length), split.test_labels)
+        self._test = (encode_windows(tokenizer, data.test_texts, max_length), data.test_labels) \
             if data.test_texts else None
         self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
 
@@ -903,29 +904,35 @@ class Finetuner(Trainer):
                 "attention_mask": mask[:, :width], "labels": self._train_labels[rows]}
 
     @torch.no_grad()
-    def score(self, encoded: dict[str, torch.Tensor], labels: Sequence[int]) -> dict[str, float]:
-        """Accuracy, mean loss and macro-F1. Texts go shortest-padding-first in batches of at
-        most SCORE_ROWS full-length rows' worth of tokens: 64 reviews at a time, or a few hundred
-        tweets (per-batch overhead, not arithmetic, is what short texts cost)."""
+    def score(self, windows: tuple[dict[str, torch.Tensor], torch.Tensor],
+              labels: Sequence[int]) -> dict[str, float]:
+        """Accuracy, mean loss and macro-F1 of texts read as classify() reads them: `windows`
+        is encode_windows' (rows, the text of each row), a text's logits the mean of its rows'.
+        Rows go shortest-padding-first in batches of at most SCORE_ROWS full-length rows' worth
+        of tokens: 64 reviews at a time, or a few hundred tweets (per-batch overhead, not
+        arithmetic, is what short texts cost)."""
+        encoded, owner = windows
         self.model.eval()
         lengths = encoded["attention_mask"].sum(1)
         order = torch.argsort(lengths, descending=True)
         budget = SCORE_ROWS * self._max_length
-        labels_t = torch.tensor(list(labels))
-        predicted, loss_sum, start = torch.empty_like(labels_t), 0.0, 0
+        logits = torch.empty(len(order), self.model.config.num_labels)
+        start = 0
         while start < len(order):
             width = int(lengths[order[start]])  # the longest left: this batch's padded width
             rows = order[start:start + max(1, budget // max(1, width))]
             with autocast(self.device, self.precision):
                 out = self.model(encoded["input_ids"][rows, :width].to(self.device),
                                  attention_mask=encoded["attention_mask"][rows, :width]
-                                 .to(self.device), labels=labels_t[rows].to(self.device))
-            loss_sum += float(out.loss) * len(rows)
-            predicted[rows] = out.logits.argmax(-1).cpu()
+                                 .to(self.device))
+            logits[rows] = out.logits.float().cpu()
             start += len(rows)
-        predictions = predicted.tolist()
+        labels_t = torch.tensor(list(labels))
+        per_text = mean_by_text(logits, owner, len(labels_t))
+        predictions = per_text.argmax(-1).tolist()
         accuracy = sum(int(p == y) for p, y in zip(predictions, labels, strict=True))
-        return {"accuracy": accuracy / len(predictions), "loss": loss_sum / len(predictions),
+        return {"accuracy": accuracy / len(predictions),
+                "loss": float(torch.nn.functional.cross_entropy(per_text, labels_t)),
                 "macro_f1": macro_f1(predictions, labels, self.data.num_labels)}
 
     def test_scores(self) -> dict[str, float]:

@@ -47,24 +47,35 @@ def test_tfidf_baseline_learns_words_and_not_noise():
     assert shuffled["accuracy"] < 1.0
 
 
-def test_integrated_gradients_are_complete(tiny_assets):
-    """Completeness (Sundararajan et al. 2017): the attributions add up to the target logit's
-    change from the all-<pad> baseline to the text."""
+LONG_REVIEW = " ".join(f"Part {i} of the coffee tasting was {'bitter' if i % 3 else 'lovely'}."
+                       for i in range(12))  # several windows of the tiny model's 62 tokens
+
+
+@pytest.mark.parametrize("text", ["The coffee was wonderful but the box was damaged.",
+                                  LONG_REVIEW])
+def test_integrated_gradients_are_complete(tiny_assets, text):
+    """Completeness (Sundararajan et al. 2017): the attributions add up to the change of the
+    target logit classify() reads (for a long text, the mean of its windows') from the all-<pad>
+    baseline to the text."""
     model = RobertaForSequenceClassification.from_pretrained(tiny_assets / "sentiment").eval()
     tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "sentiment")
-    text = "The coffee was wonderful but the box was damaged."
     tokens, attributions, target = token_attributions(model, tokenizer, text, steps=256)
-    ids = torch.tensor([tokenizer.encode(text).ids])
+    ids = tokenizer.encode_batch_ids([text])[0]
+    room = model.config.max_sequence_length - 2
+    starts = list(range(0, len(ids) - room, room)) + [max(0, len(ids) - room)]
+    windows = torch.tensor([[tokenizer.bos_token_id, *ids[s:s + room], tokenizer.eos_token_id]
+                            for s in starts])
     with torch.no_grad():
-        actual = model(ids).logits[0, target]
+        actual = model(windows).logits[:, target].mean()
         embeddings = model.roberta.embeddings.word_embeddings
-        pad = embeddings(torch.full_like(ids, tokenizer.pad_token_id))
+        pad = embeddings(torch.full_like(windows, tokenizer.pad_token_id))
         handle = embeddings.register_forward_hook(lambda module, inputs, output: pad)
         try:
-            baseline = model(ids).logits[0, target]
+            baseline = model(windows).logits[:, target].mean()
         finally:
             handle.remove()
-    assert len(tokens) == len(attributions) == ids.size(1)
+    assert len(tokens) == len(attributions) == len(ids) + 2  # every token, <s> and </s> once
+    assert len(starts) == 1 if text != LONG_REVIEW else len(starts) >= 3
     change = float(actual - baseline)
     assert abs(change) > 1e-3  # the check below is not vacuous
     assert sum(attributions) == pytest.approx(change, rel=0.02)

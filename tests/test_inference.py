@@ -1,16 +1,24 @@
 """roberta.inference against transformers: fill-mask (which runs the LM head at the <mask>
-positions only) gives the guesses and probabilities of transformers' full forward pass."""
+positions only) gives the guesses and probabilities of transformers' full forward pass, and
+classify reads a long text in windows whose transformers logits it averages."""
 
 import pytest
 import torch
 import transformers
 
-from roberta import RobertaForMaskedLM
+from roberta import RobertaForMaskedLM, RobertaForSequenceClassification
 from roberta.defaults import REPO_ASSETS
-from roberta.inference import classification_window, encode_window, fill_mask
+from roberta.inference import (
+    MAX_CLASSIFY_WINDOWS,
+    classification_reading,
+    classify,
+    encode_window,
+    fill_mask,
+    window_starts,
+)
 from roberta.tokenizer import RobertaTokenizer
 
-MLM = REPO_ASSETS / "mlm"
+MLM, CLASSIFIER = REPO_ASSETS / "mlm", REPO_ASSETS / "sentiment"
 
 
 @pytest.mark.parametrize("text", ["The <mask> of the company said <mask> had risen.",
@@ -49,8 +57,62 @@ def test_a_long_text_is_read_in_a_window_around_its_first_mask(tiny_assets):
     assert f"tokens {window.start + 1:,}–{window.end:,}" in window.notice()
     result = fill_mask(model, tokenizer, text)
     assert result.truncated and len(result.predictions) == 1
-    # To classify, the first window; a short text is read whole, with no notice.
-    first = classification_window(model, tokenizer, text)
-    assert first.start == 0 and "the first" in first.notice()
     whole = encode_window(tokenizer, "The <mask> was good.", length)[1]
     assert not whole.cut and whole.notice() is None
+
+
+@pytest.mark.parametrize("total,room", [(1, 5), (5, 5), (6, 5), (10, 5), (11, 5), (254, 254),
+                                        (255, 254), (1000, 254), (9999, 3)])
+def test_windows_cover_the_text_side_by_side_the_last_ending_at_its_end(total, room):
+    starts = window_starts(total, room, max_windows=10**6)
+    assert starts[0] == 0 and starts == sorted(set(starts))
+    assert len(starts) == -(-total // room)  # as few as can cover it
+    covered = {t for s in starts for t in range(s, min(s + room, total))}
+    assert covered == set(range(total))
+    # Side by side, then the last one, which may overlap the one before.
+    assert all(b - a == room for a, b in zip(starts[:-2], starts[1:-1], strict=True))
+    assert total <= room or starts[-1] + room == total
+    capped = window_starts(total, room, max_windows=2)
+    assert capped == starts[:2]
+
+
+def test_a_long_text_is_classified_on_the_mean_of_its_windows_transformers_logits():
+    ours = RobertaForSequenceClassification.from_pretrained(CLASSIFIER).eval()
+    theirs = transformers.AutoModelForSequenceClassification.from_pretrained(
+        CLASSIFIER, dtype=torch.float32).eval()
+    tokenizer = RobertaTokenizer.from_pretrained(CLASSIFIER)
+    room = ours.config.max_sequence_length - 2
+    text = " ".join(f"Scene {i} was {'dull and slow' if i < 30 else 'a wonderful surprise'}."
+                    for i in range(50))
+    ids = tokenizer.encode_batch_ids([text])[0]
+    assert room < len(ids) < 2 * room  # two windows, the second ending at the end
+    rows = [ids[:room], ids[-room:]]
+    with torch.no_grad():
+        logits = torch.cat([theirs(torch.tensor([[tokenizer.bos_token_id, *row,
+                                                  tokenizer.eos_token_id]])).logits
+                            for row in rows])
+        short = theirs(torch.tensor([tokenizer.encode("Great coffee.").ids])).logits[0]
+    expected = [logits.mean(0).softmax(-1), short.softmax(-1)]
+    results = classify(ours, tokenizer, [text, "Great coffee."])
+    for result, probabilities in zip(results, expected, strict=True):
+        assert list(result) == ["negative", "positive"]
+        assert torch.allclose(torch.tensor(list(result.values())), probabilities, atol=1e-5)
+    assert (logits[0] - logits[1]).abs().max() > 0.1  # the second window counts
+
+    reading = classification_reading(ours, tokenizer, text)
+    assert (reading.windows, reading.width, reading.read.cut) == (2, room, False)
+    assert "read all of it in 2 windows" in reading.notice()
+    assert classification_reading(ours, tokenizer, "Great coffee.").notice() is None
+
+
+def test_a_text_past_the_window_cap_is_read_from_its_start_and_says_so():
+    model = RobertaForSequenceClassification.from_pretrained(CLASSIFIER).eval()
+    tokenizer = RobertaTokenizer.from_pretrained(CLASSIFIER)
+    room = model.config.max_sequence_length - 2
+    text = "The plot was thin but the music was lovely. " * 3000
+    reading = classification_reading(model, tokenizer, text)
+    assert reading.windows == MAX_CLASSIFY_WINDOWS and reading.read.cut
+    assert reading.read.end == MAX_CLASSIFY_WINDOWS * room < reading.read.total
+    assert 0 < reading.read.chars[1] < len(text)
+    assert f"the first {reading.read.end:,} tokens" in reading.notice()
+    assert "left out" in reading.notice()

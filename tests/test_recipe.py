@@ -148,3 +148,27 @@ def test_the_mlm_card_stage_measures_the_shipped_figures_again(toy_assets, tmp_p
     assert (copy / "mlm" / "model.safetensors").read_bytes() == weights  # untouched
     assert (copy / "recipe-log.jsonl").read_text() == log
     assert not (copy / ".recipe-work").exists()
+
+
+def test_the_sentiment_card_stage_scores_the_shipped_classifier_again(toy_assets, tmp_path):
+    out, _ = toy_assets
+    copy = tmp_path / "assets"
+    shutil.copytree(out, copy)
+    before = json.loads((copy / "sentiment" / "metrics.json").read_text())
+    weights = (copy / "sentiment" / "model.safetensors").read_bytes()
+    (copy / "sentiment" / "README.md").write_text("a stale card")
+    report = run_bundled_recipe(out=str(copy), device="cpu", recipe=BundledRecipe(**TOY),
+                                stage="sentiment-card")
+    after = json.loads((copy / "sentiment" / "metrics.json").read_text())
+    assert after == before == report["sentiment"]  # the stages score the same way
+    card = (copy / "sentiment" / "README.md").read_text()
+    assert "## Hardware" in card and "windows side by side" in card
+    assert (copy / "sentiment" / "model.safetensors").read_bytes() == weights  # untouched
+    assert not (copy / ".recipe-work").exists()
+
+
+def test_the_sentiment_card_stage_needs_a_classifier(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no classifier"):
+        run_bundled_recipe(out=str(tmp_path), recipe=BundledRecipe(**TOY),
+                           stage="sentiment-card")
+    assert list(tmp_path.iterdir()) == []

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 import torch
 
-from roberta.inference import classification_window, classify, token_attributions
+from roberta.inference import classification_reading, classify, token_attributions
 from roberta.train import Finetuner, TrainEvent, classifier_from
 from roberta.ui import downloads, registry
 from roberta.ui import finetune_job as job
@@ -210,16 +210,18 @@ def classify_text(text: str, model_name: str | None = None, session: dict | None
     with plain_errors("Classifying"):
         probabilities = classify(loaded.model, loaded.tokenizer, [text])[0]
         tokens, scores, target = token_attributions(loaded.model, loaded.tokenizer, text)
-        window = classification_window(loaded.model, loaded.tokenizer, text)
+        reading = classification_reading(loaded.model, loaded.tokenizer, text)
     predicted = loaded.model.config.id2label[target]
     label = markdown_literal(predicted)  # labels and names come from checkpoints and CSVs
     explanation = (f"Predicted **{label}** ({probabilities[predicted]:.0%}) by "
                    f"*{markdown_literal(loaded.name)}*. Highlighted: how much each token pushed "
                    f"the prediction towards “{label}” (red) or away from it (purple), by "
                    f"integrated gradients from a baseline of `<pad>` embeddings.")
-    if window.cut:
-        gr.Warning(shown(window.notice()))
-        explanation += f"\n\n⚠️ {markdown_literal(window.notice())}"
+    if reading.read.cut:  # past the window cap: say so where it cannot be missed
+        gr.Warning(shown(reading.notice()))
+        explanation += f"\n\n⚠️ {markdown_literal(reading.notice())}"
+    elif reading.windows > 1:
+        explanation += f"\n\n{markdown_literal(reading.notice())}"
     return probabilities, attribution_spans(tokens, scores), explanation
 
 
