@@ -740,12 +740,16 @@ class Pretrainer(Trainer):
         """Validation masks are drawn once, so every evaluation scores the same predictions;
         in batches of the global batch size, so N processes score what one process would."""
         masker = self._masker(seed=1_234_567)
-        n = min(len(self.data.validation), self.config.eval_sequences)
+        validation = self.data.validation
+        n = min(len(validation), self.config.eval_sequences)
+        # Spread over the whole held-out set when only part is scored: its documents keep the
+        # corpus order, so the first n of the recipe's would all be IMDB reviews.
+        rows = torch.linspace(0, len(validation) - 1, n).round().long()
         size = self.config.batch_size * self.world_size
         batches = []
         for start in range(0, n, size):
-            ids = self.data.validation.input_ids[start:start + size]
-            mask = self.data.validation.attention_mask[start:start + size]
+            ids = validation.input_ids[rows[start:start + size]]
+            mask = validation.attention_mask[rows[start:start + size]]
             masked = masker(ids, attention_mask=mask)
             batches.append({"input_ids": masked.input_ids, "attention_mask": mask,
                             "labels": masked.labels})

@@ -18,7 +18,7 @@ import torch
 import transformers
 
 from roberta import RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification, cli
-from roberta.data import ClassificationData
+from roberta.data import ClassificationData, PackedSequences
 from roberta.model import IGNORE_INDEX
 from roberta.tokenizer import RobertaTokenizer
 from roberta.train import (
@@ -26,6 +26,7 @@ from roberta.train import (
     Finetuner,
     PretrainConfig,
     Pretrainer,
+    PretrainingData,
     TrainingError,
     classifier_from,
     finetune_split,
@@ -687,3 +688,20 @@ def test_every_front_end_holds_positions_only_for_the_structured_start():
         assert recipe_config(BundledRecipe(init=init), "cpu").hold_positions_steps == held
     assert PretrainConfig.hold_for("structured", 300) == 300
     assert PretrainConfig.hold_for("roberta", 300) == 0
+
+
+def test_a_partial_evaluation_scores_sequences_from_the_whole_held_out_set(tokenizer, data):
+    """Held-out documents keep the corpus order (the recipe's start with IMDB's): scoring fewer
+    sequences than there are takes them evenly from first to last, not the first few."""
+    n = len(data.validation)
+    labelled = torch.arange(n).view(-1, 1).expand(-1, 32).clone()  # row i: token id 10 + i
+    validation = PackedSequences(labelled + 10, torch.ones_like(labelled))
+    trainer = Pretrainer(new_model(tokenizer), tokenizer, PretrainingData(data.train, validation),
+                         settings(eval_sequences=5, batch_size=2))
+    originals = [torch.where(b["labels"] != IGNORE_INDEX, b["labels"], b["input_ids"])
+                 for b in trainer._validation]  # the masking undone
+    rows = [int(row[0]) - 10 for batch in originals for row in batch]
+    assert len(rows) == 5 and rows[0] == 0 and rows[-1] == n - 1 and rows == sorted(set(rows))
+    whole = Pretrainer(new_model(tokenizer), tokenizer, PretrainingData(data.train, validation),
+                       settings(eval_sequences=10 * n))
+    assert sum(len(b["input_ids"]) for b in whole._validation) == n  # every one, once
