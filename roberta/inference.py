@@ -172,12 +172,17 @@ def encode_windows(tokenizer: RobertaTokenizer, texts: list[str], max_length: in
         for start in window_starts(len(ids), room, max_windows):
             rows.append([tokenizer.bos_token_id, *ids[start:start + room], tokenizer.eos_token_id])
             owner.append(index)
-    input_ids = torch.full((len(rows), max(map(len, rows))), tokenizer.pad_token_id)
+    return padded(rows, tokenizer.pad_token_id), torch.tensor(owner)
+
+
+def padded(rows: list[list[int]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Token-id rows as one right-padded batch: `input_ids` and `attention_mask`, (R, T)."""
+    input_ids = torch.full((len(rows), max(map(len, rows))), pad_token_id)
     attention_mask = torch.zeros_like(input_ids)
     for row, ids in enumerate(rows):
         input_ids[row, :len(ids)] = torch.tensor(ids)
         attention_mask[row, :len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask}, torch.tensor(owner)
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
 def mean_by_text(values: torch.Tensor, owner: torch.Tensor, count: int) -> torch.Tensor:
