@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -908,8 +910,9 @@ class Finetuner(Trainer):
         tokenizing IMDB's ~42,000 training reviews takes minutes on a small CPU."""
         ids = self.tokenizer.encode_batch_ids(self.train_split)
         lengths = torch.tensor([0, *map(len, ids)])
-        return (torch.tensor([t for text in ids for t in text], dtype=torch.int32),
-                lengths.cumsum(0))
+        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32,
+                           count=int(lengths.sum()))  # no list of every token on the way
+        return torch.from_numpy(flat), lengths.cumsum(0)
 
     def micro_batch(self, index: int) -> dict[str, torch.Tensor]:
         """A long text gives one of the windows classify() reads it in, drawn afresh each time
