@@ -202,6 +202,15 @@ def attribution_spans(tokens: list[str], scores: list[float]) -> list[tuple[str,
     return [(token, round(score / peak, 3)) for token, score in pairs]
 
 
+# Integrated gradients cost a forward and a backward pass per step and window: a long text gets
+# fewer steps per window (never under 4), so its highlight comes back in seconds, not a minute.
+ATTRIBUTION_PASSES = 64
+
+
+def attribution_steps(windows: int) -> int:
+    return max(4, min(16, ATTRIBUTION_PASSES // windows))
+
+
 def classify_text(text: str, model_name: str | None = None, session: dict | None = None):
     """Class probabilities, per-token attribution, and a sentence saying what they mean."""
     if not isinstance(text, str) or not text.strip():
@@ -209,8 +218,9 @@ def classify_text(text: str, model_name: str | None = None, session: dict | None
     loaded = registry.resolve(session, model_name, "classifier")
     with plain_errors("Classifying"):
         probabilities = classify(loaded.model, loaded.tokenizer, [text])[0]
-        tokens, scores, target = token_attributions(loaded.model, loaded.tokenizer, text)
         reading = classification_reading(loaded.model, loaded.tokenizer, text)
+        tokens, scores, target = token_attributions(loaded.model, loaded.tokenizer, text,
+                                                    steps=attribution_steps(reading.windows))
     predicted = loaded.model.config.id2label[target]
     label = markdown_literal(predicted)  # labels and names come from checkpoints and CSVs
     explanation = (f"Predicted **{label}** ({probabilities[predicted]:.0%}) by "
