@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import itertools
 import json
 import math
 import os
@@ -30,20 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from .baselines import fit_tfidf, macro_f1, scores, unigram_baseline
 from .data import ClassificationData, PackedSequences, pack_documents, split_documents
-from .inference import (
-    FillMaskResult,
-    encode_windows,
-    fill_mask,
-    mean_by_text,
-    padded,
-    window_starts,
-)
+from .inference import FillMaskResult, encode_windows, fill_mask, mean_by_text
 from .init import position_dims
 from .masking import IGNORE_INDEX, DynamicMasker, MaskingConfig, StaticMaskedDataset
 from .model import RobertaForMaskedLM, RobertaForSequenceClassification
@@ -903,37 +894,20 @@ class Finetuner(Trainer):
         self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
 
     @functools.cached_property
-    def _train(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training split's token ids, whole, end to end (int32) and where each text starts
-        (its last entry: the end): tokenized when training first needs it — scoring a
-        classifier and fitting the TF-IDF baseline (the model card's figures) never do, and
-        tokenizing IMDB's ~42,000 training reviews takes minutes on a small CPU."""
-        ids = self.tokenizer.encode_batch_ids(self.train_split)
-        lengths = torch.tensor([0, *map(len, ids)])
-        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32,
-                           count=int(lengths.sum()))  # no list of every token on the way
-        return torch.from_numpy(flat), lengths.cumsum(0)
+    def _train(self) -> dict[str, torch.Tensor]:
+        """The training split, tokenized when training first needs it: scoring a classifier
+        and fitting the TF-IDF baseline (the model card's figures) never do, and tokenizing
+        IMDB's ~42,000 training reviews takes minutes on a small CPU. A long text trains on its
+        first window: drawing any of its windows instead (as classify() reads it) was measured
+        and did not pay (README, the classifier)."""
+        return self.tokenizer(self.train_split, max_length=self._max_length)
 
     def micro_batch(self, index: int) -> dict[str, torch.Tensor]:
-        """A long text gives one of the windows classify() reads it in, drawn afresh each time
-        the text comes round (so training sees the ends of long reviews, where the verdict
-        often is); a text that fits is itself."""
-        flat, starts = self._train
-        global_rows = self.global_rows(index, len(self._train_labels))
-        g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + index)
-        draws = torch.rand(len(global_rows), generator=g)  # one per row of the global batch
-        room = self._max_length - 2
-        tokenizer = self.tokenizer
-        texts = []
-        for row, draw in zip(self.my_share(global_rows).tolist(),
-                             self.my_share(draws).tolist(), strict=True):
-            text = flat[starts[row]:starts[row + 1]]
-            windows = window_starts(len(text), room)
-            start = windows[int(draw * len(windows))]
-            texts.append([tokenizer.bos_token_id, *text[start:start + room].tolist(),
-                          tokenizer.eos_token_id])
-        return {**padded(texts, tokenizer.pad_token_id),
-                "labels": self._train_labels[self.my_share(global_rows)]}
+        rows = self.rows_for(index, len(self._train_labels))
+        mask = self._train["attention_mask"][rows]
+        width = int(mask.sum(1).max())  # trim the padding this batch does not need
+        return {"input_ids": self._train["input_ids"][rows, :width],
+                "attention_mask": mask[:, :width], "labels": self._train_labels[rows]}
 
     @torch.no_grad()
     def score(self, windows: tuple[dict[str, torch.Tensor], torch.Tensor],

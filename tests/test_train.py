@@ -19,7 +19,6 @@ import transformers
 
 from roberta import RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification, cli
 from roberta.data import ClassificationData, PackedSequences
-from roberta.inference import window_starts
 from roberta.model import IGNORE_INDEX
 from roberta.tokenizer import RobertaTokenizer
 from roberta.train import (
@@ -707,30 +706,3 @@ def test_a_partial_evaluation_scores_sequences_from_the_whole_held_out_set(token
                        settings(eval_sequences=10 * n))
     assert sum(len(b["input_ids"]) for b in whole._validation) == n  # every one, once
 
-
-def test_finetuning_draws_each_window_of_a_long_review_and_reads_a_short_one_whole(tokenizer):
-    """Training sees a long text in the windows classify() reads it in — one drawn each time the
-    text comes round, so the end of a review is trained on too; a text that fits is itself."""
-    long_review = " ".join(f"The {a} food was great and the {a} knew it." for a in ANIMALS * 2)
-    short = "The cat food was awful."
-    labels = [1, 0] * 8
-    data = ClassificationData([long_review, short] * 8, labels, label_names=("bad", "good"))
-    config = FinetuneConfig(max_steps=1, batch_size=8, device="cpu", precision="fp32",
-                            seq_length=32)
-    trainer = Finetuner(nano_classifier(tokenizer), tokenizer, data, config)
-    ids = tokenizer.encode_batch_ids([long_review])[0]
-    room = 30
-    assert len(ids) > 2 * room  # three windows or more
-    windows = {(tokenizer.bos_token_id, *ids[s:s + room], tokenizer.eos_token_id)
-               for s in window_starts(len(ids), room)}
-    whole_short = tuple(tokenizer.encode(short).ids)
-    seen = set()
-    for index in range(12):
-        batch = trainer.micro_batch(index)
-        for row, mask, label in zip(batch["input_ids"], batch["attention_mask"],
-                                    batch["labels"], strict=True):
-            row = tuple(row[mask.bool()].tolist())
-            assert row == whole_short if label == 0 else row in windows
-            seen.add(row)
-    assert windows <= seen  # every window, the last one (ending at the end) included
-    assert trainer.micro_batch(3)["input_ids"].equal(trainer.micro_batch(3)["input_ids"])
