@@ -167,13 +167,20 @@ def encode_windows(tokenizer: RobertaTokenizer, texts: list[str], max_length: in
     """Every window of every text as the rows of one right-padded batch (`input_ids`,
     `attention_mask`: (R, T)), and which text each row reads (R,). A text that fits is one row,
     exactly `tokenizer(texts, max_length=...)`'s."""
-    room = max_length - 2
     rows, owner = [], []
     for index, ids in enumerate(tokenizer.encode_batch_ids(list(texts))):
-        for start in window_starts(len(ids), room, max_windows):
-            rows.append([tokenizer.bos_token_id, *ids[start:start + room], tokenizer.eos_token_id])
-            owner.append(index)
+        windows = window_rows(ids, max_length - 2, tokenizer.bos_token_id,
+                              tokenizer.eos_token_id, max_windows)[1]
+        rows += windows
+        owner += [index] * len(windows)
     return padded(rows, tokenizer.pad_token_id), torch.tensor(owner)
+
+
+def window_rows(ids: list[int], room: int, bos_id: int, eos_id: int,
+                max_windows: int = MAX_CLASSIFY_WINDOWS) -> tuple[list[int], list[list[int]]]:
+    """(window_starts, each window as `<s> … </s>` ids) for a text's content token ids."""
+    starts = window_starts(len(ids), room, max_windows)
+    return starts, [[bos_id, *ids[s:s + room], eos_id] for s in starts]
 
 
 def padded(rows: list[list[int]], pad_token_id: int) -> dict[str, torch.Tensor]:
@@ -287,10 +294,9 @@ def token_attributions(model: RobertaForSequenceClassification, tokenizer: Rober
         raise ValueError("steps must be at least 1")
     encoding = encode_whole(tokenizer, text)
     room, total = model.config.max_sequence_length - 2, len(encoding.ids) - 2
-    starts = window_starts(total, room)
-    content, device = encoding.ids[1:-1], _device(model)
-    windows = torch.tensor([[encoding.ids[0], *content[s:s + room], encoding.ids[-1]]
-                            for s in starts], device=device)  # (W, T), no padding
+    starts, rows = window_rows(encoding.ids[1:-1], room, encoding.ids[0], encoding.ids[-1])
+    device = _device(model)
+    windows = torch.tensor(rows, device=device)  # (W, T): no padding, all full but a lone one
     if target is None:
         with torch.no_grad():
             target = int(model(windows).logits.mean(0).argmax())
