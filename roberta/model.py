@@ -12,7 +12,7 @@ What makes it RoBERTa rather than BERT at this level (the rest is data and train
 
 What makes it faster than transformers on the same weights (measured in docs/benchmarks.md):
 - the MLM head and the last layer's queries and feed-forward run only where a prediction is
-  scored (~15% of positions in pretraining, the <mask> in fill-mask);
+  scored (~15% of positions in pretraining, the <mask> in fill-mask, <s> for a classifier);
 - query, key and value come from one fused matmul; attention is SDPA where it has a fused
   kernel, the explicit four lines where it does not (training on the CPU, with dropout);
 - dropout on the CPU draws 16 random bits an element instead of a Bernoulli sample.
@@ -421,7 +421,12 @@ class RobertaClassificationHead(nn.Module):
 
 
 class RobertaForSequenceClassification(PretrainedMixin, nn.Module):
-    """The encoder plus a classification head on <s>. num_labels == 1 means regression (MSE)."""
+    """The encoder plus a classification head on <s>. num_labels == 1 means regression (MSE).
+
+    The head reads <s> alone, so the last encoder layer asks its query there only (see
+    RobertaModel): for the 4-layer embedded model a fifth less work, in training and inference.
+    `.last_hidden_state` is then None, unless hidden states or attentions were asked for.
+    """
 
     def __init__(self, config: RobertaConfig):
         super().__init__()
@@ -439,14 +444,17 @@ class RobertaForSequenceClassification(PretrainedMixin, nn.Module):
     def forward(self, input_ids, attention_mask=None, labels=None, head_mask=None,
                 output_attentions=False, output_hidden_states=False,
                 token_type_ids=None) -> RobertaOutput:
+        sparse = not output_attentions and not output_hidden_states
+        rows = input_ids.new_zeros(input_ids.size(0), 1) if sparse else None  # (B, 1): <s>
         out = self.roberta(input_ids, attention_mask, token_type_ids, head_mask,
-                           output_attentions, output_hidden_states)
-        logits = self.classifier(out.last_hidden_state)  # (B, num_labels)
+                           output_attentions, output_hidden_states, last_rows=rows)
+        logits = self.classifier(out.last_hidden_state)  # (B, T or 1, C) -> (B, num_labels)
         loss = None
         if labels is not None:
             if self.config.num_labels == 1:
                 loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
             else:
                 loss = F.cross_entropy(logits.float(), labels)
-        return RobertaOutput(loss=loss, logits=logits, last_hidden_state=out.last_hidden_state,
+        return RobertaOutput(loss=loss, logits=logits,
+                             last_hidden_state=None if sparse else out.last_hidden_state,
                              hidden_states=out.hidden_states, attentions=out.attentions)

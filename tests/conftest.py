@@ -270,3 +270,10 @@ def page(browser, app_url, offline_guard, page_errors):
 def pytest_report_header(config):
     found = "found" if CHROMIUM.is_file() else "MISSING"
     return [f"chromium: {CHROMIUM} ({found}); python {sys.version.split()[0]}"]
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: absent when it is not installed
+def pytest_xdist_make_scheduler(config, log):
+    """The heaviest tests first, one per worker (tests/heaviest_first.py)."""
+    from heaviest_first import HeaviestFirst
+    return HeaviestFirst(config, log)

@@ -114,7 +114,12 @@ def test_classification_loss_matches_transformers():
     with torch.no_grad():
         a = ours(ids, attention_mask=mask, labels=labels)
         b = theirs(input_ids=ids, attention_mask=mask, labels=labels)
+        dense = ours(ids, attention_mask=mask, output_hidden_states=True)
     assert abs(a.loss.item() - b.loss.item()) < 1e-6
+    # The last layer ran at <s> only (its output is not kept) and gives the full layer's logits.
+    assert a.last_hidden_state is None and dense.last_hidden_state.shape == (3, 17, 64)
+    assert_close(a.logits, b.logits, "logits")
+    assert_close(a.logits, dense.logits, "sparse vs full last layer")
 
 
 def test_state_dict_loads_into_transformers_strictly():
@@ -333,20 +338,30 @@ def _grads_by_transformers_name(model) -> dict[str, torch.Tensor]:
     return grads
 
 
-def test_one_training_step_matches_transformers():
-    """Backward through the scored-rows-only last layer, the fused qkv and the tied decoder:
-    gradients and the weights after one AdamW step agree with transformers (dropout 0)."""
+@pytest.mark.parametrize("task", ["mlm", "cls"])
+def test_one_training_step_matches_transformers(task):
+    """Backward through the scored-rows-only last layer (the MLM's scored positions, the
+    classifier's <s>), the fused qkv and the tied decoder: gradients and the weights after one
+    AdamW step agree with transformers (dropout 0)."""
     torch.manual_seed(6)
-    theirs = randomise_(transformers.RobertaForMaskedLM(hf_config(
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)), seed=6).train()
-    ours = RobertaForMaskedLM(RobertaConfig(**PARITY_SHAPE, hidden_dropout_prob=0.0,
-                                            attention_probs_dropout_prob=0.0)).train()
-    ours.load_state_dict(theirs.state_dict(), strict=True)
+    no_dropout = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     ids, mask = ragged_batch(seed=8)
-    labels = torch.full_like(ids, -100)
-    chosen = (torch.rand(ids.shape, generator=torch.Generator().manual_seed(9)) < 0.3) & \
-        mask.bool()
-    labels[chosen] = ids[chosen]
+    if task == "mlm":
+        theirs = transformers.RobertaForMaskedLM(hf_config(**no_dropout))
+        ours = RobertaForMaskedLM(RobertaConfig(**PARITY_SHAPE, **no_dropout))
+        labels = torch.full_like(ids, -100)
+        chosen = (torch.rand(ids.shape, generator=torch.Generator().manual_seed(9)) < 0.3) & \
+            mask.bool()
+        labels[chosen] = ids[chosen]
+    else:
+        theirs = transformers.RobertaForSequenceClassification(hf_config(num_labels=3,
+                                                                         **no_dropout))
+        ours = RobertaForSequenceClassification(RobertaConfig(**PARITY_SHAPE, num_labels=3,
+                                                              **no_dropout))
+        labels = torch.tensor([2, 0, 1])
+    randomise_(theirs, seed=6).train()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    ours.train()
     ours(ids, attention_mask=mask, labels=labels).loss.backward()
     theirs(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
 
