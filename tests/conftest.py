@@ -274,6 +274,9 @@ def pytest_report_header(config):
 
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: absent when it is not installed
 def pytest_xdist_make_scheduler(config, log):
-    """The heaviest tests first, one per worker (tests/heaviest_first.py)."""
+    """The heaviest tests first, one per worker (tests/heaviest_first.py); another --dist mode
+    asked for on the command line is left to xdist (None)."""
+    if config.getvalue("dist") != "load":
+        return None
     from heaviest_first import HeaviestFirst
     return HeaviestFirst(config, log)
