@@ -63,10 +63,11 @@ NEGATIVE = [
 ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Prints every verdict and the share; returns how many were read as a person would."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="classifier directory (default: embedded)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     directory = Path(args.model) if args.model else default_model_dir("classifier")
     model = RobertaForSequenceClassification.from_pretrained(directory).eval()
     tokenizer = RobertaTokenizer.from_pretrained(directory)
@@ -84,6 +85,7 @@ def main() -> None:
         print(f"{'✓' if said == expected else '✗'} {positive:4.0%} positive  {text}")
     print(f"\n{hits} of {len(sentences)} ({hits / len(sentences):.0%}) read as a person would "
           f"({len(POSITIVE)} positive, {len(NEGATIVE)} negative)")
+    return hits
 
 
 if __name__ == "__main__":

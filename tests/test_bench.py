@@ -70,3 +70,24 @@ def test_cpu_peak_memory_sees_torch_allocations():
         b = torch.empty(2**21)  # 8 MiB, while a lives
         del a, b
     assert 12 * 2**20 <= memory.peak_bytes(run, torch.device("cpu")) < 13 * 2**20
+
+
+def test_everyday_sentiment_counts_what_the_classifier_says(tiny_assets, capsys):
+    from bench import everyday_sentiment as bench
+    from roberta import RobertaForSequenceClassification
+    from roberta.inference import classify
+    from roberta.tokenizer import RobertaTokenizer
+
+    directory = tiny_assets / "sentiment"
+    hits = bench.main(["--model", str(directory)])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("✓", "✗"))]
+    assert len(lines) == len(bench.POSITIVE) + len(bench.NEGATIVE) == 32
+    model = RobertaForSequenceClassification.from_pretrained(directory).eval()
+    said = [p["positive"] >= 0.5 for p in classify(model, RobertaTokenizer.from_pretrained(
+        directory), bench.POSITIVE + bench.NEGATIVE)]
+    expected = [True] * len(bench.POSITIVE) + [False] * len(bench.NEGATIVE)
+    assert hits == sum(s == e for s, e in zip(said, expected, strict=True))
+    assert [line[0] == "✓" for line in lines] == [s == e for s, e in zip(said, expected,
+                                                                          strict=True)]
+    with pytest.raises(SystemExit, match="not positive/negative"):
+        bench.main(["--model", str(tiny_assets / "mlm")])
