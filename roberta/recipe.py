@@ -51,6 +51,7 @@ from .train import (
     pack_ids,
     pick_device,
     prepare_pretraining_data,
+    resolve_precision,
 )
 
 
@@ -114,7 +115,7 @@ SOURCES_NOTE = (
 
 def _hardware(device: torch.device) -> str:
     if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA)"
+        return f"{torch.cuda.get_device_name(device)} (CUDA, {resolve_precision('auto', device)})"
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -123,7 +124,11 @@ def _hardware(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} CPU thread(s)"
+    # Machines sold under one name differ: native bf16 or not decides the precision (and the
+    # speed) of every step, so the card says which it was.
+    precision = "bf16 autocast (native bf16)" if resolve_precision("auto", device) == "bf16" \
+        else "fp32 (no native bf16)"
+    return f"{cpu}, {torch.get_num_threads()} CPU thread(s), {precision}"
 
 
 def _run(trainer, label: str, log: list[dict]) -> dict:

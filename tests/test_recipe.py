@@ -14,6 +14,7 @@ from roberta import RobertaForMaskedLM, RobertaForSequenceClassification
 from roberta.cli import main
 from roberta.corpus import IMDB_SOURCE, WORDNET_SOURCE
 from roberta.recipe import BundledRecipe, document_repeats, run_bundled_recipe
+from roberta.train import cpu_supports_bf16
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +47,10 @@ def test_recipe_writes_both_models_with_cards(toy_assets):
         assert keys <= set(metrics), name
         card = (out / name / "README.md").read_text()
         assert "## Hardware" in card and '"pretrain_steps": 6' in card
+        # The precision the steps ran in, which the CPU's name alone does not tell.
+        precision = "bf16 autocast (native bf16)" if cpu_supports_bf16() else \
+            "fp32 (no native bf16)"
+        assert f"CPU thread(s), {precision}" in card, name
     mlm_card = (out / "mlm" / "README.md").read_text()
     for source in ("IMDB movie reviews (train split)", "Shakespeare", "BBC News",
                    "News Articles 2017", "House of Commons", "fine-foods", "WordNet"):
