@@ -21,7 +21,9 @@ HEAVIEST = (
 
 class HeaviestFirst(LoadScheduling):
     """LoadScheduling whose every hand-out starts with the heaviest test still pending (and
-    holds the other heavy ones back for the next worker that asks)."""
+    holds the other heavy ones back for the next worker that asks). `_send_tests` is xdist's
+    own (private) hand-out; should a release rename it, tests/test_schedule.py fails rather
+    than the suite quietly going back to running the card tests in series."""
 
     def _send_tests(self, node, num: int) -> None:
         heavy = sorted((i for i in self.pending if self.collection[i] in HEAVIEST),
