@@ -86,8 +86,8 @@ def test_everyday_sentiment_counts_what_the_classifier_says(tiny_assets, capsys)
     said = [p["positive"] >= 0.5 for p in classify(model, RobertaTokenizer.from_pretrained(
         directory), bench.POSITIVE + bench.NEGATIVE)]
     expected = [True] * len(bench.POSITIVE) + [False] * len(bench.NEGATIVE)
-    assert hits == sum(s == e for s, e in zip(said, expected, strict=True))
-    assert [line[0] == "✓" for line in lines] == [s == e for s, e in zip(said, expected,
-                                                                          strict=True)]
+    right = [s == e for s, e in zip(said, expected, strict=True)]
+    assert hits == sum(right)
+    assert [line[0] == "✓" for line in lines] == right
     with pytest.raises(SystemExit, match="not positive/negative"):
         bench.main(["--model", str(tiny_assets / "mlm")])
