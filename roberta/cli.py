@@ -96,8 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(p, PretrainConfig)
 
     f = sub.add_parser("finetune", help="fine-tune a sequence classifier")
-    f.add_argument("--init", required=True, help="masked-LM (or classifier) directory")
+    f.add_argument("--init", help="masked-LM (or classifier) directory (not with --resume)")
     f.add_argument("--out", help="output directory (default: <init>-<task>)")
+    f.add_argument("--resume", action="store_true",
+                   help="continue the checkpoint in --out (its model, dropout and labels) on "
+                        "the same data")
     f.add_argument("--task", default="sentiment", help="'sentiment' (bundled) or 'csv'")
     f.add_argument("--csv", help="CSV file with a text and a label column (--task csv)")
     f.add_argument("--text-column")
@@ -316,8 +319,20 @@ def cmd_finetune(args) -> int:
     from .data import read_classification_csv, sentiment_task
     from .model import RobertaForMaskedLM
     from .tokenizer import RobertaTokenizer
-    from .train import Finetuner, classifier_from
+    from .train import Finetuner, classifier_from, recover_checkpoint
 
+    if args.resume == bool(args.init):
+        raise ValueError("finetune needs --init (the masked LM to start from) or --resume "
+                         "(with the --out of a run that wrote checkpoints), not both")
+    if args.resume and not args.out:
+        raise ValueError("--resume needs --out: the directory of the checkpoint to continue")
+    out = Path(args.out or f"{args.init.rstrip('/')}-{args.task}")
+    recover_checkpoint(out)  # a crash mid-save left the newest checkpoint beside `out`
+    if args.resume and not (out / "trainer_state.json").is_file():
+        raise ValueError(f"--resume: no checkpoint in {out}")
+    if not args.resume and (out / "model.safetensors").exists():
+        raise ValueError(f"{out} already holds a model; pass --resume to continue it or choose "
+                         f"another --out (nothing is overwritten)")
     if args.task == "sentiment":
         data = sentiment_task()
     elif args.task == "csv":
@@ -326,17 +341,17 @@ def cmd_finetune(args) -> int:
         data = read_classification_csv(args.csv, args.text_column, args.label_column)
     else:
         raise ValueError(f"--task must be 'sentiment' or 'csv', got {args.task!r}")
-    out = Path(args.out or f"{args.init.rstrip('/')}-{args.task}")
-    if (out / "model.safetensors").exists():
-        raise ValueError(f"{out} already holds a model; choose another --out")
     settings = FinetuneConfig(**_given(args, FinetuneConfig), output_dir=str(out))
-    tokenizer = RobertaTokenizer.from_pretrained(args.init)
-    with warnings.catch_warnings():  # its LM head may be new: only the encoder is used
-        warnings.simplefilter("ignore")
-        encoder = RobertaForMaskedLM.from_pretrained(args.init)
-    torch.manual_seed(settings.seed)  # the new head's weights, then dropout: --seed reproduces
-    classifier = classifier_from(encoder, data.label_names, args.dropout)
-    trainer = Finetuner(classifier, tokenizer, data, settings)
+    if args.resume:  # weights, optimizer, schedule, RNG, step and best step so far
+        trainer = Finetuner.resume(out, data, settings)
+    else:
+        tokenizer = RobertaTokenizer.from_pretrained(args.init)
+        with warnings.catch_warnings():  # its LM head may be new: only the encoder is used
+            warnings.simplefilter("ignore")
+            encoder = RobertaForMaskedLM.from_pretrained(args.init)
+        torch.manual_seed(settings.seed)  # the new head's weights, then dropout: --seed
+        classifier = classifier_from(encoder, data.label_names, args.dropout)  # reproduces
+        trainer = Finetuner(classifier, tokenizer, data, settings)
     printer = EventPrinter(settings.max_steps, out.parent / f"{out.name}.metrics.jsonl")
     for last in trainer.run():
         printer(last)

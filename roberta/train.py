@@ -969,6 +969,31 @@ class Finetuner(Trainer):
         return scores(tfidf.predict(list(test_texts)).tolist(), test_labels,
                       self.data.num_labels)
 
+    # A checkpoint carries the best validation step so far, so a resumed run still ends on the
+    # best weights of the whole run, not of the part after the resume.
+    def extra_state(self) -> dict[str, Any]:
+        if self.best is None:
+            return {}
+        accuracy, step, weights = self.best
+        return {"best": {"accuracy": accuracy, "step": step, "weights": weights}}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        best = state.get("best")
+        self.best = None if best is None else (best["accuracy"], best["step"], best["weights"])
+
+    @classmethod
+    def resume(cls, directory: str | os.PathLike, data: ClassificationData,
+               config: FinetuneConfig, tfidf: Any = None) -> Finetuner:
+        """The fine-tuning whose checkpoint is in `directory`, ready to go on from its step."""
+        model = RobertaForSequenceClassification.from_pretrained(directory)
+        names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        if names != list(data.label_names):
+            raise TrainingError(f"the checkpoint in {directory} classifies {names}, the data "
+                                f"{list(data.label_names)}: resume it on the data it began with")
+        trainer = cls(model, RobertaTokenizer.from_pretrained(directory), data, config, tfidf)
+        trainer.load_training_state(directory)
+        return trainer
+
     def final_report(self) -> dict[str, float]:
         """Restore the best validation checkpoint, then score it on the test set."""
         report: dict[str, float] = {}

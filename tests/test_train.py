@@ -381,6 +381,30 @@ def test_a_stopped_fine_tuning_keeps_its_best_step_and_the_baseline_it_was_given
     assert stopped.metrics["baseline_accuracy"] == expected["accuracy"]
 
 
+def test_a_resumed_fine_tuning_keeps_the_best_step_it_had_before(tokenizer, tmp_path):
+    """The checkpoint carries the best validation step so far: a run resumed after it (whose
+    later evaluations may never beat it) still ends on that step's weights."""
+    data = review_task()
+    config = FinetuneConfig(max_steps=12, batch_size=16, learning_rate=3e-3, eval_every=4,
+                            device="cpu", precision="fp32", seq_length=32)
+    trainer = Finetuner(nano_classifier(tokenizer), tokenizer, data, config)
+    for event in trainer.run():
+        if event.kind == "step" and event.step == 8:
+            trainer.save_checkpoint(tmp_path / "run")
+            break
+    accuracy, step, weights = trainer.best
+    assert step in (4, 8)
+    resumed = Finetuner.resume(tmp_path / "run", data, config)
+    assert resumed.step == 8 and resumed.best[:2] == (accuracy, step)
+    for key, value in weights.items():
+        assert torch.equal(resumed.best[2][key], value), key
+    resumed.best = (2.0, step, weights)  # nothing after the resume can beat it
+    done = run_to_end(resumed)
+    assert done.kind == "done" and done.metrics["best_step"] == step
+    for key, value in resumed.model.state_dict().items():
+        assert torch.equal(value, weights[key]), key
+
+
 def test_classifier_from_copies_the_encoder_as_loading_the_checkpoint_would(tokenizer,
                                                                              tmp_path):
     mlm = new_model(tokenizer)
@@ -463,10 +487,7 @@ def test_cli_pretrain_finetune_fill_mask_and_export(corpus_file, tmp_path):
     assert "Traceback" not in no_mask.stderr
 
     # The same masked LM fine-tuned from the command line, then asked to classify.
-    reviews = tmp_path / "reviews.csv"
-    rows = [(f"The {a} food was {'great' if i % 2 else 'awful'} and the {a} knew it.",
-             "good" if i % 2 else "bad") for i, a in enumerate(ANIMALS * 10)]
-    reviews.write_text("text,label\n" + "\n".join(f"{t},{y}" for t, y in rows) + "\n")
+    reviews = review_csv(tmp_path / "reviews.csv")
     classifier = tmp_path / "classifier"
     tuned = run_cli("finetune", "--init", str(out), "--task", "csv", "--csv", str(reviews),
                     "--max-steps", "30", "--batch-size", "8", "--eval-every", "10",
@@ -519,17 +540,66 @@ def step_losses(log_path: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in rows if r["kind"] == "step"}
 
 
+def saved_masked_lm(corpus_file: Path, directory: Path, seed: int = 0) -> Path:
+    """A nano masked LM with a tokenizer trained on `corpus_file`, saved as an --init."""
+    tokenizer = RobertaTokenizer.train(corpus_file.read_text().split("\n\n"), vocab_size=300,
+                                       min_frequency=1)
+    new_model(tokenizer, seed=seed).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def same_weights(model_class, a: Path, b: Path) -> None:
+    ours, theirs = (model_class.from_pretrained(d).state_dict() for d in (a, b))
+    for key, value in ours.items():
+        torch.testing.assert_close(theirs[key], value, rtol=0, atol=1e-6, msg=key)
+
+
+def kill_then_resume(args: list[str], resume_args: list[str], reference: dict[int, float],
+                     process: bool = False, before_resuming=lambda: None) -> None:
+    """`python -m roberta ARGS` (its --out checkpointed every 4 steps) SIGKILLed once its first
+    checkpoint is written, then continued with RESUME_ARGS (in a process too if `process`): the
+    steps logged before the kill and the whole curve after it are `reference`'s (step: loss of
+    the same run never interrupted), and the resumed run began at the last checkpoint."""
+    out = Path(args[args.index("--out") + 1])
+    log = out.with_name(f"{out.name}.metrics.jsonl")
+    killed = subprocess.Popen([sys.executable, "-m", "roberta", *args], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "trainer_state.json").is_file() and killed.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint was written"
+            time.sleep(0.01)
+    finally:
+        killed.kill()
+        killed.wait()
+    assert killed.returncode != 0, "the run ended before it could be killed mid-way"
+    before = step_losses(log)
+    logged_before = len(log.read_text().splitlines())
+    assert 4 <= len(before) < len(reference)
+    assert [before[s] for s in sorted(before)] == [reference[s] for s in sorted(before)]
+    before_resuming()
+
+    resumed = run_cli(*resume_args, process=process)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    after = step_losses(log)  # now the resumed steps as well
+    resumed_rows = [json.loads(line) for line in log.read_text().splitlines()[logged_before:]]
+    first_resumed = next(r["step"] for r in resumed_rows if r["kind"] == "step")
+    # From the last checkpoint (every 4 steps), not from the last step logged before the kill.
+    assert max(after) == len(reference) and first_resumed % 4 == 1
+    assert first_resumed <= max(before) + 1
+    steps = sorted(reference)
+    assert [after[s] for s in steps] == pytest.approx([reference[s] for s in steps], abs=1e-6)
+
+
 @pytest.mark.slow
 def test_cli_killed_run_resumes_from_its_last_checkpoint_to_the_same_model(corpus_file,
                                                                            tmp_path):
     """--init starts from a saved masked LM; --checkpoint-every leaves a resume point in --out
     while the run goes on; a run killed (SIGKILL) there and continued with --resume ends on
     the very curve and weights of a run never interrupted (dropout on: the RNG is restored)."""
-    tokenizer = RobertaTokenizer.train(corpus_file.read_text().split("\n\n"), vocab_size=300,
-                                       min_frequency=1)
-    start = tmp_path / "start"
-    new_model(tokenizer, seed=5).save_pretrained(start)
-    tokenizer.save_pretrained(start)
+    start = saved_masked_lm(corpus_file, tmp_path / "start", seed=5)
     flags = ["pretrain", "--init", str(start), "--corpus", str(corpus_file), "--max-steps", "40",
              "--eval-every", "1000", "--checkpoint-every", "4", "--seq-length", "32",
              "--batch-size", "8", "--warmup-steps", "5", "--precision", "fp32", "--device",
@@ -539,38 +609,84 @@ def test_cli_killed_run_resumes_from_its_last_checkpoint_to_the_same_model(corpu
     reference = step_losses(tmp_path / "whole.metrics.jsonl")
     assert len(reference) == 40
 
-    killed_out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "roberta", *flags, "--out", str(killed_out)],
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        deadline = time.monotonic() + 300
-        while not (killed_out / "trainer_state.json").is_file() and process.poll() is None:
-            assert time.monotonic() < deadline, "no checkpoint was written"
-            time.sleep(0.01)
-    finally:
-        process.kill()
-        process.wait()
-    assert process.returncode != 0, "the run ended before it could be killed mid-way"
-    log = tmp_path / "killed.metrics.jsonl"
-    before = step_losses(log)
-    logged_before = len(log.read_text().splitlines())
-    assert 4 <= len(before) < 40
-    assert [before[s] for s in sorted(before)] == [reference[s] for s in sorted(before)]
+    kill_then_resume([*flags, "--out", str(tmp_path / "killed")],
+                     [*flags, "--resume", "--out", str(tmp_path / "killed")], reference,
+                     process=True)
+    same_weights(RobertaForMaskedLM, tmp_path / "whole", tmp_path / "killed")
 
-    resumed = run_cli(*flags, "--resume", "--out", str(killed_out), process=True)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    after = step_losses(log)  # now the resumed steps as well
-    resumed_rows = [json.loads(line) for line in log.read_text().splitlines()[logged_before:]]
-    first_resumed = next(r["step"] for r in resumed_rows if r["kind"] == "step")
-    # From the last checkpoint (every 4 steps), not from the last step logged before the kill.
-    assert max(after) == 40 and first_resumed % 4 == 1 and first_resumed <= max(before) + 1
-    assert [after[s] for s in range(1, 41)] == pytest.approx(
-        [reference[s] for s in range(1, 41)], abs=1e-6)
-    ours, theirs = (RobertaForMaskedLM.from_pretrained(tmp_path / n).state_dict()
-                    for n in ("whole", "killed"))
-    for key, value in ours.items():
-        torch.testing.assert_close(theirs[key], value, rtol=0, atol=1e-6, msg=key)
+
+def review_csv(path: Path, good="good", bad="bad") -> Path:
+    """A small labelled CSV: a sentence that says "great" or "awful", for each label in turn."""
+    rows = [(f"The {a} food was {'great' if i % 2 else 'awful'} and the {a} knew it.",
+             good if i % 2 else bad) for i, a in enumerate(ANIMALS * 10)]
+    path.write_text("text,label\n" + "\n".join(f"{t},{y}" for t, y in rows) + "\n")
+    return path
+
+
+def log_rows(log_path: Path, kind: str) -> list[dict]:
+    return [r for r in map(json.loads, log_path.read_text().splitlines()) if r["kind"] == kind]
+
+
+@pytest.mark.slow  # one command-line process, killed
+def test_cli_killed_finetuning_resumes_to_the_same_classifier(corpus_file, tmp_path):
+    """finetune --checkpoint-every leaves a resume point in --out; a run killed (SIGKILL) and
+    continued with --resume ends on the uninterrupted run's curve, evaluations, best step and
+    weights (dropout on: the RNG is restored; the best step so far travels in the checkpoint)."""
+    start = saved_masked_lm(corpus_file, tmp_path / "start", seed=5)
+    reviews = review_csv(tmp_path / "reviews.csv")
+    flags = ["finetune", "--task", "csv", "--csv", str(reviews), "--max-steps", "40",
+             "--batch-size", "8", "--eval-every", "3", "--checkpoint-every", "4", "--lr", "1e-3",
+             "--warmup-steps", "3", "--seq-length", "32", "--dropout", "0.1",
+             "--precision", "fp32", "--device", "cpu"]
+    whole = run_cli(*flags, "--init", str(start), "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    reference = step_losses(tmp_path / "whole.metrics.jsonl")
+    assert len(reference) == 40
+
+    killed_out, log = tmp_path / "killed", tmp_path / "killed.metrics.jsonl"
+
+    def before_resuming():
+        state = torch.load(killed_out / "optimizer.pt", map_location="cpu", weights_only=True)
+        assert state["best"]["step"] % 3 == 0 and state["best"]["step"] <= max(step_losses(log))
+        again = run_cli(*flags, "--init", str(start), "--out", str(killed_out))
+        assert again.returncode == 2 and "pass --resume" in again.stderr  # never overwritten
+
+    kill_then_resume([*flags, "--init", str(start), "--out", str(killed_out)],
+                     [*flags, "--resume", "--out", str(killed_out)], reference,
+                     before_resuming=before_resuming)
+    evals = {r["step"]: r["val_accuracy"] for r in log_rows(log, "eval")}
+    assert evals == {r["step"]: r["val_accuracy"]
+                     for r in log_rows(tmp_path / "whole.metrics.jsonl", "eval")}
+    done, reference_done = (log_rows(path, "done")[-1] for path in
+                            (log, tmp_path / "whole.metrics.jsonl"))
+    assert done["best_step"] == reference_done["best_step"]
+    assert done["best_val_accuracy"] == reference_done["best_val_accuracy"]
+    same_weights(RobertaForSequenceClassification, tmp_path / "whole", tmp_path / "killed")
+
+
+def test_cli_finetune_resume_is_refused_when_it_cannot_continue(corpus_file, tmp_path):
+    start = saved_masked_lm(corpus_file, tmp_path / "start")
+    reviews = review_csv(tmp_path / "reviews.csv")
+    flags = ["finetune", "--task", "csv", "--csv", str(reviews), "--batch-size", "8",
+             "--seq-length", "32", "--device", "cpu"]
+    no_checkpoint = run_cli(*flags, "--resume", "--out", str(tmp_path / "none"))
+    assert no_checkpoint.returncode == 2 and "no checkpoint in" in no_checkpoint.stderr
+    both = run_cli(*flags, "--resume", "--init", str(start), "--out", str(tmp_path / "x"))
+    assert both.returncode == 2 and "not both" in both.stderr
+    no_out = run_cli(*flags, "--resume")
+    assert no_out.returncode == 2 and "--resume needs --out" in no_out.stderr
+    neither = run_cli(*flags)
+    assert neither.returncode == 2 and "needs --init" in neither.stderr
+
+    run = run_cli(*flags, "--init", str(start), "--out", str(tmp_path / "run"), "--max-steps",
+                  "4", "--checkpoint-every", "2", "--eval-every", "2")
+    assert run.returncode == 0, run.stderr[-2000:]
+    other_labels = review_csv(tmp_path / "other.csv", good="pos", bad="neg")
+    relabelled = run_cli("finetune", "--task", "csv", "--csv", str(other_labels), "--resume",
+                         "--out", str(tmp_path / "run"), "--max-steps", "6")
+    assert relabelled.returncode == 2, relabelled.stderr[-2000:]
+    assert "resume it on the data it began with" in relabelled.stderr
+    assert "Traceback" not in relabelled.stderr
 
 
 @pytest.mark.slow  # five command-line processes
