@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "mlm-card: measure that masked LM again and rewrite its card; "
                         "sentiment-card: the same for the classifier in --out")
     r.add_argument("--device", default="auto")
+    r.add_argument("--resume", action="store_true",
+                   help="continue a recipe that stopped (crash, kill, end of session) from its "
+                        "checkpoints in --out/.recipe-checkpoints, with the same settings")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     return parser
@@ -427,7 +430,8 @@ def cmd_recipe(args) -> int:
     for name in ("pretrain_steps", "finetune_steps", "finetune_lr"):  # 0 is refused, not ignored
         if getattr(args, name) is not None:
             setattr(recipe, name, getattr(args, name))
-    run_bundled_recipe(out=args.out, device=args.device, recipe=recipe, stage=args.stage)
+    run_bundled_recipe(out=args.out, device=args.device, recipe=recipe, stage=args.stage,
+                       resume=args.resume)
     return 0
 
 

@@ -1,12 +1,14 @@
 """`python -m roberta recipe bundled`: the embedded default models, reproducibly.
 
-Trains a byte-level BPE on the bundled pretraining corpus, pretrains a small masked LM, fine-tunes
-the sentiment classifier on the 4,000 fine-foods training reviews, scores everything on held-out
-data beside its baseline, and writes `assets/mlm` and `assets/sentiment` (Hugging Face
-directories, fp16 weights) each with a model card. Every metric is measured on exactly the
-weights that ship: the fp16 files are loaded back before scoring.
+Trains a byte-level BPE on the recipe's pretraining text, pretrains a small masked LM, fine-tunes
+a positive/negative classifier on IMDB's training reviews, scores everything on held-out data
+beside its baseline, and writes `assets/mlm` and `assets/sentiment` (Hugging Face directories,
+fp16 weights) each with a model card. Every metric is measured on exactly the weights that ship:
+the fp16 files are loaded back before scoring.
 
-Same seed, same hardware and the same thread count give the same weights.
+Same seed, same hardware and the same thread count give the same weights. Both trainings leave
+checkpoints in `<out>/.recipe-checkpoints` as they go: a recipe stopped by a crash, a kill or
+the end of a session continues with `--resume` to those same weights.
 """
 
 from __future__ import annotations
@@ -51,8 +53,11 @@ from .train import (
     pack_ids,
     pick_device,
     prepare_pretraining_data,
+    recover_checkpoint,
     resolve_precision,
 )
+
+CHECKPOINTS = ".recipe-checkpoints"  # in `out`: what --resume continues; gone when a run ends
 
 
 @dataclass
@@ -88,6 +93,9 @@ class BundledRecipe:
     finetune_lr: float = FinetuneConfig.learning_rate
     finetune_warmup: int = 100
     finetune_validation: float = 0.05  # ~2,350 reviews pick the best step
+    # Checkpoints for --resume (a few minutes apart on a 2-core CPU); they never change a weight.
+    pretrain_checkpoint_every: int = 500
+    finetune_checkpoint_every: int = 100
     # For tests: at most this many documents per source, reviews per split and examples per
     # out-of-domain set (0: everything).
     subsample: int = 0
@@ -131,26 +139,43 @@ def _hardware(device: torch.device) -> str:
     return f"{cpu}, {torch.get_num_threads()} CPU thread(s), {precision}"
 
 
-def _run(trainer, label: str, log: list[dict]) -> dict:
-    """Drive a run, printing evaluations; returns the last eval's and the done event's metrics."""
+def _run(trainer, label: str, log: list[dict], checkpoints: Path) -> dict:
+    """Drive a run, printing evaluations; returns the last eval's and the done event's metrics.
+
+    Beside each checkpoint the run writes `<label>-progress.json` (its log rows and wall time so
+    far), so a resumed run's log and wall time include the part before the stop."""
+    progress = checkpoints.parent / f"{label}-progress.json"
+    earlier = json.loads(progress.read_text()) if trainer.step and progress.is_file() else {}
+    log.extend(r for r in earlier.get("rows", []) if r["step"] <= trainer.step)
+    offset = earlier.get("seconds", 0.0)
     last_eval: dict = {}
     for event in trainer.run():
+        elapsed = offset + event.elapsed
         record = {"run": label, "kind": event.kind, "step": event.step,
-                  "elapsed": round(event.elapsed, 1), **event.metrics}
+                  "elapsed": round(elapsed, 1), **event.metrics}
         if event.kind == "eval":
             last_eval = event.metrics
             log.append(record)
-            print(f"[{label}] step {event.step}/{event.total_steps} "
-                  f"{event.elapsed / 60:.1f} min "
+            print(f"[{label}] step {event.step}/{event.total_steps} {elapsed / 60:.1f} min "
                   + " ".join(f"{k}={v:.4g}" for k, v in event.metrics.items()), flush=True)
         elif event.kind == "step" and event.step % 100 == 0:
             log.append(record)
+        elif event.kind == "checkpoint":
+            _write_json(progress, {"step": event.step, "seconds": elapsed,
+                                   "rows": [r for r in log if r["run"] == label]})
         elif event.finished:
             log.append(record)
             if event.kind != "done":
                 raise RuntimeError(f"{label} {event.kind}: {event.message}")
-            return {**last_eval, **event.metrics, "wall_seconds": event.elapsed}
+            return {**last_eval, **event.metrics, "wall_seconds": elapsed}
     raise RuntimeError(f"{label} ended without a final event")
+
+
+def _write_json(path: Path, value) -> None:
+    """Write `path` whole or not at all (a kill mid-write leaves the previous version)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value))
+    tmp.replace(path)
 
 
 def _card(title: str, sections: dict[str, object]) -> str:
@@ -175,8 +200,26 @@ def _install(staged: Path, final: Path) -> None:
     staged.rename(final)
 
 
+def _prepare_checkpoints(checkpoints: Path, recipe: BundledRecipe, resume: bool) -> None:
+    """Refuse a stopped run's checkpoints unless resuming it, with the settings it began with."""
+    settings = json.loads(json.dumps(asdict(recipe)))
+    saved = checkpoints / "recipe.json"
+    if checkpoints.exists() and not resume:
+        raise ValueError(f"{checkpoints} holds the checkpoints of a recipe that did not finish: "
+                         f"pass --resume to continue it, or delete that folder to start afresh")
+    if resume and saved.is_file() and json.loads(saved.read_text()) != settings:
+        before = json.loads(saved.read_text())
+        changed = ", ".join(f"{k} {before.get(k)!r} -> {v!r}" for k, v in settings.items()
+                            if before.get(k) != v)
+        raise ValueError(f"the recipe stopped in {checkpoints} had other settings ({changed}): "
+                         f"resume it with the same ones, or delete that folder to start afresh")
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    _write_json(saved, settings)
+
+
 def run_bundled_recipe(out: str | None = None, device: str = "auto",
-                       recipe: BundledRecipe | None = None, stage: str = "all") -> dict:
+                       recipe: BundledRecipe | None = None, stage: str = "all",
+                       resume: bool = False) -> dict:
     """Train and write the embedded models; returns the metrics.
 
     stage "all" runs both stages; "pretrain" writes assets/mlm only; "finetune" fine-tunes the
@@ -184,6 +227,10 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
     fine-tunes from, so it gives the same classifier as "all" would after that pretraining;
     "mlm-card" measures the masked LM in `out` again and rewrites its card, weights untouched;
     "sentiment-card" does the same for the classifier in `out`.
+
+    The training stages checkpoint into `out/.recipe-checkpoints` as they go. `resume` continues
+    what a stopped run left there (the same recipe only) and ends on the weights the run would
+    have given uninterrupted; without it, such leftovers are refused rather than overwritten.
     """
     if stage not in RECIPE_STAGES:
         raise ValueError(f"stage must be one of {', '.join(RECIPE_STAGES)}, not {stage!r}")
@@ -200,6 +247,9 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
     if stage == "sentiment-card" and not (out_dir / CLASSIFIER_SUBDIR / "metrics.json").exists():
         raise FileNotFoundError(f"{out_dir / CLASSIFIER_SUBDIR} holds no classifier: run the "
                                 f"finetune stage (or the whole recipe) first")
+    checkpoints = out_dir / CHECKPOINTS
+    if stage in ("all", "pretrain", "finetune"):
+        _prepare_checkpoints(checkpoints, recipe, resume)
     work = out_dir / ".recipe-work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -213,15 +263,26 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
             report.update(measure(out_dir, work, device, recipe))
             print(json.dumps(report, indent=2))
             return report  # the weights and the training log are as they were
-        if stage in ("all", "pretrain"):
-            report.update(_pretrain_stage(out_dir, work, device, recipe, log))
+        pretrained = checkpoints / "pretrain-done.json"  # a resumed run does it only once
+        if stage in ("all", "pretrain") and pretrained.is_file():
+            done = json.loads(pretrained.read_text())
+            report.update(done["report"])
+            log += done["rows"]
+            print(f"resuming: the masked LM in {out_dir / MLM_SUBDIR} was pretrained before "
+                  f"the stop", flush=True)
+        elif stage in ("all", "pretrain"):
+            report.update(_pretrain_stage(out_dir, work, device, recipe, log, checkpoints))
+            _write_json(pretrained, {"report": report, "rows": log})
         elif log_path.exists():  # keep the pretraining part of the log the masked LM came from
             log = [r for r in map(json.loads, log_path.read_text().splitlines())
                    if r.get("run") == "pretrain"]
         if stage in ("all", "finetune"):
-            report.update(_finetune_stage(out_dir, work, device, recipe, log))
+            report.update(_finetune_stage(out_dir, work, device, recipe, log, checkpoints))
     finally:  # a failed stage leaves the shipped directories as they were, and no debris
         shutil.rmtree(work, ignore_errors=True)
+        if checkpoints.is_dir() and {p.name for p in checkpoints.iterdir()} <= {"recipe.json"}:
+            shutil.rmtree(checkpoints)  # stopped before its first checkpoint: nothing to resume
+    shutil.rmtree(checkpoints, ignore_errors=True)  # finished: nothing left to resume
     log_path.write_text("\n".join(json.dumps(r) for r in log) + "\n")
     report["total_minutes"] = round((time.time() - started) / 60, 1)
     print(json.dumps(report, indent=2))
@@ -285,26 +346,36 @@ def new_masked_lm(recipe: BundledRecipe, tokenizer: RobertaTokenizer) -> Roberta
 
 
 def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecipe,
-                    log: list[dict]) -> dict:
-    """Tokenizer, masked LM, held-out metrics and probes -> out_dir/mlm (fp16) with its card."""
+                    log: list[dict], checkpoints: Path) -> dict:
+    """Tokenizer, masked LM, held-out metrics and probes -> out_dir/mlm (fp16) with its card.
+    Continues the checkpoint in `checkpoints`/pretrain where a stopped run left one."""
     sources, texts = pretraining_text(recipe)
     words = words_per_source(sources)
     print(f"pretraining text: {sum(words.values()) / 1e6:.2f}M words in {len(texts):,} "
           f"documents", flush=True)
-    torch.manual_seed(recipe.seed)
-    tokenizer = RobertaTokenizer.train(texts, vocab_size=recipe.vocab_size,
-                                       model_max_length=recipe.seq_length)
-    pretrain = pretrain_config(recipe, device)
+    saved = recover_checkpoint(checkpoints / "pretrain")
+    if saved:  # the tokenizer it was trained with
+        tokenizer = RobertaTokenizer.from_pretrained(saved)
+    else:
+        torch.manual_seed(recipe.seed)
+        tokenizer = RobertaTokenizer.train(texts, vocab_size=recipe.vocab_size,
+                                           model_max_length=recipe.seq_length)
+    pretrain = replace(pretrain_config(recipe, device), output_dir=str(checkpoints / "pretrain"),
+                       checkpoint_every=recipe.pretrain_checkpoint_every)
     data = prepare_pretraining_data(texts, tokenizer, recipe.seq_length,
                                     pretrain.validation_fraction, recipe.seed,
                                     repeats=document_repeats(sources, recipe))
-    model = new_masked_lm(recipe, tokenizer)
-    trainer = Pretrainer(model, tokenizer, data, pretrain)
-    print(f"pretraining {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on "
+    if saved:
+        trainer = Pretrainer.resume(saved, data, pretrain)
+        print(f"resuming pretraining at step {trainer.step} from {saved}", flush=True)
+    else:
+        trainer = Pretrainer(new_masked_lm(recipe, tokenizer), tokenizer, data, pretrain)
+    parameters = sum(p.numel() for p in trainer.model.parameters())
+    print(f"pretraining {parameters / 1e6:.2f}M parameters on "
           f"{data.train.num_tokens / 1e6:.2f}M tokens, {recipe.pretrain_steps} steps of "
           f"{recipe.pretrain_batch}x{recipe.seq_length} on {trainer.device} "
           f"({trainer.precision})", flush=True)
-    mlm_metrics = _run(trainer, "pretrain", log)
+    mlm_metrics = _run(trainer, "pretrain", log, checkpoints / "pretrain")
 
     # Ship fp16; measure what ships.
     staged_mlm = work / MLM_SUBDIR
@@ -446,23 +517,30 @@ def classifier_scores(finetuner: Finetuner, tfidf, texts: list[str], labels: lis
 
 
 def _finetune_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecipe,
-                    log: list[dict]) -> dict:
+                    log: list[dict], checkpoints: Path) -> dict:
     """The positive/negative classifier, fine-tuned on IMDB from out_dir/mlm -> out_dir/sentiment
-    (fp16), scored in domain and out of domain beside TF-IDF on the same training reviews."""
+    (fp16), scored in domain and out of domain beside TF-IDF on the same training reviews.
+    Continues the checkpoint in `checkpoints`/finetune where a stopped run left one."""
     mlm_dir = out_dir / MLM_SUBDIR
     tokenizer = RobertaTokenizer.from_pretrained(mlm_dir)
-    mlm = RobertaForMaskedLM.from_pretrained(mlm_dir)
     task = imdb_data(recipe)
-    config = finetune_config(recipe, device)
+    config = replace(finetune_config(recipe, device), output_dir=str(checkpoints / "finetune"),
+                     checkpoint_every=recipe.finetune_checkpoint_every)
     split = finetune_split(task, config)
     tfidf = fit_tfidf(split.train_texts, split.train_labels)  # once: in and out of domain
-    torch.manual_seed(recipe.seed)  # the new head's initialisation, whatever ran before
-    classifier = classifier_from(mlm, task.label_names, recipe.finetune_dropout)
-    finetuner = Finetuner(classifier, tokenizer, task, config, tfidf=tfidf)
+    saved = recover_checkpoint(checkpoints / "finetune")
+    if saved:
+        finetuner = Finetuner.resume(saved, task, config, tfidf=tfidf)
+        print(f"resuming fine-tuning at step {finetuner.step} from {saved}", flush=True)
+    else:
+        mlm = RobertaForMaskedLM.from_pretrained(mlm_dir)
+        torch.manual_seed(recipe.seed)  # the new head's initialisation, whatever ran before
+        classifier = classifier_from(mlm, task.label_names, recipe.finetune_dropout)
+        finetuner = Finetuner(classifier, tokenizer, task, config, tfidf=tfidf)
     print(f"fine-tuning on {len(finetuner.train_split):,} IMDB reviews "
           f"({len(task.train_texts) - len(finetuner.train_split):,} held out to pick the best "
           f"step, {len(task.test_texts):,} for the test)", flush=True)
-    cls_metrics = _run(finetuner, "finetune", log)
+    cls_metrics = _run(finetuner, "finetune", log, checkpoints / "finetune")
 
     staged_cls = work / CLASSIFIER_SUBDIR
     finetuner.model.save_pretrained(staged_cls, dtype=torch.float16)

@@ -5,6 +5,7 @@ masked LM, gives the same classifier (the recipe's reproducibility promise)."""
 import json
 import math
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from roberta import RobertaForMaskedLM, RobertaForSequenceClassification
 from roberta.cli import main
 from roberta.corpus import IMDB_SOURCE, WORDNET_SOURCE
 from roberta.recipe import BundledRecipe, document_repeats, run_bundled_recipe
-from roberta.train import cpu_supports_bf16
+from roberta.train import Finetuner, Pretrainer, cpu_supports_bf16
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +67,72 @@ def test_recipe_writes_both_models_with_cards(toy_assets):
     runs = {json.loads(line)["run"] for line in (out / "recipe-log.jsonl").read_text().splitlines()}
     assert runs == {"pretrain", "finetune"}
     assert not (out / ".recipe-work").exists()
+    assert not (out / ".recipe-checkpoints").exists()  # a finished run leaves none
+
+
+class Killed(BaseException):
+    """What a kill looks like from inside: nothing after it runs, no handler catches it."""
+
+
+def test_a_stopped_recipe_resumes_to_the_same_models(toy_assets, tmp_path, monkeypatch):
+    """Stopped in pretraining, then again in fine-tuning, each time after a checkpoint and a
+    step past it, and resumed: the masked LM and classifier of the run never stopped, to the
+    bit, and its log; leftovers are refused without --resume or with other settings."""
+    reference, _ = toy_assets
+    recipe = BundledRecipe(**TOY, pretrain_checkpoint_every=2, finetune_checkpoint_every=2)
+    out = tmp_path / "assets"
+    checkpoints = out / ".recipe-checkpoints"
+
+    def run(resume=True, stop=None):
+        """The recipe once, stopped (Killed) where `stop` = (trainer class, step) says; the
+        report, and the steps each trainer began."""
+        began = {Pretrainer: [], Finetuner: []}
+        with monkeypatch.context() as patch:
+            for trainer_class in began:
+                def before_step(self, cls=trainer_class, original=trainer_class.before_step):
+                    if (cls, self.step) == stop:
+                        raise Killed
+                    began[cls].append(self.step)
+                    original(self)
+                patch.setattr(trainer_class, "before_step", before_step)
+            try:
+                report = run_bundled_recipe(out=str(out), device="cpu", recipe=recipe,
+                                            resume=resume)
+            except Killed:
+                report = None
+        assert (report is None) == (stop is not None)
+        return report, began[Pretrainer], began[Finetuner]
+
+    _, pretrained, finetuned = run(resume=False, stop=(Pretrainer, 3))
+    assert pretrained == [0, 1, 2] and finetuned == []
+    state = json.loads((checkpoints / "pretrain" / "trainer_state.json").read_text())
+    assert state["step"] == 2 and not (out / "mlm").exists()
+    with pytest.raises(ValueError, match="pass --resume"):
+        run_bundled_recipe(out=str(out), device="cpu", recipe=recipe)
+    with pytest.raises(ValueError, match="pretrain_steps 6 -> 8"):
+        run_bundled_recipe(out=str(out), device="cpu", recipe=replace(recipe, pretrain_steps=8),
+                           resume=True)
+
+    _, pretrained, finetuned = run(stop=(Finetuner, 3))
+    assert pretrained == [2, 3, 4, 5] and finetuned == [0, 1, 2]  # from the checkpoint
+    assert (out / "mlm" / "model.safetensors").is_file() and not (out / "sentiment").exists()
+
+    report, pretrained, finetuned = run()
+    assert pretrained == [] and finetuned == [2, 3]  # pretraining is not done twice
+    assert not checkpoints.exists() and not (out / ".recipe-work").exists()
+    for name in ("mlm", "sentiment"):
+        theirs = load_file(reference / name / "model.safetensors")
+        ours = load_file(out / name / "model.safetensors")
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            assert torch.equal(ours[key], theirs[key]), (name, key)
+    figures = json.loads((reference / "sentiment" / "metrics.json").read_text())
+    assert report["sentiment"]["results"] == figures["results"]
+
+    def logged(path):  # every row but its wall clock
+        return [{k: v for k, v in json.loads(line).items() if k != "elapsed"}
+                for line in path.read_text().splitlines()]
+    assert logged(out / "recipe-log.jsonl") == logged(reference / "recipe-log.jsonl")
 
 
 def test_finetune_stage_alone_reproduces_the_classifier(toy_assets):
