@@ -324,9 +324,12 @@ def cmd_finetune(args) -> int:
     from .tokenizer import RobertaTokenizer
     from .train import Finetuner, classifier_from, recover_checkpoint
 
-    if args.resume == bool(args.init):
-        raise ValueError("finetune needs --init (the masked LM to start from) or --resume "
-                         "(with the --out of a run that wrote checkpoints), not both")
+    if args.resume and args.init:
+        raise ValueError("--init and --resume do not go together: a resumed run continues the "
+                         "model in its checkpoint")
+    if not args.resume and not args.init:
+        raise ValueError("finetune needs --init (the masked LM to start from), or --resume "
+                         "with the --out of a run that wrote checkpoints")
     if args.resume and not args.out:
         raise ValueError("--resume needs --out: the directory of the checkpoint to continue")
     out = Path(args.out or f"{args.init.rstrip('/')}-{args.task}")

@@ -672,7 +672,7 @@ def test_cli_finetune_resume_is_refused_when_it_cannot_continue(corpus_file, tmp
     no_checkpoint = run_cli(*flags, "--resume", "--out", str(tmp_path / "none"))
     assert no_checkpoint.returncode == 2 and "no checkpoint in" in no_checkpoint.stderr
     both = run_cli(*flags, "--resume", "--init", str(start), "--out", str(tmp_path / "x"))
-    assert both.returncode == 2 and "not both" in both.stderr
+    assert both.returncode == 2 and "do not go together" in both.stderr
     no_out = run_cli(*flags, "--resume")
     assert no_out.returncode == 2 and "--resume needs --out" in no_out.stderr
     neither = run_cli(*flags)
