@@ -19,6 +19,7 @@ import functools
 import json
 import math
 import os
+import pickle  # only for its error type: checkpoints load with weights_only
 import shutil
 import tempfile
 import threading
@@ -547,12 +548,18 @@ class Trainer:
         directory = Path(directory)
         try:
             info = json.loads((directory / TRAINER_STATE_NAME).read_text())
+        except (OSError, ValueError) as err:
+            raise TrainingError(f"cannot resume from {directory}: {err}") from err
+        try:
             state = torch.load(directory / OPTIMIZER_STATE_NAME, map_location="cpu",
                                weights_only=True)
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-        except (OSError, ValueError, KeyError, RuntimeError) as err:
-            raise TrainingError(f"cannot resume from {directory}: {err}") from err
+        except (OSError, ValueError, KeyError, RuntimeError, EOFError,
+                pickle.UnpicklingError) as err:  # torch's messages run to a page: one line
+            raise TrainingError(f"cannot resume from {directory}: {OPTIMIZER_STATE_NAME} is "
+                                f"missing, truncated or not this run's ({type(err).__name__})"
+                                ) from err
         if self.scaler and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])

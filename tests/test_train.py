@@ -687,6 +687,15 @@ def test_cli_finetune_resume_is_refused_when_it_cannot_continue(corpus_file, tmp
     assert relabelled.returncode == 2, relabelled.stderr[-2000:]
     assert "resume it on the data it began with" in relabelled.stderr
     assert "Traceback" not in relabelled.stderr
+    # A corrupt checkpoint: one line that names what is wrong, never torch's page or a traceback
+    for name, content, said in (("optimizer.pt", b"", "optimizer.pt is missing, truncated"),
+                                ("optimizer.pt", b"garbage", "optimizer.pt is missing, truncated"),
+                                ("trainer_state.json", b"{", "cannot resume from"),
+                                ("model.safetensors", b"garbage", "not a readable safetensors")):
+        (tmp_path / "run" / name).write_bytes(content)
+        corrupt = run_cli(*flags, "--resume", "--out", str(tmp_path / "run"))
+        assert corrupt.returncode == 2 and said in corrupt.stderr, (name, corrupt.stderr[-500:])
+        assert len(corrupt.stderr.strip().splitlines()) == 1, corrupt.stderr
 
 
 @pytest.mark.slow  # five command-line processes
