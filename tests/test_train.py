@@ -646,6 +646,8 @@ def test_cli_killed_finetuning_resumes_to_the_same_classifier(corpus_file, tmp_p
     killed_out, log = tmp_path / "killed", tmp_path / "killed.metrics.jsonl"
 
     def before_resuming():
+        # as the CLI does first: the kill may have landed between a later save's two renames
+        recover_checkpoint(killed_out)
         state = torch.load(killed_out / "optimizer.pt", map_location="cpu", weights_only=True)
         assert state["best"]["step"] % 3 == 0 and state["best"]["step"] <= max(step_losses(log))
         again = run_cli(*flags, "--init", str(start), "--out", str(killed_out))
