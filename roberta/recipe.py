@@ -207,8 +207,8 @@ def _prepare_checkpoints(checkpoints: Path, recipe: BundledRecipe, resume: bool)
     if checkpoints.exists() and not resume:
         raise ValueError(f"{checkpoints} holds the checkpoints of a recipe that did not finish: "
                          f"pass --resume to continue it, or delete that folder to start afresh")
-    if resume and saved.is_file() and json.loads(saved.read_text()) != settings:
-        before = json.loads(saved.read_text())
+    before = json.loads(saved.read_text()) if resume and saved.is_file() else settings
+    if before != settings:
         changed = ", ".join(f"{k} {before.get(k)!r} -> {v!r}" for k, v in settings.items()
                             if before.get(k) != v)
         raise ValueError(f"the recipe stopped in {checkpoints} had other settings ({changed}): "
@@ -263,7 +263,9 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
             report.update(measure(out_dir, work, device, recipe))
             print(json.dumps(report, indent=2))
             return report  # the weights and the training log are as they were
-        pretrained = checkpoints / "pretrain-done.json"  # a resumed run does it only once
+        # A finished pretraining, kept for a stop during fine-tuning: its report and its whole
+        # log (the checkpoint's progress file ends at the last checkpoint before the end).
+        pretrained = checkpoints / "pretrain-done.json"
         if stage in ("all", "pretrain") and pretrained.is_file():
             done = json.loads(pretrained.read_text())
             report.update(done["report"])
