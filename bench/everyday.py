@@ -1,7 +1,10 @@
 """Does a masked LM answer everyday fill-in-the-blank sentences? The share whose top 5 holds an
-answer a person would accept, and every guess, on two sets:
+answer a person would accept, and every guess, on three sets:
 
-- the card's probes (`roberta.probes.EVERYDAY_PROBES`, 31 sentences, scored by the recipe), and
+- the card's probes (`roberta.probes.EVERYDAY_PROBES`, 31 sentences, scored by the recipe),
+- daily life by topic (`roberta.probes.DAILY_LIFE_PROBES`, 72 sentences in 8 topics — home,
+  food and drink, body and health, weather and clothes, travel, school and work, shopping,
+  family and feelings — also on the card), the share per topic and overall, and
 - twelve more written for this script only, which no card reports: a check that the card's
   figure is not an artefact of its own sentences.
 
@@ -23,7 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from roberta.defaults import default_model_dir  # noqa: E402
 from roberta.model import RobertaForMaskedLM  # noqa: E402
-from roberta.probes import EVERYDAY_PROBES, answered_share, score_probes  # noqa: E402
+from roberta.probes import (  # noqa: E402
+    DAILY_LIFE_PROBES,
+    EVERYDAY_PROBES,
+    answered_share,
+    score_probes,
+)
 from roberta.tokenizer import RobertaTokenizer  # noqa: E402
 
 SENTENCES = {
@@ -46,13 +54,14 @@ SENTENCES = {
 }
 
 
-def report(name: str, results: list) -> None:
+def report(name: str, results: list) -> int:
     print(f"\n{name}")
     for r in results:
         print(f"{'✓' if r.answered else '✗'} {r.text}  ->  {', '.join(t for t, _ in r.guesses)}")
     hits = sum(r.answered for r in results)
     print(f"{hits} of {len(results)} ({answered_share(results):.0%}) have an accepted answer in "
           f"the top 5")
+    return hits
 
 
 def main() -> None:
@@ -64,6 +73,12 @@ def main() -> None:
     tokenizer = RobertaTokenizer.from_pretrained(directory)
     print(f"model: {directory}")
     report("The card's probes", score_probes(model, tokenizer, EVERYDAY_PROBES))
+    hits = total = 0
+    for topic, probes in DAILY_LIFE_PROBES.items():
+        hits += report(f"Daily life: {topic}", score_probes(model, tokenizer, probes))
+        total += len(probes)
+    print(f"\nDaily life, all {len(DAILY_LIFE_PROBES)} topics: {hits} of {total} "
+          f"({hits / total:.0%}) have an accepted answer in the top 5")
     report("Twelve spare sentences (in no card)", score_probes(model, tokenizer, SENTENCES))
 
 
