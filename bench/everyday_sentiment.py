@@ -1,7 +1,10 @@
-"""Does the sentiment classifier read everyday sentences the way a person would? Thirty-two short
-sentences of the kind a visitor types into the Sentiment tab — food, shops and products, hotels,
-travel, films and books, work and daily life — half positive, half negative, with the verdict a
-person would give. None is a movie review of IMDB's kind on purpose: the classifier was
+"""Does the sentiment classifier read everyday sentences the way a person would? Seventy-two short
+sentences of the kind a visitor types into the Sentiment tab — food and restaurants, shops and
+products, hotels and travel, films, books and shows, work and school, health and services, home
+and family, weather and the outdoors — half positive, half negative, with the verdict a person
+would give: negation ("not bad at all") and contrast ("the food was great but the service was
+awful": the clause after "but" decides) among them. Twenty factual sentences ("The meeting
+starts at three.") have no right verdict: a two-class model should stay between 30% and 70%. None is a movie review of IMDB's kind on purpose: the classifier was
 fine-tuned on movie reviews only, and this is the check of what it carries beyond them.
 
     python bench/everyday_sentiment.py                   # the embedded default (assets/sentiment)
@@ -63,6 +66,78 @@ NEGATIVE = [
 ]
 
 
+# Written 2026-12-07 before any model read them (issue 29): negation, contrast, eight topics.
+MORE_POSITIVE = [
+    "The food was not bad at all.",
+    "I have no complaints about this hotel.",
+    "It wasn't cheap, but it was worth every penny.",
+    "The service was slow, but the food was worth the wait.",
+    "Nothing went wrong on the whole trip.",
+    "The staff could not have been more helpful.",
+    "My phone has never worked better since the update.",
+    "Our new neighbours are kind and always say hello.",
+    "I finally passed my exam and I feel wonderful.",
+    "The nurse was patient and gentle with my son.",
+    "The garden looks beautiful after the rain.",
+    "Honestly, I didn't expect much, but the show was brilliant.",
+    "The teacher made maths fun for the whole class.",
+    "This jacket keeps me warm even in the snow.",
+    "The repair was done quickly and cost less than I feared.",
+    "My grandmother's birthday party was a lovely day for all of us.",
+    "The app is simple and does exactly what I need.",
+    "The hike was hard, but the view at the top was unforgettable.",
+    "I would happily stay here again.",
+    "The new bakery on our street makes the best bread in town.",
+]
+MORE_NEGATIVE = [
+    "The staff were not helpful at all.",
+    "The food was great but the service was awful.",
+    "The hotel looks nice in the photos, but the room was filthy.",
+    "I would not recommend this phone to anyone.",
+    "The movie had a good cast, but the story made no sense.",
+    "Nobody answered the phone, so I gave up.",
+    "The medicine did nothing for my headache.",
+    "My order never arrived and the shop stopped answering.",
+    "The neighbours played loud music until three in the morning.",
+    "I failed the test even though I studied all week.",
+    "The train was so crowded that I had to stand for two hours.",
+    "The printer jams every other page.",
+    "The kids were bored and we left after twenty minutes.",
+    "It's not worth the money.",
+    "The manager shouted at me in front of everyone.",
+    "The heating broke in the middle of winter.",
+    "The shirt shrank after one wash.",
+    "The waiter forgot our order twice.",
+    "I waited three weeks for a doctor's appointment.",
+    "Sadly, the trip was a disappointment from start to finish.",
+]
+NEUTRAL = [
+    "The meeting starts at three.",
+    "The shop opens at nine on weekdays.",
+    "The train to Leeds leaves from platform four.",
+    "Water boils at one hundred degrees Celsius.",
+    "My brother lives in Manchester.",
+    "The report has twelve pages.",
+    "She bought milk, eggs and bread.",
+    "The museum is on the corner of Main Street.",
+    "The package weighs two kilograms.",
+    "Our office moved to the second floor.",
+    "The bus stops outside the library.",
+    "The book was published in 1998.",
+    "He has two cats and a dog.",
+    "The class is on Tuesday mornings.",
+    "Tomorrow is the first day of March.",
+    "The recipe needs two cups of flour.",
+    "The phone comes in black and white.",
+    "The hotel has forty rooms.",
+    "I usually walk to work.",
+    "The film is two hours long.",
+]
+POSITIVE += MORE_POSITIVE
+NEGATIVE += MORE_NEGATIVE
+NEUTRAL_BAND = (0.3, 0.7)  # a two-class model "says neutral" by staying unsure here
+
+
 def main(argv: list[str] | None = None) -> int:
     """Prints every verdict and the share; returns how many were read as a person would."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -85,6 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'✓' if said == expected else '✗'} {positive:4.0%} positive  {text}")
     print(f"\n{hits} of {len(sentences)} ({hits / len(sentences):.0%}) read as a person would "
           f"({len(POSITIVE)} positive, {len(NEGATIVE)} negative)")
+    low, high = NEUTRAL_BAND
+    unsure = 0
+    print("\nFactual or neutral sentences (no verdict is right; a two-class model should be unsure)")
+    for text, p in zip(NEUTRAL, classify(model, tokenizer, NEUTRAL), strict=True):
+        inside = low <= p["positive"] <= high
+        unsure += inside
+        print(f"{'✓' if inside else '✗'} {p['positive']:4.0%} positive  {text}")
+    print(f"{unsure} of {len(NEUTRAL)} between {low:.0%} and {high:.0%} positive")
     return hits
 
 
