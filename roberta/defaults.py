@@ -15,9 +15,10 @@ ASSETS_ENV = "ROBERTA_LAB_ASSETS"
 MLM_SUBDIR = "mlm"
 CLASSIFIER_SUBDIR = "sentiment"
 RECIPE_COMMAND = "python -m roberta recipe bundled"
-# The recipe's stages: all, pretrain (assets/mlm), finetune (assets/sentiment from assets/mlm),
-# mlm-card (measure assets/mlm again and rewrite its card).
-RECIPE_STAGES = ("all", "pretrain", "finetune", "mlm-card", "sentiment-card")
+# The recipe's stages: all, pretrain (assets/mlm: phase 1, then phase 2), everyday (phase 2 only,
+# from phase 1's model in assets/mlm), finetune (assets/sentiment from assets/mlm), mlm-card and
+# sentiment-card (measure a shipped model again and rewrite its card).
+RECIPE_STAGES = ("all", "pretrain", "everyday", "finetune", "mlm-card", "sentiment-card")
 TASK_WORDS = {"mlm": "masked language model", "classifier": "sentiment classifier"}
 
 

@@ -45,7 +45,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .config import RobertaConfig
 from .model import RobertaForMaskedLM
+from .tokenizer import RobertaTokenizer
 
 INIT_CHOICES = ("structured", "roberta")
 STRUCTURED_INIT_KEY = "structured_init"  # in config.json: how a structured start was built
@@ -173,3 +175,32 @@ def initialise_(model: RobertaForMaskedLM, scheme: str,
     elif scheme != "roberta":
         raise ValueError(f"unknown initialisation {scheme!r}: choose one of "
                          f"{', '.join(INIT_CHOICES)}")
+
+
+@torch.no_grad()
+def transfer_vocabulary(model: RobertaForMaskedLM, old: RobertaTokenizer,
+                        new: RobertaTokenizer) -> RobertaForMaskedLM:
+    """A copy of a pretrained masked LM that reads `new`'s vocabulary, to continue pretraining
+    without starting over. Every layer is copied; a token both vocabularies hold keeps its row; a
+    new token starts as the mean of the rows of the pieces the old vocabulary splits it into
+    (its byte-level string through the old BPE, so " umbrella" = mean(" umb", "rella")), and its
+    decoder bias as the mean of theirs. The structured start's position dims stay 0, as they were
+    (the mean of zeros). Continued pretraining then refines what the mean only approximates."""
+    vocab_old, vocab_new = old.backend.get_vocab(), new.backend.get_vocab()
+    config = RobertaConfig.from_dict({**model.config.to_dict(), "vocab_size": len(vocab_new)})
+    copy = RobertaForMaskedLM(config)
+    state = {k: v for k, v in model.state_dict().items()
+             if k not in ("roberta.embeddings.word_embeddings.weight", "lm_head.bias",
+                          "lm_head.decoder.weight", "lm_head.decoder.bias")}
+    copy.load_state_dict(state, strict=False)  # everything but the vocabulary's rows
+    rows_old, bias_old = model.roberta.embeddings.word_embeddings.weight, model.lm_head.bias
+    rows, bias = copy.roberta.embeddings.word_embeddings.weight, copy.lm_head.bias
+    bpe_old = old.backend.model
+    for token, index in vocab_new.items():
+        if token in vocab_old:
+            pieces = [vocab_old[token]]
+        else:  # a new merge: split its byte-level string with the old merges
+            pieces = [t.id for t in bpe_old.tokenize(token)]
+        rows[index] = rows_old[pieces].mean(0)
+        bias[index] = bias_old[pieces].mean()
+    return copy

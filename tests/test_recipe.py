@@ -1,11 +1,13 @@
-"""The bundled recipe, end to end at toy size: both stages write loadable Hugging Face
-directories with cards and metrics, and the fine-tune stage alone, run again from the same
-masked LM, gives the same classifier (the recipe's reproducibility promise)."""
+"""The bundled recipe, end to end at toy size: pretraining (phase 1, then phase 2 on everyday
+English) and fine-tuning write loadable Hugging Face directories with cards and metrics, and the
+fine-tune stage alone, run again from the same masked LM, gives the same classifier (the recipe's
+reproducibility promise)."""
 
 import json
 import math
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 TOY = dict(vocab_size=600, seq_length=32, pretrain_steps=6, pretrain_batch=8, pretrain_warmup=2,
            finetune_steps=4, finetune_batch=8, finetune_warmup=1, subsample=60,
-           finetune_validation=0.2,
+           finetune_validation=0.2, everyday_steps=4, everyday_warmup=1, everyday_vocab_size=640,
            model=dict(num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
                       intermediate_size=64))
 
@@ -54,8 +56,11 @@ def test_recipe_writes_both_models_with_cards(toy_assets):
         assert f"CPU thread(s), {precision}" in card, name
     mlm_card = (out / "mlm" / "README.md").read_text()
     for source in ("IMDB movie reviews (train split)", "Shakespeare", "BBC News",
-                   "News Articles 2017", "House of Commons", "fine-foods", "WordNet"):
+                   "News Articles 2017", "House of Commons", "fine-foods", "WordNet",
+                   "Chit-Chat Challenge"):
         assert source in mlm_card  # words per source
+    # Phase 2 moved the model to its own, larger vocabulary and kept phase 1's figures.
+    assert mlm.config.vocab_size == 640 and "phase 2 (4 steps" in mlm_card
     assert "IMDB movie reviews (train split): " in mlm_card and "(training documents x1)" in \
         mlm_card and "(training documents x4)" in mlm_card
     results = report["sentiment"]["results"]
@@ -63,9 +68,14 @@ def test_recipe_writes_both_models_with_cards(toy_assets):
     assert "| tweets (CrowdFlower, confidence >= 0.6) | 60 |" in \
         (out / "sentiment" / "README.md").read_text()
     metrics = json.loads((out / "mlm" / "metrics.json").read_text())
-    assert len(metrics["probes"]) >= 25
+    assert len(metrics["probes"]) >= 25 and len(metrics["daily_life_probes"]) == 72
+    assert len(metrics["daily_life_probes_by_topic"]) == 8
+    assert set(metrics["phase_1"]["held_out_by_source"]) == \
+        {"all sources", "IMDB reviews", "the other sources"}
+    assert set(metrics["held_out_by_source"]) == \
+        {"all sources", "IMDB reviews", "the other sources", "everyday English"}
     runs = {json.loads(line)["run"] for line in (out / "recipe-log.jsonl").read_text().splitlines()}
-    assert runs == {"pretrain", "finetune"}
+    assert runs == {"pretrain", "everyday", "finetune"}
     assert not (out / ".recipe-work").exists()
     assert not (out / ".recipe-checkpoints").exists()  # a finished run leaves none
 
@@ -75,24 +85,25 @@ class Killed(BaseException):
 
 
 def test_a_stopped_recipe_resumes_to_the_same_models(toy_assets, tmp_path, monkeypatch):
-    """Stopped in pretraining, then again in fine-tuning, each time after a checkpoint and a
-    step past it, and resumed: the masked LM and classifier of the run never stopped, to the
-    bit, and its log; leftovers are refused without --resume or with other settings."""
+    """Stopped in phase 1, then in phase 2, then in fine-tuning, each time after a checkpoint
+    and a step past it, and resumed: the masked LM and classifier of the run never stopped, to
+    the bit, and its log; leftovers are refused without --resume or with other settings."""
     reference, _ = toy_assets
     recipe = BundledRecipe(**TOY, pretrain_checkpoint_every=2, finetune_checkpoint_every=2)
     out = tmp_path / "assets"
     checkpoints = out / ".recipe-checkpoints"
 
     def run(resume=True, stop=None):
-        """The recipe once, stopped (Killed) where `stop` = (trainer class, step) says; the
-        report, and the steps each trainer began."""
-        began = {Pretrainer: [], Finetuner: []}
+        """The recipe once, stopped (Killed) where `stop` = (training, step) says; the report,
+        and the steps each training (pretrain, everyday, finetune) began."""
+        began = {"pretrain": [], "everyday": [], "finetune": []}
         with monkeypatch.context() as patch:
-            for trainer_class in began:
-                def before_step(self, cls=trainer_class, original=trainer_class.before_step):
-                    if (cls, self.step) == stop:
+            for trainer_class in (Pretrainer, Finetuner):
+                def before_step(self, original=trainer_class.before_step):
+                    training = Path(self.config.output_dir).name  # its checkpoint folder
+                    if (training, self.step) == stop:
                         raise Killed
-                    began[cls].append(self.step)
+                    began[training].append(self.step)
                     original(self)
                 patch.setattr(trainer_class, "before_step", before_step)
             try:
@@ -101,10 +112,10 @@ def test_a_stopped_recipe_resumes_to_the_same_models(toy_assets, tmp_path, monke
             except Killed:
                 report = None
         assert (report is None) == (stop is not None)
-        return report, began[Pretrainer], began[Finetuner]
+        return report, *began.values()
 
-    _, pretrained, finetuned = run(resume=False, stop=(Pretrainer, 3))
-    assert pretrained == [0, 1, 2] and finetuned == []
+    _, pretrained, continued, finetuned = run(resume=False, stop=("pretrain", 3))
+    assert pretrained == [0, 1, 2] and continued == finetuned == []
     state = json.loads((checkpoints / "pretrain" / "trainer_state.json").read_text())
     assert state["step"] == 2 and not (out / "mlm").exists()
     with pytest.raises(ValueError, match="pass --resume"):
@@ -113,12 +124,19 @@ def test_a_stopped_recipe_resumes_to_the_same_models(toy_assets, tmp_path, monke
         run_bundled_recipe(out=str(out), device="cpu", recipe=replace(recipe, pretrain_steps=8),
                            resume=True)
 
-    _, pretrained, finetuned = run(stop=(Finetuner, 3))
-    assert pretrained == [2, 3, 4, 5] and finetuned == [0, 1, 2]  # from the checkpoint
-    assert (out / "mlm" / "model.safetensors").is_file() and not (out / "sentiment").exists()
+    _, pretrained, continued, finetuned = run(stop=("everyday", 3))
+    assert pretrained == [2, 3, 4, 5] and continued == [0, 1, 2] and finetuned == []
+    phase_one = json.loads((out / "mlm" / "metrics.json").read_text())
+    assert "phase_1" not in phase_one  # phase 1's model is installed until phase 2 ends
 
-    report, pretrained, finetuned = run()
-    assert pretrained == [] and finetuned == [2, 3]  # pretraining is not done twice
+    _, pretrained, continued, finetuned = run(stop=("finetune", 3))
+    assert pretrained == [] and continued == [2, 3] and finetuned == [0, 1, 2]
+    assert (out / "mlm" / "model.safetensors").is_file() and not (out / "sentiment").exists()
+    assert json.loads((out / "mlm" / "metrics.json").read_text())["phase_1"][
+        "held_out_by_source"] == phase_one["held_out_by_source"]
+
+    report, pretrained, continued, finetuned = run()
+    assert pretrained == continued == [] and finetuned == [2, 3]  # nothing is done twice
     assert not checkpoints.exists() and not (out / ".recipe-work").exists()
     for name in ("mlm", "sentiment"):
         theirs = load_file(reference / name / "model.safetensors")
@@ -148,6 +166,18 @@ def test_finetune_stage_alone_reproduces_the_classifier(toy_assets):
         assert torch.equal(mlm_before[key], value), key  # the masked LM is left alone
     runs = [json.loads(line)["run"] for line in (out / "recipe-log.jsonl").read_text().splitlines()]
     assert "pretrain" in runs and "finetune" in runs  # the pretraining log is kept
+
+
+def test_the_everyday_stage_continues_phase_one_only_once(toy_assets, tmp_path):
+    copy = tmp_path / "assets"
+    shutil.copytree(toy_assets[0], copy)
+    with pytest.raises(ValueError, match="already continued on everyday English"):
+        run_bundled_recipe(out=str(copy), device="cpu", recipe=BundledRecipe(**TOY),
+                           stage="everyday")
+    assert not (copy / ".recipe-checkpoints").exists()
+    with pytest.raises(ValueError, match="everyday_steps > 0"):
+        run_bundled_recipe(out=str(copy), recipe=BundledRecipe(**{**TOY, "everyday_steps": 0}),
+                           stage="everyday")
 
 
 def test_finetune_stage_needs_a_masked_lm(tmp_path):
@@ -198,14 +228,15 @@ def test_the_mlm_card_stage_measures_the_shipped_figures_again(toy_assets, tmp_p
     report = run_bundled_recipe(out=str(copy), device="cpu", recipe=BundledRecipe(**TOY),
                                 stage="mlm-card")
     after = json.loads((copy / "mlm" / "metrics.json").read_text())
-    assert after == before and report["mlm"] == {k: v for k, v in after.items() if k != "probes"}
+    assert after == before and report["mlm"] == {
+        k: v for k, v in after.items() if k not in ("probes", "daily_life_probes")}
     groups = after["held_out_by_source"]
     assert groups["all sources"]["documents"] == sum(
         g["documents"] for name, g in groups.items() if name != "all sources") > 0
     assert after["validation_perplexity"] == groups["all sources"]["perplexity"]
     # "all sources" pools the groups' predictions: each rate is their count-weighted mean
     parts = [g for name, g in groups.items() if name != "all sources"]
-    assert len(parts) == 2  # IMDB and the others both held out, or the pooling shows nothing
+    assert len(parts) == 3  # IMDB, the others and everyday English, or the pooling shows nothing
     overall = groups["all sources"]
     for rate, count in (("masked_token_accuracy", "scored_tokens"),
                         ("unigram_baseline_accuracy", "scored_tokens"),
