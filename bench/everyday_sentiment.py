@@ -4,8 +4,9 @@ products, hotels and travel, films, books and shows, work and school, health and
 and family, weather and the outdoors — half positive, half negative, with the verdict a person
 would give: negation ("not bad at all") and contrast ("the food was great but the service was
 awful": the clause after "but" decides) among them. Twenty factual sentences ("The meeting
-starts at three.") have no right verdict: a two-class model should stay between 30% and 70%. None is a movie review of IMDB's kind on purpose: the classifier was
-fine-tuned on movie reviews only, and this is the check of what it carries beyond them.
+starts at three.") have no right verdict: a two-class model should stay between 30% and 70%.
+None is a movie review of IMDB's kind on purpose: this is the check of what a classifier
+carries beyond the reviews it was fine-tuned on.
 
     python bench/everyday_sentiment.py                   # the embedded default (assets/sentiment)
     python bench/everyday_sentiment.py --model runs/x    # any positive/negative classifier
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({len(POSITIVE)} positive, {len(NEGATIVE)} negative)")
     low, high = NEUTRAL_BAND
     unsure = 0
-    print("\nFactual or neutral sentences (no verdict is right; a two-class model should be unsure)")
+    print("\nFactual sentences (no verdict is right; a two-class model should be unsure)")
     for text, p in zip(NEUTRAL, classify(model, tokenizer, NEUTRAL), strict=True):
         inside = low <= p["positive"] <= high
         unsure += inside
