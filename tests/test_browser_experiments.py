@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 MASK_LINES = """() => {
     const plot = document.querySelector('#compare-accuracy-plot .js-plotly-plot');

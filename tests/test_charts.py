@@ -77,6 +77,12 @@ def test_a_long_runs_charts_stay_small():
 
 # --- in plotly.js ------------------------------------------------------------------------------
 
+def in_chromium(test):
+    """A test that draws in chromium: a browser test, so out of the fast `-m "not slow"` loop
+    like the other browser tests."""
+    return pytest.mark.browser(pytest.mark.slow(test))
+
+
 @pytest.fixture(scope="module")
 def plotly_page(browser):
     page = open_plotly_page(browser)
@@ -84,6 +90,7 @@ def plotly_page(browser):
     page.close()
 
 
+@in_chromium
 def test_the_perplexity_baseline_is_drawn_at_its_value_on_the_log_axis(plotly_page):
     drawn = measure(plotly_page, long_run().perplexity_spec(), 440)
     assert drawn["yType"] == "log"
@@ -93,6 +100,7 @@ def test_the_perplexity_baseline_is_drawn_at_its_value_on_the_log_axis(plotly_pa
     assert low < math.log10(700 / 51) and high > math.log10(770)  # curve and baseline shown
 
 
+@in_chromium
 @pytest.mark.parametrize("chart", ["loss", "accuracy", "perplexity"])
 def test_baselines_are_named_in_the_legend_not_over_the_curves(plotly_page, chart):
     history = long_run()
@@ -106,6 +114,7 @@ def test_baselines_are_named_in_the_legend_not_over_the_curves(plotly_page, char
     assert not overlap(drawn["legendBox"], drawn["plotBox"])
 
 
+@in_chromium
 def test_the_finetuning_baselines_are_named_in_the_legend(plotly_page):
     history = FinetuneHistory(baseline_accuracy=0.85, majority_accuracy=0.5, planned_steps=300)
     history.record("eval", 100, {"val_accuracy": 0.7, "val_macro_f1": 0.65})
@@ -128,6 +137,7 @@ EMPTY_CHARTS = [
 ]
 
 
+@in_chromium
 @pytest.mark.parametrize(("history", "chart"), EMPTY_CHARTS)
 def test_empty_charts_span_the_run_not_minus_one_to_six(plotly_page, history, chart):
     drawn = measure(plotly_page, getattr(history, chart)())
@@ -165,6 +175,7 @@ COLOURBAR_BOXES = """() => {
 }"""
 
 
+@in_chromium
 @pytest.mark.parametrize("width", [900, 1300])
 def test_head_summary_colour_scales_stay_clear_of_the_next_panel(plotly_page, width):
     scores = torch.randn(6, 4, 12, 12, generator=torch.Generator().manual_seed(0))
@@ -190,6 +201,7 @@ def fill_mask_result(probabilities: list[float]) -> FillMaskResult:
                           window=Window(start=0, end=1, total=1, chars=(0, 6)))
 
 
+@in_chromium
 @pytest.mark.parametrize("top", [0.03, 0.4, 0.97])
 def test_fill_mask_bars_use_the_width_of_the_chart(plotly_page, top):
     from roberta.ui.fill_mask_tab import results_chart

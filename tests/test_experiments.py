@@ -226,8 +226,14 @@ def test_packing_comparison_raises_the_batch_to_equal_tokens():
 
 def test_a_job_trains_both_and_counts_the_same_steps():
     job = build_job(fast("mask_rate"))
-    kinds = [p.event.kind for p in job.pair.run()]
-    assert kinds.count("done") == 2
+    events = list(job.pair.run())
+    # What the Experiments tab draws from: each side's own step events, 1 to 12 in order,
+    # evaluations at the same steps, and one "done" each, last.
+    for side in (0, 1):
+        own = [p.event for p in events if p.side == side]
+        assert [e.step for e in own if e.kind == "step"] == list(range(1, 13)), side
+        assert [e.step for e in own if e.kind == "eval"] == [4, 8, 12], side
+        assert [e.kind for e in own if e.finished] == ["done"] and own[-1].kind == "done", side
     a, b = job.trainers
     assert a.step == b.step == 12
     assert a.config.masking.mlm_probability == 0.15 and b.config.masking.mlm_probability == 0.4

@@ -49,11 +49,27 @@ def masker(**overrides) -> DynamicMasker:
     return DynamicMasker(**options)
 
 
+def choosable(ids, attention):
+    """Where a mask may fall, worked out position by position without the library: a real
+    (attended) token whose id is not special. The invariants must not judge maskable_positions
+    with maskable_positions itself."""
+    specials = set(SPECIALS)
+    rows = [[attended == 1 and token not in specials for token, attended in zip(r, a, strict=True)]
+            for r, a in zip(ids.tolist(), attention.tolist(), strict=True)]
+    return torch.tensor(rows, dtype=torch.bool, device=ids.device)
+
+
+def test_maskable_positions_agrees_with_the_position_by_position_rule():
+    ids, attention = make_batch(16, 40)
+    ids[ids == 7] = UNK
+    assert torch.equal(maskable_positions(ids, SPECIALS, attention), choosable(ids, attention))
+
+
 def check_invariants(ids, attention, out, config):
     """What every mask must satisfy, whatever the draw."""
     record, labels, new = out.record, out.labels, out.input_ids
     chosen = record != NOT_CHOSEN
-    allowed = maskable_positions(ids, SPECIALS, attention)
+    allowed = choosable(ids, attention)
     assert not (chosen & ~allowed).any(), "a special or padding position was chosen"
     assert torch.equal(labels, torch.where(chosen, ids, IGNORE_INDEX))
     assert (new[record == MASKED] == MASK).all()

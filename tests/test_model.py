@@ -231,11 +231,23 @@ def test_gelu_is_exact_erf_and_layers_are_post_ln():
         expected = pre * 0.5 * (1 + torch.erf(pre / 2 ** 0.5))
         assert_close(inter, expected, "erf GELU")
         assert (inter - torch.relu(pre)).abs().max() > 1e-3
-        # Post-LN: every layer's output is LayerNorm'd (mean 0, variance 1 before the affine).
+        # Post-LN, both sublayers: h = LN1(x + Attn(x)), out = LN2(h + FFN(h)), the residual
+        # taken around the sublayer and the LayerNorm after the sum. Rebuilt here from the
+        # layer's parts (the attention core itself is checked against transformers above); a
+        # pre-LN sublayer, x + Attn(LN(x)), gives another output.
+        context, _ = layer.attention.self(x)
+        attention = layer.attention.output
+        h = attention.LayerNorm(x + attention.dense(context))
+        expected = layer.output.LayerNorm(h + layer.output.dense(layer.intermediate(h)))
         out, _ = layer(x)
-        ln = layer.output.LayerNorm
-        normalised = (out - ln.bias) / ln.weight
-        assert normalised.mean(-1).abs().max() < 1e-4
+        assert_close(out, expected, "post-LN layer")
+        # So each sublayer's output is LayerNorm'd: mean 0, variance 1 before the affine.
+        sublayer_outputs = {"attention": layer.attention(x)[0], "feed-forward": out}
+        for (name, output), ln in zip(sublayer_outputs.items(),
+                                      (attention.LayerNorm, layer.output.LayerNorm), strict=True):
+            normalised = (output - ln.bias) / ln.weight
+            assert normalised.mean(-1).abs().max() < 1e-4, name
+            assert (normalised.var(-1, unbiased=False) - 1).abs().max() < 1e-3, name
 
 
 def test_tied_decoder_and_roberta_init():

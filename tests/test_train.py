@@ -317,12 +317,28 @@ def nano_classifier(tokenizer) -> RobertaForSequenceClassification:
         id2label={0: "bad", 1: "good"}))
 
 
+def run_keeping_weights_at_each_evaluation(trainer):
+    """(every event of the run, {step: the weights at that step's evaluation}). The final
+    report (which restores the best weights) comes after the last evaluation event."""
+    events, weights_at = [], {}
+    for event in trainer.run():
+        events.append(event)
+        if event.kind == "eval":
+            weights_at[event.step] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    return events, weights_at
+
+
+def assert_same_weights(model, weights) -> None:
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, weights[key]), key
+
+
 def test_finetuning_reports_test_metrics_beside_the_tfidf_baseline(tokenizer):
     data, model = review_task(), nano_classifier(tokenizer)
     trainer = Finetuner(model, tokenizer, data, FinetuneConfig(
         max_steps=40, batch_size=16, learning_rate=3e-3, eval_every=10, device="cpu",
         precision="fp32", seq_length=32))
-    events = list(trainer.run())
+    events, weights_at = run_keeping_weights_at_each_evaluation(trainer)
     done = events[-1]
     assert done.kind == "done", done.message
     m = done.metrics
@@ -330,11 +346,12 @@ def test_finetuning_reports_test_metrics_beside_the_tfidf_baseline(tokenizer):
     assert 0 <= m["test_macro_f1"] <= 1
     evals = [e for e in events if e.kind == "eval"]
     assert len(evals) == 4
-    # The best step is the first with the highest validation accuracy, and its weights are the
-    # ones restored: scoring validation again gives exactly that accuracy, and the test figures
-    # are those weights' test figures.
+    # The best step is the first with the highest validation accuracy (here step 30 of 40: two
+    # evaluations reach 100%), and its weights are the ones restored, weight for weight; the
+    # test figures are those weights' test figures.
     best = max(evals, key=lambda e: (e.metrics["val_accuracy"], -e.step))
-    assert m["best_step"] == best.step
+    assert m["best_step"] == best.step < evals[-1].step
+    assert_same_weights(trainer.model, weights_at[best.step])
     assert trainer.score(*trainer._val)["accuracy"] == best.metrics["val_accuracy"]
     assert trainer.test_scores()["accuracy"] == m["test_accuracy"]
 
@@ -366,16 +383,22 @@ def test_a_stopped_fine_tuning_keeps_its_best_step_and_the_baseline_it_was_given
     monkeypatch.setattr(train, "fit_tfidf", lambda *args: pytest.fail("fitted again"))
     trainer = Finetuner(nano_classifier(tokenizer), tokenizer, data, config, tfidf=tfidf)
     assert trainer.train_split == split.train_texts
-    events = []
+    events, weights_at = [], {}
     for event in trainer.run():
         events.append(event)
         if event.kind == "step" and event.step == 10:
             trainer.stop()
+        if event.kind == "eval":
+            weights_at[event.step] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     stopped = events[-1]
     assert stopped.kind == "stopped" and events[-2].kind == "eval" and events[-2].step == 10
     evals = [e for e in events if e.kind == "eval"]
     best = max(evals, key=lambda e: (e.metrics["val_accuracy"], -e.step))
-    assert stopped.metrics["best_step"] == best.step
+    # Evaluated at 4, 8 and 10 (the stop), all three equally accurate here: a tie goes to the
+    # earlier step, so the model left must be step 4's, not that of step 10 where it stopped.
+    assert stopped.metrics["best_step"] == best.step < stopped.step
+    assert stopped.metrics["best_val_accuracy"] == best.metrics["val_accuracy"]
+    assert_same_weights(trainer.model, weights_at[best.step])
     assert stopped.metrics["test_accuracy"] == trainer.test_scores()["accuracy"]
     expected = scores(tfidf.predict(data.test_texts).tolist(), data.test_labels, 2)
     assert stopped.metrics["baseline_accuracy"] == expected["accuracy"]
@@ -403,6 +426,45 @@ def test_a_resumed_fine_tuning_keeps_the_best_step_it_had_before(tokenizer, tmp_
     assert done.kind == "done" and done.metrics["best_step"] == step
     for key, value in resumed.model.state_dict().items():
         assert torch.equal(value, weights[key]), key
+
+
+class UnlearningFinetuner(Finetuner):
+    """Learns the reviews for `flip_after` steps, then trains on every label flipped: the
+    validation accuracy climbs, then falls, so the best evaluation is well before the last."""
+
+    flip_after = 30
+
+    def micro_batch(self, index):
+        batch = super().micro_batch(index)
+        if self.step >= self.flip_after:
+            batch["labels"] = 1 - batch["labels"]
+        return batch
+
+
+def test_fine_tuning_ends_on_its_best_evaluation_and_reports_that_steps_figures(tokenizer):
+    data = review_task()
+    trainer = UnlearningFinetuner(nano_classifier(tokenizer), tokenizer, data, FinetuneConfig(
+        max_steps=60, batch_size=16, learning_rate=3e-3, warmup_steps=3, eval_every=10,
+        device="cpu", precision="fp32", seq_length=32))
+    events, weights_at = run_keeping_weights_at_each_evaluation(trainer)
+    done = events[-1]
+    assert done.kind == "done", done.message
+    accuracy_at = {e.step: e.metrics["val_accuracy"] for e in events if e.kind == "eval"}
+    best_step = min(accuracy_at, key=lambda step: (-accuracy_at[step], step))
+    # The premise: the run peaked and then got clearly worse.
+    assert best_step <= 30 and accuracy_at[60] < accuracy_at[best_step] - 0.2, accuracy_at
+    report = done.metrics
+    assert report["best_step"] == best_step
+    assert report["best_val_accuracy"] == accuracy_at[best_step]
+    # The model the run leaves is the best step's, weight for weight ...
+    assert_same_weights(trainer.model, weights_at[best_step])
+    assert trainer.score(*trainer._val)["accuracy"] == accuracy_at[best_step]
+    # ... and the test figures reported are that model's, not the last weights'.
+    best_test = trainer.test_scores()
+    assert (report["test_accuracy"], report["test_macro_f1"]) == \
+        (best_test["accuracy"], best_test["macro_f1"])
+    trainer.model.load_state_dict(weights_at[60])
+    assert trainer.test_scores()["accuracy"] < best_test["accuracy"] - 0.2
 
 
 def test_classifier_from_copies_the_encoder_as_loading_the_checkpoint_would(tokenizer,

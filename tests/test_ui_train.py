@@ -516,13 +516,40 @@ def test_finetune_on_an_uploaded_csv(client, tmp_path):
 
 
 @pytest.mark.slow  # a training run in the app
-def test_stop_finetuning_keeps_the_best_classifier(client):
+def test_stop_finetuning_keeps_the_best_classifier(client, monkeypatch):
+    """Stopped mid-run, the classifier kept (the one Classify offers) is the best validation
+    step's, weight for weight, and the results name that step. A spy on Finetuner.score makes
+    each validation accuracy lower than the one before (the app runs in this process), so the
+    best step is the first evaluation, never the step the run stopped at."""
+    from roberta.train import Finetuner
+    from roberta.ui import registry
+
+    real_score, real_add = Finetuner.score, registry.add
+    weights_at, kept = {}, []
+
+    def falling_validation_accuracy(self, windows, labels):
+        scores = real_score(self, windows, labels)
+        if windows is self._val[0]:
+            scores["accuracy"] = 1 / (1 + self.step)
+            weights_at[self.step] = {k: v.clone() for k, v in self.model.state_dict().items()}
+        return scores
+
+    def add_and_remember(session, loaded):
+        kept.append(loaded)
+        return real_add(session, loaded)
+
+    monkeypatch.setattr(Finetuner, "score", falling_validation_accuracy)
+    monkeypatch.setattr(registry, "add", add_and_remember)
     job = client.submit(5000, eval_every=2, batch_size=8, api_name="/finetune")
-    stream(job, until=lambda o: (plot_points(o[2]) or 0) >= 1, timeout=120)
+    stream(job, until=lambda o: (plot_points(o[2]) or 0) >= 2, timeout=120)
     assert "Stopping" in client.predict(api_name="/stop_finetuning")
     status, *_, results, name = stream(job, timeout=120)[-1]
     assert status.startswith("Stopped after"), status
-    assert "best validation checkpoint" in results and name
+    assert "best validation checkpoint (step 2, validation accuracy 33.3%)" in results, results
+    assert max(weights_at) >= 4  # evaluated again after the best step
+    (classifier,) = [loaded.model for loaded in kept if loaded.name == name]
+    for key, value in classifier.state_dict().items():
+        assert torch.equal(value, weights_at[2][key]), key
 
 
 def test_classify_with_only_the_text(client):
