@@ -176,12 +176,16 @@ def tweets_domain() -> Domain:
                                   "neutral")
 
 
+def _vader_rule(raters: str) -> str:
+    return (f"mean of {raters} ratings >= +{POLAR_MEAN:g} positive, <= -{POLAR_MEAN:g} negative, "
+            f"|mean| <= {NEUTRAL_MEAN:g} neutral")
+
+
 def nyt_domain() -> Domain:
     return make_domain("nyt", "NYT editorial sentences (VADER)", _vader_rows("nyt", True),
                        test_only=False, source="vaderSentiment==3.3.2 sdist (Hutto & Gilbert "
                                                "2014), 500 New York Times opinion editorials",
-                       label_rule="mean of 20 ratings >= +1 positive, <= -1 negative, |mean| <= "
-                                  "0.25 neutral; split by article")
+                       label_rule=_vader_rule("20") + "; split by article")
 
 
 def products_domain() -> Domain:
@@ -189,8 +193,7 @@ def products_domain() -> Domain:
                        _vader_rows("products", True), test_only=True,
                        source="vaderSentiment==3.3.2 sdist; 309 Amazon reviews of 5 electronics "
                               "products (Hu & Liu 2004), lower-cased and tokenised",
-                       label_rule="mean of 20 ratings >= +1 positive, <= -1 negative, |mean| <= "
-                                  "0.25 neutral")
+                       label_rule=_vader_rule("20"))
 
 
 def movie_snippets_domain() -> Domain:
@@ -198,8 +201,7 @@ def movie_snippets_domain() -> Domain:
                        _vader_rows("movies", False), test_only=True,
                        source="vaderSentiment==3.3.2 sdist; Rotten Tomatoes snippets (Pang & Lee "
                               "2004), the sentences SST was later built from",
-                       label_rule="mean of 15-29 ratings >= +1 positive, <= -1 negative, |mean| "
-                                  "<= 0.25 neutral")
+                       label_rule=_vader_rule("15-29"))
 
 
 def fine_foods_domain() -> Domain:
