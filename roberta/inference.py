@@ -209,15 +209,22 @@ def classify(model: RobertaForSequenceClassification, tokenizer: RobertaTokenize
     for text in texts:
         encode_checked(tokenizer, text, model.config.max_sequence_length)
     batch, owner = encode_windows(tokenizer, texts, model.config.max_sequence_length)
-    device = _device(model)
-    with torch.inference_mode():  # a few windows at a time: a long text on a large model
-        logits = torch.cat([model(ids.to(device), attention_mask=mask.to(device)).logits.float()
-                            for ids, mask in zip(batch["input_ids"].split(CLASSIFY_ROWS),
-                                                 batch["attention_mask"].split(CLASSIFY_ROWS),
-                                                 strict=True)])
+    logits = window_logits(model, batch)
     names = model.config.id2label
     return [{names[i]: p for i, p in enumerate(row)}
             for row in mean_by_text(logits, owner, len(texts)).softmax(-1).tolist()]
+
+
+def window_logits(model: RobertaForSequenceClassification,
+                  batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(R, K) float32 logits of a padded batch of windows (`padded`'s), as classify() reads
+    them: CLASSIFY_ROWS rows per forward pass, so a long text on a large model fits."""
+    device = _device(model)
+    with torch.inference_mode():
+        return torch.cat([model(ids.to(device), attention_mask=mask.to(device)).logits.float()
+                          for ids, mask in zip(batch["input_ids"].split(CLASSIFY_ROWS),
+                                               batch["attention_mask"].split(CLASSIFY_ROWS),
+                                               strict=True)])
 
 
 @dataclass

@@ -8,7 +8,9 @@ so its labels say exactly that (`great (5 stars)` / `other (below 5 stars)`); IM
 are offered too where the recipe has already fetched them (the app never downloads).
 
 Classify shows the class probabilities and, per token, how much it pushed the prediction
-(integrated gradients, roberta.inference.token_attributions) as a gr.HighlightedText.
+(integrated gradients, roberta.inference.token_attributions) as a gr.HighlightedText, and under
+it a faithfulness check of those colours (roberta.faithfulness.deletion_check): the predicted
+class's probability after deleting the 3 most attributed tokens, against deleting 3 random ones.
 
 API (gradio_client): `/finetune` takes the number of steps first (the rest default: the first
 masked LM on offer, the bundled reviews); `/classify` takes the text first (default model: the
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 import torch
 
+from roberta.faithfulness import deletion_check, deletion_line
 from roberta.inference import classification_reading, classify, token_attributions
 from roberta.train import Finetuner, TrainEvent, classifier_from
 from roberta.ui import downloads, registry
@@ -219,8 +222,10 @@ def classify_text(text: str, model_name: str | None = None, session: dict | None
     with plain_errors("Classifying"):
         probabilities = classify(loaded.model, loaded.tokenizer, [text])[0]
         reading = classification_reading(loaded.model, loaded.tokenizer, text)
-        tokens, scores, target = token_attributions(loaded.model, loaded.tokenizer, text,
-                                                    steps=attribution_steps(reading.windows))
+        attributions = token_attributions(loaded.model, loaded.tokenizer, text,
+                                          steps=attribution_steps(reading.windows))
+        tokens, scores, target = attributions
+        faithfulness = faithfulness_line(loaded, text, attributions, probabilities)
     predicted = loaded.model.config.id2label[target]
     label = markdown_literal(predicted)  # labels and names come from checkpoints and CSVs
     explanation = (f"Predicted **{label}** ({probabilities[predicted]:.0%}) by "
@@ -232,7 +237,20 @@ def classify_text(text: str, model_name: str | None = None, session: dict | None
         explanation += f"\n\n⚠️ {markdown_literal(reading.notice())}"
     elif reading.windows > 1:
         explanation += f"\n\n{markdown_literal(reading.notice())}"
+    explanation += f"\n\n**Faithfulness check.** {markdown_literal(faithfulness)}"
     return probabilities, attribution_spans(tokens, scores), explanation
+
+
+def faithfulness_line(loaded, text: str, attributions, probabilities: dict[str, float]) -> str:
+    """The deletion check of the attributions just shown (reused, not computed again), as one
+    plain line; a text too short or too long to check gets a sentence saying so, never an
+    error: the classification above it stands either way."""
+    try:
+        check = deletion_check(loaded.model, loaded.tokenizer, text,
+                               attributions=attributions, probabilities=probabilities)
+    except ValueError as err:  # too few tokens to delete three and keep one
+        return str(err)
+    return deletion_line(check)
 
 
 # --- the tab -----------------------------------------------------------------------------
