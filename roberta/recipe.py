@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -494,9 +495,8 @@ def _everyday_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     phase_one = before.get("phase_1") or {k: before[k] for k in PHASE_ONE_FIGURES if k in before}
     # Phase 1 may have run on another machine: its card's Hardware line goes along.
     card = (mlm_dir / "README.md").read_text() if (mlm_dir / "README.md").is_file() else ""
-    hardware = card.split("## Hardware\n\n", 1)[1].split("\n", 1)[0] if "## Hardware\n\n" in card \
-        else None
-    phase_one.setdefault("hardware", hardware)
+    hardware = re.search(r"^## Hardware\n\n(.+)$", card, re.MULTILINE)
+    phase_one.setdefault("hardware", hardware and hardware.group(1))
     wall = phase_one.get("pretraining_wall_minutes", 0) + metrics["wall_seconds"] / 60
     report = _write_mlm_card(staged, pool, recipe, trainer.device, round(wall, 1),
                              phase_one=phase_one)

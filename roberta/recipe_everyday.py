@@ -26,7 +26,7 @@ from .init import transfer_vocabulary
 from .model import RobertaForMaskedLM
 from .probes import daily_life_probes
 from .tokenizer import RobertaTokenizer
-from .train import PretrainConfig, PretrainingData, pack_ids
+from .train import PretrainConfig, PretrainingData, pack_ids, pack_with_copies
 
 EVERYDAY_GROUP = "everyday English"
 EVERYDAY_SOURCES_NOTE = "".join(
@@ -74,12 +74,7 @@ def everyday_share(pool: PretrainingPool) -> float:
 def packed_pool(pool: PretrainingPool, tokenizer: RobertaTokenizer, seq_length: int
                 ) -> tuple[PackedSequences, dict[str, PackedSequences]]:
     """(training sequences with the copies, in whole rounds; held-out sequences by group)."""
-    ids = tokenizer.encode_batch_ids(pool.train_docs)
-    counts = [pool.copies[d] for d in pool.train_docs]
-    rounds = max(counts)
-    # Whole rounds, as prepare_pretraining_data packs them: never a document twice in a sequence.
-    train = pack_ids(tokenizer, [x for r in range(rounds)
-                                 for x, n in zip(ids, counts, strict=True) if n > r], seq_length)
+    train = pack_with_copies(tokenizer, pool.train_docs, pool.copies, seq_length)
     held = {group: pack_ids(tokenizer, tokenizer.encode_batch_ids(docs), seq_length)
             for group, docs in pool.held_out.items() if docs}
     return train, held

@@ -629,18 +629,21 @@ def prepare_pretraining_data(texts: Sequence[str], tokenizer: RobertaTokenizer, 
                             f"got {len(texts)}")
     if repeats and min(repeats.values()) < 1:
         raise TrainingError("every document needs at least 1 copy")
-    copies = [repeats.get(doc, 1) for doc in train_docs] if repeats else []
-    # Whole rounds, not copies side by side: a packed sequence holding a document twice would
-    # teach copying the earlier copy, not English.
-    rounds = max(copies, default=1)
+    return PretrainingData(
+        pack_with_copies(tokenizer, train_docs, repeats or {}, seq_length, packing),
+        pack_ids(tokenizer, tokenizer.encode_batch_ids(val_docs), seq_length, packing))
 
-    train_ids = tokenizer.encode_batch_ids(train_docs)
-    if copies:  # each document tokenized once; its copies are its ids again
-        train_ids = [ids for r in range(rounds) for ids, n in zip(train_ids, copies, strict=True)
-                     if n > r]
-    return PretrainingData(pack_ids(tokenizer, train_ids, seq_length, packing),
-                           pack_ids(tokenizer, tokenizer.encode_batch_ids(val_docs), seq_length,
-                                    packing))
+
+def pack_with_copies(tokenizer: RobertaTokenizer, docs: Sequence[str],
+                     copies: Mapping[str, int], seq_length: int,
+                     packing: str = "full_sentences") -> PackedSequences:
+    """`docs` packed with `copies[doc]` copies each (1 when absent), in whole rounds: a packed
+    sequence holding a document twice would teach copying the earlier copy, not English."""
+    counts = [copies.get(doc, 1) for doc in docs]
+    ids = tokenizer.encode_batch_ids(docs)  # each document tokenized once; its copies reuse it
+    ids = [x for r in range(max(counts, default=1)) for x, n in zip(ids, counts, strict=True)
+           if n > r]
+    return pack_ids(tokenizer, ids, seq_length, packing)
 
 
 def pack_ids(tokenizer: RobertaTokenizer, ids: Sequence[Sequence[int]], seq_length: int,
