@@ -13,7 +13,7 @@ probes, the 72 daily-life probes and bench/everyday.py's 12 spare sentences. Var
     python bench/everyday_ab.py --steps 600 --variants repeat10 vocab16384-repeat10
 
 Short runs say which way a change goes, not the full recipe's figures. The figures measured are
-in README's *The embedded default models*.
+in docs/models.md.
 """
 
 from __future__ import annotations

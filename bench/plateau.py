@@ -10,7 +10,7 @@ Every Train-tab setting is a flag (`--size`, `--lr` ...); the structured start's
 (roberta/init.py: StructuredInit) is set with --dims, --amplitude, --peak, --offsets, --copy.
 Each seed runs from "Start pressed" (data prepared and cached, as the app does at start-up) until
 --seconds or its last step; the summary is the median over seeds of the last evaluation within
-the window. Every figure in the README's plateau section comes from this script.
+the window. Every figure in docs/measurements.md's plateau section comes from this script.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ seeds of the last evaluation finished within the window:
 
     python bench/train_first_minute.py [--seconds 60] [--seeds 0 1 2 3 4] [--init roberta] ...
 
-The targets (README, "The Train tab's first minute"): at 60 s, accuracy where the input was
-<mask> >= 15%, overall masked-token accuracy >= 20%, and probe guesses that are not all one token.
+The targets (docs/measurements.md, "The Train tab's first minute"): at 60 s, accuracy where
+the input was <mask> >= 15%, overall masked-token accuracy >= 20%, and probe guesses that are
+not all one token.
 """
 
 from __future__ import annotations
