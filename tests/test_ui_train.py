@@ -606,3 +606,36 @@ def test_either_start_trains_through_the_api(client, init):
     status = outputs[0]
     assert status.startswith("Finished after 6 steps"), status
     assert "where the input was" in status
+
+
+# --- the line under Steps: this host's own timing, never a fixed figure ---------------------
+
+def test_the_steps_line_says_what_this_host_timed(monkeypatch):
+    from roberta.ui import pretrain_job, train_tab
+
+    monkeypatch.setattr(pretrain_job, "STEP_PACE", pretrain_job.StepPace())
+    before = train_tab.steps_info(3000)
+    assert "minutes" not in before and "depends on this host" in before, before
+    cap = f"this app's cap: {limits.current_limits().max_steps:,}"
+    assert cap in before
+    pretrain_job.STEP_PACE.record("micro", 8, 128, steps=10, seconds=1.0)  # too few to time
+    assert train_tab.steps_info(3000) == before
+    pretrain_job.STEP_PACE.record("micro", 8, 128, steps=600, seconds=30.0)  # 50 ms a step
+    assert "3,000 steps: about 2 min 30 s on this host" in train_tab.steps_info(3000)
+    assert "50 ms a step" in train_tab.steps_info(3000)
+    # In proportion to the batch's tokens; another size is not guessed from this one.
+    assert "about 5 min 00 s" in train_tab.steps_info(3000, "micro", 16, 128)
+    assert "depends on this host" in train_tab.steps_info(3000, "tiny")
+    assert "depends on this host" in train_tab.steps_info(3000, "custom", 8, 128, 2, 128, 2, 512)
+    for nonsense in (None, "", -5, 0):
+        assert train_tab.steps_info(nonsense) == cap
+
+
+@pytest.mark.slow
+def test_a_finished_run_times_this_host_for_the_steps_line(trained):
+    from roberta.ui import pretrain_job, train_tab
+
+    _, outputs, _ = trained
+    per_step = pretrain_job.STEP_PACE.seconds_per_step("micro", 8, 128)
+    assert per_step is not None and 0 < per_step < 5
+    assert "on this host" in train_tab.steps_info(3000)

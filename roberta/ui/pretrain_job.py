@@ -332,6 +332,34 @@ def get_data(settings: PretrainSettings, corpus: Corpus, tokenizer_key: str,
     return PACKED_DATA.get(key, prepare)
 
 
+# --- how long a run takes on this host ------------------------------------------------------
+
+class StepPace:
+    """How long a step took on this host, timed by the runs it trained (evaluations included:
+    what a learner waits for). Kept per size and per batch token, so a run of another batch
+    size or length is estimated in proportion. Per process, shared by every session."""
+
+    MIN_STEPS = 20  # fewer steps time the start-up more than the steps
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seconds_per_token_step: dict[str, float] = {}
+
+    def record(self, size: str, batch_size: int, seq_length: int, steps: int,
+               seconds: float) -> None:
+        if steps >= self.MIN_STEPS and seconds > 0 and batch_size > 0 and seq_length > 0:
+            with self._lock:
+                self._seconds_per_token_step[size] = seconds / steps / (batch_size * seq_length)
+
+    def seconds_per_step(self, size: str, batch_size: int, seq_length: int) -> float | None:
+        """None until a run of this size has been timed here."""
+        with self._lock:
+            per_token = self._seconds_per_token_step.get(size)
+        return None if per_token is None else per_token * batch_size * seq_length
+
+
+STEP_PACE = StepPace()
+
 _prewarm_thread: threading.Thread | None = None
 PREWARM_DELAY_SECONDS = 2.0
 

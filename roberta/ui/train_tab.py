@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 import pandas as pd
 import torch
+from gradio.context import Context
 
 from roberta.config import PRESETS
 from roberta.inference import FillMaskResult
@@ -211,6 +212,9 @@ def _train(trainer: Pretrainer, settings: PretrainSettings, view: TrainView,
         view.status = f"Stopped before the first step; no model was kept. {last.message}"
         yield view.outputs()
         return
+    job.STEP_PACE.record(pace_key(settings.size, settings.num_layers, settings.hidden_size,
+                                  settings.num_heads, settings.ffn_size),
+                         settings.batch_size, settings.seq_length, trainer.step, last.elapsed)
     model: RobertaForMaskedLM = trainer.model.eval()
     taken = registry.choices(session, "mlm") + registry.choices(session, "classifier")
     name = unique_name(taken, "My model", f"{settings.size}, {trainer.step:,} steps")
@@ -255,6 +259,37 @@ def download_model(control: dict | None) -> str:
     with plain_errors("Exporting the model"):
         return str(export.zip_for(loaded.model, loaded.tokenizer, loaded.name,
                                   loaded.description))
+
+
+def pace_key(size: str, num_layers=None, hidden_size=None, num_heads=None,
+             ffn_size=None) -> str:
+    """What a run's pace is kept under: the preset, or a custom size's whole shape."""
+    if size != "custom":
+        return str(size)
+    return f"custom {num_layers}x{hidden_size}, {num_heads} heads, {ffn_size} FFN"
+
+
+def steps_info(steps, size=DEFAULTS.size, batch_size=DEFAULTS.batch_size,
+               seq_length=DEFAULTS.seq_length, num_layers=None, hidden_size=None,
+               num_heads=None, ffn_size=None) -> str:
+    """The line under Steps: what that many steps take on this host, as its own runs timed
+    them (job.STEP_PACE), or how to find out; never a figure from another machine."""
+    cap = f"this app's cap: {current_limits().max_steps:,}"
+    try:
+        steps, batch_size, seq_length = int(steps), int(batch_size), int(seq_length)
+    except (TypeError, ValueError):
+        return cap
+    if steps <= 0 or batch_size <= 0 or seq_length <= 0:
+        return cap
+    per_step = job.STEP_PACE.seconds_per_step(
+        pace_key(size, num_layers, hidden_size, num_heads, ffn_size), batch_size, seq_length)
+    if per_step is None:
+        return (f"How long {steps:,} steps take depends on this host: the progress line times "
+                f"a run as it goes, and this line says it once a run of this size has finished "
+                f"here ({cap})")
+    return (f"{steps:,} steps: about {duration(steps * per_step)} on this host, as its last run "
+            f"of this size was timed ({per_step * 1000:,.0f} ms a step, evaluations included; "
+            f"{cap})")
 
 
 def rate_for_size(size: str, hidden_size) -> float:
@@ -321,6 +356,10 @@ def build_train_tab(session: gr.State) -> dict[str, gr.Component]:
     run = _wire(form, buttons, outputs, control, session)
     # The zip is made when the run ends, so one click downloads this run's model.
     run.then(downloads.last_model_download, control, download_button, api_visibility="private")
+    # A finished run has timed this host: the line under Steps says what a run takes here.
+    pace = [form[name] for name in ("max_steps", "size", "batch_size", "seq_length",
+                                    "num_layers", "hidden_size", "num_heads", "ffn_size")]
+    run.then(_steps_update, pace, form["max_steps"], api_visibility="private", queue=False)
     # Stop answers in a toast (and to API callers), never in the status line: its answer could
     # arrive after the run's final status and overwrite it.
     stop_answer = gr.Textbox(visible=False, label="Stop")
@@ -339,9 +378,7 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
     embedded = registry.embedded("mlm")
     with gr.Row(equal_height=True):
         max_steps = gr.Number(DEFAULTS.max_steps, precision=0, label="Steps", scale=3,
-                              info=f"{DEFAULTS.max_steps:,} steps: 1–2 minutes at the "
-                                   f"default size on a laptop CPU with native bf16, 2–5 "
-                                   f"without (this app's cap: {limits.max_steps:,})")
+                              info=steps_info(DEFAULTS.max_steps), elem_id="train-steps")
         start_button = gr.Button("▶ Start", variant="primary", scale=1, size="lg",
                                  elem_id="train-start")
         stop_button = gr.Button("■ Stop", variant="stop", scale=1, size="lg",
@@ -450,6 +487,10 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
     return form, (start_button, stop_button)
 
 
+def _steps_update(*values):
+    return gr.update(info=steps_info(*values))
+
+
 def _follow(form: dict[str, gr.Component], custom_row: gr.Row, size_info: gr.Markdown) -> None:
     """Show only the controls that apply; the rate and warmup follow the size and the run's
     length until the user sets them; the line under the size says what it means."""
@@ -463,6 +504,13 @@ def _follow(form: dict[str, gr.Component], custom_row: gr.Row, size_info: gr.Mar
           [f["size"], f["hidden_size"]], f["learning_rate"], **quiet)
     f["max_steps"].change(lambda steps: default_warmup(int(steps)) if steps and steps > 0 else
                           gr.skip(), f["max_steps"], f["warmup_steps"], **quiet)
+    # The line under Steps follows the run's length and shape, and is read again on every page
+    # load (a run finished meanwhile in another session has timed this host).
+    pace = [f[name] for name in ("max_steps", "size", "batch_size", "seq_length", "num_layers",
+                                 "hidden_size", "num_heads", "ffn_size")]
+    gr.on([c.change for c in pace], _steps_update, pace, f["max_steps"], **quiet)
+    if Context.root_block is not None:
+        Context.root_block.load(_steps_update, pace, f["max_steps"], **quiet)
     shape = ["size", "vocab_size", "num_layers", "hidden_size", "num_heads", "ffn_size",
              "seq_length"]
     gr.on([f[name].change for name in shape], describe_size, [f[n] for n in shape], size_info,
