@@ -20,7 +20,24 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from .config import RobertaConfig
-from .hub import CONFIG_NAME, LEGACY_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
+from .hub import (
+    CONFIG_NAME,
+    LEGACY_WEIGHTS_NAME,
+    WEIGHTS_INDEX_NAME,
+    WEIGHTS_NAME,
+    check_parameter_cap,
+)
+from .import_checks import (
+    FILE_LIMITS,
+    ImportBudget,
+    ImportRefused,
+    check_budget,
+    check_finite,
+    check_tokenizer_files,
+    clean_config,
+    read_json,
+    size_text,
+)
 from .tokenizer import RobertaTokenizer
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
@@ -125,14 +142,25 @@ def _needed_files(files: dict[PurePosixPath, zipfile.ZipInfo], root: PurePosixPa
     return needed + [n for n in TOKENIZER_FILES if n in present]
 
 
+def _too_big(name: str) -> CheckpointZipError:
+    return CheckpointZipError(f"{name} is more than the {size_text(FILE_LIMITS[name])} a "
+                              f"checkpoint's {name} may have.")
+
+
 def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path,
              budget: list[int]) -> None:
-    """Copy one member, counting the bytes really read against the budget."""
+    """Copy one member, counting the bytes really read against the budget and against the
+    member's own limit (FILE_LIMITS: config and tokenizer files are small)."""
+    own_limit = FILE_LIMITS.get(target.name)
+    written = 0
     with archive.open(info) as source, open(target, "wb") as sink:
         while chunk := source.read(CHUNK):
             budget[0] -= len(chunk)
+            written += len(chunk)
             if budget[0] < 0:
                 raise CheckpointZipError("The checkpoint unpacks to more than the upload limit.")
+            if own_limit is not None and written > own_limit:
+                raise _too_big(target.name)
             sink.write(chunk)
 
 
@@ -156,6 +184,9 @@ def extract_checkpoint(zip_path: str | Path, destination: str | Path,
         if sum(files[root / n].file_size for n in needed) > max_bytes:
             raise CheckpointZipError(f"The checkpoint unpacks to more than the "
                                      f"{max_bytes / 1e6:.0f} MB limit.")
+        for name in needed:
+            if files[root / name].file_size > FILE_LIMITS.get(name, max_bytes):
+                raise _too_big(name)
         destination.mkdir(parents=True, exist_ok=True)
         budget = [max_bytes]
         try:
@@ -166,31 +197,61 @@ def extract_checkpoint(zip_path: str | Path, destination: str | Path,
     return destination
 
 
+def _read_config(directory: Path) -> RobertaConfig:
+    """config.json, bounded in size and nesting, with the keys the app does not read dropped
+    (and the file rewritten so, for from_pretrained to read)."""
+    try:
+        data = read_json(directory / CONFIG_NAME, CONFIG_NAME)
+    except ImportRefused as err:
+        raise CheckpointZipError(str(err)) from None
+    if not isinstance(data, dict):
+        raise CheckpointZipError("config.json is not a RoBERTa config: it holds no JSON object.")
+    data = clean_config(data)
+    (directory / CONFIG_NAME).write_text(json.dumps(data, indent=2, sort_keys=True))
+    try:
+        return RobertaConfig.from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise CheckpointZipError(f"config.json is not a RoBERTa config: {err}.") from None
+
+
 def load_checkpoint_zip(zip_path: str | Path, destination: str | Path, max_bytes: int,
-                        max_parameters: int | None = None) -> ImportedCheckpoint:
+                        max_parameters: int | None = None,
+                        budget: ImportBudget | None = None) -> ImportedCheckpoint:
     """Extract, then load the model (masked LM or sequence classifier, from config.json's
     `architectures`) and its tokenizer, checking they belong together. A config describing more
-    than `max_parameters` is refused before the model is built: a few bytes of config could
-    otherwise ask for gigabytes."""
+    than `max_parameters`, or a model costing more to serve than `budget` (layers, FLOPs per
+    window, memory per request, vocabulary: roberta.import_checks), is refused before the model
+    is built: a few bytes of config could otherwise ask for gigabytes or minutes. Tokenizers
+    must be RoBERTa's byte-level BPE, and weights finite."""
     from .model import RobertaForMaskedLM, RobertaForSequenceClassification
 
+    budget = budget or ImportBudget()
     directory = extract_checkpoint(zip_path, destination, max_bytes)
-    try:
-        config = RobertaConfig.load(directory / CONFIG_NAME)
-    except ValueError as err:
-        raise CheckpointZipError(f"config.json is not a RoBERTa config: {err}") from err
-    architectures = config.extra.get("architectures") or []
+    config = _read_config(directory)
+    architectures = config.extra.get("architectures") or []  # a list of str (clean_config)
     if "RobertaForSequenceClassification" in architectures:
         model_class, task = RobertaForSequenceClassification, "classifier"
     elif not architectures or "RobertaForMaskedLM" in architectures:
         model_class, task = RobertaForMaskedLM, "mlm"
     else:
         raise CheckpointZipError(
-            f"config.json says the model is {', '.join(map(str, architectures))}; only "
+            f"config.json says the model is {', '.join(architectures)[:120]}; only "
             f"RobertaForMaskedLM and RobertaForSequenceClassification can be used here.")
+    try:
+        if max_parameters is not None:
+            check_parameter_cap(model_class, config, max_parameters)
+        check_budget(config, task, budget)
+        check_tokenizer_files(directory, budget.max_vocab)
+    except ImportRefused as err:
+        raise CheckpointZipError(str(err)) from None
+    except ValueError as err:
+        raise CheckpointZipError(f"The checkpoint does not load: {err}") from err
     try:
         model = model_class.from_pretrained(directory, max_parameters=max_parameters)
         tokenizer = RobertaTokenizer.from_pretrained(directory)
+        check_finite(model)
+    except ImportRefused as err:
+        raise CheckpointZipError(str(err)) from None
     except ValueError as err:
         raise CheckpointZipError(f"The checkpoint does not load: {err}") from err
     if getattr(model, "newly_initialized_keys", None):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,19 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+MAX_LABELS = 10_000  # a bound on num_labels / id2label, so a config cannot ask for millions
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    """A config value in a message: short, whatever it holds."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
 @dataclass
 class RobertaConfig:
     vocab_size: int = 50265
@@ -60,14 +74,26 @@ class RobertaConfig:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        if not _is_int(self.num_labels) or not 1 <= self.num_labels <= MAX_LABELS:
+            raise ValueError(f"num_labels must be a whole number from 1 to {MAX_LABELS:,}, got "
+                             f"{_shown(self.num_labels)}")
         if self.id2label is None:
             self.id2label = {i: f"LABEL_{i}" for i in range(self.num_labels)}
+        for name in ("id2label", "label2id"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, dict) or len(value) > MAX_LABELS):
+                raise ValueError(f"{name} must map labels to ids (at most {MAX_LABELS:,} of "
+                                 f"them), got {_shown(value)}")
         # JSON turns int keys into strings; give them back their type.
-        self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
-        self.num_labels = len(self.id2label)
-        if self.label2id is None:
-            self.label2id = {v: k for k, v in self.id2label.items()}
-        self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
+        try:
+            self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+            self.num_labels = len(self.id2label)
+            if self.label2id is None:
+                self.label2id = {v: k for k, v in self.id2label.items()}
+            self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
+        except (TypeError, ValueError) as err:
+            raise ValueError("id2label and label2id must pair whole-number ids with label "
+                             "names") from err
         self.validate()
 
     def validate(self) -> None:
@@ -76,8 +102,12 @@ class RobertaConfig:
                     "intermediate_size", "max_position_embeddings", "type_vocab_size")
         for name in positive:
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if not _is_int(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {_shown(value)}")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            if not _is_int(getattr(self, name)):
+                raise ValueError(f"{name} must be a whole number, got "
+                                 f"{_shown(getattr(self, name))}")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
@@ -86,8 +116,16 @@ class RobertaConfig:
             raise ValueError(
                 f"max_position_embeddings ({self.max_position_embeddings}) is too small: RoBERTa "
                 f"positions start at pad_token_id + 1 = {self.pad_token_id + 1}")
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            if not 0.0 <= getattr(self, name) < 1.0:
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "layer_norm_eps",
+                     "initializer_range", "classifier_dropout"):
+            value = getattr(self, name)
+            if name == "classifier_dropout" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ValueError(f"{name} must be a number, got {_shown(value)}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
+            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not self.layer_norm_eps > 0:
             raise ValueError(f"layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
@@ -97,7 +135,7 @@ class RobertaConfig:
                                  f"(vocab_size {self.vocab_size})")
         if self.hidden_act != "gelu":
             raise ValueError(f"hidden_act must be 'gelu' (RoBERTa's erf GELU), got "
-                             f"{self.hidden_act!r}")
+                             f"{_shown(self.hidden_act)}")
 
     @property
     def max_sequence_length(self) -> int:
@@ -128,7 +166,8 @@ class RobertaConfig:
     def from_dict(cls, data: dict[str, Any]) -> RobertaConfig:
         model_type = data.get("model_type", "roberta")
         if model_type != "roberta":
-            raise ValueError(f"config.json describes a {model_type!r} model, not 'roberta'")
+            raise ValueError(f"config.json describes a {_shown(model_type)} model, not "
+                             f"'roberta'")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         kwargs = {k: v for k, v in data.items() if k in known}
         extra = {k: v for k, v in data.items() if k not in known and k != "model_type"}

@@ -202,9 +202,13 @@ def test_a_config_over_the_parameter_cap_is_refused_before_anything_is_built(
 
 def test_junk_weights_are_refused_from_their_header_without_a_cap(tiny_assets, tmp_path,
                                                                   no_model_building):
+    from roberta.import_checks import ImportBudget
+
     upload = huge_config_zip(tiny_assets, tmp_path)
+    unbounded = ImportBudget(max_layers=10**6, max_window_gflops=1e12, max_memory_bytes=2**60,
+                             max_vocab=10**7)
     with pytest.raises(CheckpointZipError, match="not a readable safetensors file"):
-        load_checkpoint_zip(upload, tmp_path / "x", LIMIT)
+        load_checkpoint_zip(upload, tmp_path / "x", LIMIT, budget=unbounded)
 
 
 def test_weights_that_do_not_fit_the_config_are_refused_before_they_are_read(

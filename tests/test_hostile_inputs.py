@@ -560,10 +560,10 @@ def test_an_import_error_names_the_file_not_the_servers_temp_folder(tiny_assets,
         for file in (tiny_assets / "mlm").iterdir():
             data = file.read_bytes() if file.name != "config.json" else b"{not json"
             archive.writestr(file.name, data)
-    with pytest.raises(gr.Error) as refused:  # the library says "cannot read config <path>"
+    with pytest.raises(gr.Error) as refused:  # read from the extracted folder, a server path
         import_checkpoint({}, str(upload), None)
     message = str(refused.value)
-    assert "cannot read config config.json" in message and "roberta-import-" not in message
+    assert "config.json is not valid JSON" in message and "roberta-import-" not in message
     assert tempfile.gettempdir() not in message
 
 

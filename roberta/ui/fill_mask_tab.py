@@ -184,7 +184,8 @@ def import_checkpoint(session: dict, upload: str | None, current: str | None):
             limits.check_upload([upload])  # the app's upload cap (ROBERTA_LAB_MAX_UPLOAD_MB)
             caps = limits.current_limits()
             imported = load_checkpoint_zip(upload, Path(workdir) / "checkpoint",
-                                           caps.max_upload_bytes, caps.max_parameters)
+                                           caps.max_upload_bytes, caps.max_parameters,
+                                           caps.import_budget())
     finally:  # read or refused, the upload has served: it does not wait for the cache sweep
         delete_uploads([Path(upload)])
     stem = Path(upload).stem[:60] or "checkpoint"

@@ -23,6 +23,14 @@ settings page can change it without touching code):
     ROBERTA_LAB_MAX_CSV_ROWS        rows of a fine-tuning CSV        (20,000)
     ROBERTA_LAB_MAX_ATTENTION_VALUES  attention weights one answer computes and sends,
                                     layers × heads × tokens²         (2M)
+    ROBERTA_LAB_MAX_IMPORT_LAYERS   layers of an imported model      (48)
+    ROBERTA_LAB_MAX_IMPORT_GFLOPS   GFLOPs of one forward pass over an imported model's longest
+                                    window (roberta.import_checks)   (CPU: 20, GPU: 500)
+    ROBERTA_LAB_MAX_REQUEST_GFLOPS  GFLOPs of an imported model's heaviest request (a
+                                    classifier's long-text /classify) (CPU: 1,000, GPU: 50,000)
+    ROBERTA_LAB_MAX_VOCAB           tokens in an imported vocabulary (131,072)
+An import is also refused when its heaviest request would need more than
+ROBERTA_LAB_MAX_REQUEST_MB (weights and activations), or its window is under 8 tokens.
 """
 
 from __future__ import annotations
@@ -50,6 +58,10 @@ ENV_MAX_SESSION_MODELS = "ROBERTA_LAB_MAX_SESSION_MODELS"
 ENV_MAX_MODELS_MB = "ROBERTA_LAB_MAX_MODELS_MB"
 ENV_MAX_ATTENTION_VALUES = "ROBERTA_LAB_MAX_ATTENTION_VALUES"
 ENV_MAX_CSV_ROWS = "ROBERTA_LAB_MAX_CSV_ROWS"
+ENV_MAX_IMPORT_LAYERS = "ROBERTA_LAB_MAX_IMPORT_LAYERS"
+ENV_MAX_IMPORT_GFLOPS = "ROBERTA_LAB_MAX_IMPORT_GFLOPS"
+ENV_MAX_VOCAB = "ROBERTA_LAB_MAX_VOCAB"
+ENV_MAX_REQUEST_GFLOPS = "ROBERTA_LAB_MAX_REQUEST_GFLOPS"
 
 
 class LimitError(ValueError):
@@ -95,6 +107,10 @@ class Limits:
     max_attention_values: int = 2_000_000
     max_csv_rows: int = 20_000
     max_request_bytes: int = 1024 * 2**20
+    max_import_layers: int = 48
+    max_import_gflops: float = 20.0
+    max_request_gflops: float = 1_000.0
+    max_vocab: int = 131_072
 
     @classmethod
     def from_env(cls, gpu: bool | None = None) -> Limits:
@@ -118,7 +134,26 @@ class Limits:
             max_csv_rows=int(_env_number(ENV_MAX_CSV_ROWS, 20_000, _parse_count)),
             # The same on both hosts: it bounds one visitor's share, not the machine's size.
             max_request_bytes=int(_env_number(ENV_MAX_REQUEST_MB, 1024) * 2**20),
+            # roberta-large's 24 layers twice over; a deeper import is a layer bomb.
+            max_import_layers=int(_env_number(ENV_MAX_IMPORT_LAYERS, 48)),
+            # One forward pass over the longest window: the "tiny" preset at 256 tokens is ~3
+            # GFLOP, "mini" at 512 ~17, roberta-base at 512 ~137 (refused on a CPU host).
+            max_import_gflops=_env_number(ENV_MAX_IMPORT_GFLOPS, 500 if gpu else 20),
+            # ~26 s at the ~38 GFLOP/s one thread of this host gave; the embedded classifier's
+            # 32-window /classify is ~580 GFLOP (15 s measured).
+            max_request_gflops=_env_number(ENV_MAX_REQUEST_GFLOPS, 50_000 if gpu else 1_000),
+            max_vocab=int(_env_number(ENV_MAX_VOCAB, 131_072, _parse_count)),
         )
+
+    def import_budget(self):
+        """The bounds on one imported model (roberta.import_checks.ImportBudget)."""
+        from roberta.import_checks import ImportBudget
+
+        return ImportBudget(max_layers=self.max_import_layers,
+                            max_window_gflops=self.max_import_gflops,
+                            max_request_gflops=self.max_request_gflops,
+                            max_memory_bytes=self.max_request_bytes,
+                            max_vocab=self.max_vocab)
 
 
 def current_limits() -> Limits:
