@@ -176,6 +176,61 @@ def _read_corpus(spec: str) -> list[str]:
     raise ValueError(f"--corpus {spec!r} is neither 'bundled' nor an existing file or folder")
 
 
+# Settings a resumed run may change: how long it goes on, how often it reports and saves, and
+# where it runs. Any other (seed, learning rate, batch, masking...) would make it another run.
+RESUME_MAY_CHANGE = frozenset({"max_steps", "eval_every", "checkpoint_every", "device",
+                               "output_dir"})
+
+
+def _flag(name: str) -> str:
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def _as_json(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def resumed_settings(out: Path, given: dict, given_masking: dict | None = None) -> dict:
+    """The settings a --resume continues with: the checkpoint's own (trainer_state.json), with
+    the flags given. A flag given that would change the run (anything but RESUME_MAY_CHANGE)
+    must match the checkpoint's, or ValueError names each that differs: a forgotten --seed takes
+    the checkpoint's, a different one is refused."""
+    try:
+        saved = json.loads((out / "trainer_state.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        saved = None
+    if not isinstance(saved, dict):
+        return given  # the engine refuses the checkpoint, saying what is wrong with it
+    changed = [f"{_flag(k)} {v} (the checkpoint's: {saved[k]})"
+               for k, v in given.items() if k in saved and k not in RESUME_MAY_CHANGE
+               and _as_json(v) != saved[k]]
+    saved_masking = saved.get("masking") if isinstance(saved.get("masking"), dict) else {}
+    changed += [f"{_flag(k)} {v} (the checkpoint's: {saved_masking[k]})"
+                for k, v in (given_masking or {}).items()
+                if k in saved_masking and _as_json(v) != saved_masking[k]]
+    if changed:
+        raise ValueError(f"--resume continues the run in {out} with its own settings; these "
+                         f"differ: {'; '.join(changed)}. Leave them out (the checkpoint's are "
+                         f"used), or start a new run with another --out")
+    return {**saved, **given}
+
+
+def trim_metrics_log(log_path: Path, step: int) -> None:
+    """Before a resume from the checkpoint at `step`: drop the log's rows past it (the steps a
+    killed run logged after its last checkpoint are run again), so each step is logged once."""
+    if not log_path.is_file():
+        return
+    kept = []
+    for line in log_path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by the kill
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            kept.append(line)
+    log_path.write_text("".join(f"{line}\n" for line in kept))
+
+
 class EventPrinter:
     """A tqdm bar with loss and tokens/s, evaluation lines above it, and a metrics.jsonl log."""
 
@@ -248,8 +303,16 @@ def cmd_pretrain(args) -> int:
     given = _given(args, PretrainConfig)  # the rest (learning rate, warmup...): the library's
     given["hold_positions_steps"] = PretrainConfig.hold_for(
         "structured" if structured else "roberta", args.hold_positions_steps)
-    settings = PretrainConfig(**given, output_dir=str(out),
-                              masking=MaskingConfig(**_given(args, MaskingConfig)))
+    masking = _given(args, MaskingConfig)
+    if args.resume:  # the checkpoint's settings; a flag given that differs is refused
+        if args.hold_positions_steps == -1:  # the default: the checkpoint's start decides
+            given.pop("hold_positions_steps")
+        saved = resumed_settings(out, given, masking)
+        masking = {**saved.pop("masking", {}), **masking}
+        given = {k: tuple(v) if k == "probes" else v for k, v in saved.items()
+                 if k in {f.name for f in dataclasses.fields(PretrainConfig)}
+                 and k != "output_dir"}
+    settings = PretrainConfig(**given, output_dir=str(out), masking=MaskingConfig(**masking))
     settings.validate()  # before a tokenizer is trained
     if structured and not args.resume:
         StructuredInit().validate(config.hidden_size, config.num_attention_heads,
@@ -290,8 +353,10 @@ def cmd_pretrain(args) -> int:
         print(f"{n_params / 1e6:.2f}M parameters, {len(data.train)} training sequences of "
               f"{settings.seq_length} tokens ({data.train.num_tokens / 1e6:.2f}M tokens), "
               f"{world} process(es)")
-    printer = EventPrinter(settings.max_steps, out.parent / f"{out.name}.metrics.jsonl",
-                           enabled=rank == 0)
+    log_path = out.parent / f"{out.name}.metrics.jsonl"
+    if args.resume and rank == 0:
+        trim_metrics_log(log_path, trainer.step)
+    printer = EventPrinter(settings.max_steps, log_path, enabled=rank == 0)
     for last in trainer.run():
         printer(last)
     if rank == 0 and last.kind == "done":
@@ -350,7 +415,11 @@ def cmd_finetune(args) -> int:
         data = read_classification_csv(args.csv, args.text_column, args.label_column)
     else:
         raise ValueError(f"--task must be 'sentiment' or 'csv', got {args.task!r}")
-    settings = FinetuneConfig(**_given(args, FinetuneConfig), output_dir=str(out))
+    given = _given(args, FinetuneConfig)
+    if args.resume:  # the checkpoint's settings; a flag given that differs is refused
+        fields = {f.name for f in dataclasses.fields(FinetuneConfig)} - {"output_dir"}
+        given = {k: v for k, v in resumed_settings(out, given).items() if k in fields}
+    settings = FinetuneConfig(**given, output_dir=str(out))
     if args.resume:  # weights, optimizer, schedule, RNG, step and best step so far
         trainer = Finetuner.resume(out, data, settings)
     else:
@@ -361,7 +430,10 @@ def cmd_finetune(args) -> int:
         torch.manual_seed(settings.seed)  # the new head's weights, then dropout: --seed
         classifier = classifier_from(encoder, data.label_names, args.dropout)  # reproduces
         trainer = Finetuner(classifier, tokenizer, data, settings)
-    printer = EventPrinter(settings.max_steps, out.parent / f"{out.name}.metrics.jsonl")
+    log_path = out.parent / f"{out.name}.metrics.jsonl"
+    if args.resume:
+        trim_metrics_log(log_path, trainer.step)
+    printer = EventPrinter(settings.max_steps, log_path)
     for last in trainer.run():
         printer(last)
     if last.kind == "done":
