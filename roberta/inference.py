@@ -131,8 +131,7 @@ def fill_mask(model: RobertaForMaskedLM, tokenizer: RobertaTokenizer, text: str,
         predictions.append(MaskPrediction(position, [
             Candidate(tokenizer.token_display(t), i, p)
             for t, i, p in zip(tokens, indices, values, strict=True)]))
-    return FillMaskResult(text, [tokenizer.token_display(t) for t in encoding.tokens],
-                          predictions, window)
+    return FillMaskResult(text, tokenizer.readable_tokens(encoding.tokens), predictions, window)
 
 
 # --- classify: a long text is read whole, window by window ------------------------------------
@@ -284,8 +283,7 @@ def attention_maps(model, tokenizer: RobertaTokenizer, text: str,
     with torch.inference_mode():
         out = model(ids, head_mask=head_mask, output_attentions=True)
     attentions = torch.stack([a[0] for a in out.attentions]).float().cpu()
-    return AttentionResult([tokenizer.token_display(t) for t in encoding.tokens], attentions,
-                           window)
+    return AttentionResult(tokenizer.readable_tokens(encoding.tokens), attentions, window)
 
 
 def token_attributions(model: RobertaForSequenceClassification, tokenizer: RobertaTokenizer,
@@ -315,8 +313,7 @@ def token_attributions(model: RobertaForSequenceClassification, tokenizer: Rober
         scores[-1] += share[-1]
         scores[1 + start:1 + start + len(ids) - 2] += share[1:-1]
     tokens = [*encoding.tokens[:read + 1], encoding.tokens[-1]]
-    return ([tokenizer.token_display(t) for t in tokens], (scores / len(starts)).tolist(),
-            target)
+    return tokenizer.readable_tokens(tokens), (scores / len(starts)).tolist(), target
 
 
 def _integrated_gradients(model: RobertaForSequenceClassification, ids: torch.Tensor,

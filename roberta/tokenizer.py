@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from roberta.token_text import readable_bytes, readable_pieces
+
 __all__ = ["Encoding", "RobertaTokenizer", "TokenizerError"]
 
 BOS, PAD, EOS, UNK, MASK = "<s>", "<pad>", "</s>", "<unk>", "<mask>"
@@ -454,13 +456,25 @@ class RobertaTokenizer:
         return [self.convert_tokens_to_ids(t) for t in tokens]  # type: ignore[misc]
 
     def token_display(self, token: str) -> str:
-        """Render a byte-level token for humans by decoding its bytes: "Ġthe" -> " the",
-        "Ċ" -> "\\n", "Ã©" -> "é". Bytes that are part of a longer UTF-8 character show as
-        ``\\xNN`` escapes. Specials and non byte-level strings come back unchanged."""
+        """Render one byte-level token for humans by decoding its bytes: "Ġthe" -> " the",
+        "Ċ" -> "\\n", "Ã©" -> "é". A byte that is only part of a UTF-8 character shows as
+        "⟨byte c3⟩". Specials and non byte-level strings come back unchanged. For a sequence,
+        :meth:`readable_tokens` shows characters split over several tokens whole."""
+        piece = self._token_bytes(token)
+        return token if isinstance(piece, str) else readable_bytes(piece)
+
+    def readable_tokens(self, tokens: Sequence[str]) -> list[str]:
+        """One readable label per token of a sequence (see roberta.token_text): tokens that
+        share a character show it whole with their place in it ("🍕 (1/3)"), a stray byte is
+        marked ("⟨byte e5⟩"), specials stay as they are."""
+        return readable_pieces([self._token_bytes(t) for t in tokens])
+
+    def _token_bytes(self, token: str) -> bytes | str:
+        """A byte-level token's bytes; a special or non byte-level string as it is."""
         table = _byte_decoder()
         if token in self._ids or any(c not in table for c in token):
             return token
-        return bytes(table[c] for c in token).decode("utf-8", errors="backslashreplace")
+        return bytes(table[c] for c in token)
 
     def word_start_mask(self) -> torch.BoolTensor:
         """Bool (vocab_size,): True where a token starts a word, for whole-word masking.

@@ -189,7 +189,9 @@ def test_mask_pattern_with_only_the_text(client):
 def test_mask_pattern_settings(client):
     grids, *_, summary = client.predict("The cat sat on the mat today.", 3, 0.5, 0.6, 0.2, 2,
                                         7, api_name="/mask_pattern")
-    assert grids.count("<tr>") == 2 * (3 + 1)
+    # 3 epochs and a header in every table (a random byte token, shown "⟨byte e5⟩", can widen
+    # a grid into a continued table)
+    assert grids.count("<tr>") == grids.count("<table") * (3 + 1)
     assert "(copy 2)" in grids
     assert "target 50%" in summary
 
@@ -348,3 +350,32 @@ def test_attention_shows_the_structured_start_before_its_first_step(client):
         z = heatmap["z"]  # rows: queries, columns: keys, both in token order
         for i in range(1, len(z) - 1):
             assert z[i][i + offset] > 0.9, (head, i, z[i])
+
+
+# --- byte-level tokens read as characters in every tab ----------------------------------------
+
+WIDE = "我喜欢 <mask> 🍕."  # a Chinese phrase and an emoji: bytes to a small English BPE
+
+
+def strings_in(value) -> list[str]:
+    """Every string inside a JSON-like value."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings_in(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings_in(v)]
+    return []
+
+
+def test_chinese_and_emoji_show_as_characters_in_every_tab(client):
+    _, chart, tokens, summary = client.predict(WIDE, api_name="/fill_mask")
+    spans = [span["token"] for span in tokens]
+    assert "我 (3 tokens)" in spans and "🍕 (4 tokens)" in spans, spans  # the pieces, merged
+    _, _, single, _, rollout, _, _ = client.predict(WIDE, api_name="/attention")
+    labels = strings_in(json.loads(single["plot"]))
+    assert "🍕\u202f(1/4)" in labels and "我\u202f(3/3)" in labels, labels
+    grids, *_ = client.predict(WIDE, api_name="/mask_pattern")
+    assert "🍕" in html.unescape(grids) and "我" in html.unescape(grids)
+    for shown in (spans, labels, strings_in(json.loads(rollout["plot"])), [grids]):
+        assert not any("\\x" in s for s in shown), shown

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from roberta.inference import FillMaskResult, fill_mask
+from roberta.token_text import merge_pieces
 from roberta.ui import limits, registry
 from roberta.ui.common import markdown_literal, plain_errors, shown, user_error
 from roberta.ui.session_end import delete_uploads
@@ -38,9 +39,10 @@ def visible_token(token: str) -> str:
 
 
 def tokenization_spans(tokens: list[str], mask_positions: set[int]) -> list[tuple[str, str]]:
-    """(token, kind) pairs for gr.HighlightedText."""
-    spans = []
-    for i, token in enumerate(tokens):
+    """(token, kind) pairs for gr.HighlightedText; the tokens of a character split into bytes
+    ("🍕 (1/4)" … "🍕 (4/4)", see roberta.token_text) as one span saying how many they are."""
+    spans, i = [], 0
+    for token, count in merge_pieces(tokens):
         if i in mask_positions:
             kind = "<mask>"
         elif token in ("<s>", "</s>", "<pad>", "<unk>"):
@@ -49,7 +51,9 @@ def tokenization_spans(tokens: list[str], mask_positions: set[int]) -> list[tupl
             kind = "word start"
         else:
             kind = "inside a word"
-        spans.append((visible_token(token), kind))
+        label = visible_token(token)
+        spans.append((label if count == 1 else f"{label} ({count} tokens)", kind))
+        i += count
     return spans
 
 

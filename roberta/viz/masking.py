@@ -53,7 +53,7 @@ def _masker(tokenizer: RobertaTokenizer, config: MaskingConfig, seed: int) -> Dy
 
 
 def _readable(tokenizer: RobertaTokenizer, ids: list[int]) -> list[str]:
-    return [tokenizer.token_display(t) for t in tokenizer.convert_ids_to_tokens(ids)]
+    return tokenizer.readable_tokens(tokenizer.convert_ids_to_tokens(ids))
 
 
 def dynamic_run(tokenizer: RobertaTokenizer, ids: torch.Tensor, epochs: int,
