@@ -6,6 +6,7 @@ tab's Start handler is `stream_run(control, job, show)`, see there.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import inspect
 import re
@@ -145,7 +146,9 @@ def stream_run(control: dict, job: Callable[[threading.Event], Iterator[Any]],
     `show(message)`: its place in the queue). `control` is the tab's state dict: `job` puts its
     trainer in control["trainer"] and streams `watch(trainer, stop_requested)`. SettingsError
     when a run is already going here, LimitError when the queue is full; the trainer is stopped
-    and the turn given back however the run ends (also when the page goes away)."""
+    and the turn given back however the run ends (also when the page goes away). Then garbage
+    is collected: a finished run leaves reference cycles (trainer, model, optimizer, batches)
+    that would hold tens of MB each until Python's collector happened to run."""
     if control.get("running"):
         raise SettingsError(f"A {what} is already going in this browser tab: stop it first.")
     ticket = TRAINING_QUEUE.join()
@@ -164,6 +167,8 @@ def stream_run(control: dict, job: Callable[[threading.Event], Iterator[Any]],
             trainer.stop()
         control.update(running=False, trainer=None)
         ticket.leave()
+        trainer = None
+        gc.collect()
 
 
 def watch(trainer: Trainer, stop_requested: threading.Event) -> Iterator[TrainEvent]:
