@@ -174,6 +174,27 @@ def test_training_queue_takes_turns_in_order():
     assert queue.running == 0
 
 
+def test_the_queue_says_when_the_run_ahead_is_your_own():
+    queue = TrainingQueue(lambda: 1, lambda: 8)
+    mine = queue.join("alice", "training run in the Train tab")
+    waiting = queue.join("alice", "comparison in the Experiments tab")
+    stranger = queue.join("bob", "training run in the Train tab")
+    assert waiting.own_ahead == "training run in the Train tab"
+    assert stranger.own_ahead is None
+    assert "your own training run in the Train tab is using it" in limits.queue_message(
+        waiting.position, waiting.own_ahead)
+    assert "another visitor's run" in limits.queue_message(1, None)
+    assert "One of them is your own" not in limits.queue_message(stranger.position,
+                                                                 stranger.own_ahead)
+    later = queue.join("bob", "fine-tuning run in the Sentiment tab")
+    assert later.own_ahead == "training run in the Train tab"  # bob's, waiting ahead
+    assert "One of them is your own training run" in limits.queue_message(later.position,
+                                                                           later.own_ahead)
+    assert queue.join().own_ahead is None  # no owner named: nothing is claimed
+    for ticket in (mine, waiting, stranger, later):
+        ticket.leave()
+
+
 def test_once_cache_computes_a_key_once_for_concurrent_callers():
     cache, calls = OnceCache(maxsize=2), []
 
@@ -416,6 +437,28 @@ def test_runs_take_turns_and_the_queue_says_where_you_are(app_url, connect, own_
 
 
 @pytest.mark.slow  # a training run in the app
+def test_a_visitor_waiting_behind_their_own_run_is_told_it_is_theirs(app_url, connect, own_runs,
+                                                                     monkeypatch):
+    """Compare pressed while this browser's own Train run holds the one slot (issue 33)."""
+    monkeypatch.setenv(limits.ENV_MAX_RUNS, "1")
+    learner, stranger = connect(app_url), connect(app_url)
+    running = own_runs(learner, 5000, **fast_kwargs())
+    stream(running, until=lambda o: (plot_points(o[2]) or 0) >= 1, timeout=120)
+    comparison = learner.submit("init", 10, api_name="/compare")
+    try:
+        waiting = stream(comparison, until=lambda o: "Waiting" in str(o), timeout=60)
+        assert "your own training run in the Train tab is using it" in str(waiting[-1])
+        assert "another visitor" not in str(waiting[-1])
+        theirs = own_runs(stranger, 10, **fast_kwargs())
+        queued = stream(theirs, until=lambda o: "queue" in o[0], timeout=60)
+        assert "One of them is your own" not in queued[-1][0]
+    finally:
+        learner.predict(api_name="/stop_comparison")
+        with contextlib.suppress(Exception):
+            comparison.result(timeout=120)
+
+
+@pytest.mark.slow  # a training run in the app
 def test_two_browsers_train_at_once_without_touching_each_other(app_url, connect, own_runs,
                                                                  monkeypatch):
     monkeypatch.setenv(limits.ENV_MAX_RUNS, "2")
@@ -500,6 +543,47 @@ def test_finetune_streams_then_classify_with_the_new_classifier(client):
     names = {c["label"] for c in label["confidences"]}
     assert names == {"great (5 stars)", "other (below 5 stars)"}  # honest label names
     assert spans and all(-1 <= s["class_or_confidence"] <= 1 for s in spans)
+
+
+def small_live_domains():
+    """The multi-domain task at toy size: two training domains and a test-only one."""
+    from roberta import sentiment_protocol as protocol
+
+    def domain(name, test_only=False):
+        texts = [f"The {name} {i} was {'good and lovely' if i % 2 else 'bad and awful'}."
+                 for i in range(80)]
+        labels = tuple(i % 2 for i in range(80))
+        train = () if test_only else tuple(texts[:60])
+        return protocol.DomainSplit(name, f"{name.title()} reviews", test_only, train,
+                                    () if test_only else labels[:60], tuple(texts[60:]),
+                                    labels[60:])
+    return protocol.live_domains([domain("parks", True), domain("cafes"), domain("shops")],
+                                 train_per_domain=40, test_per_domain=10)
+
+
+@pytest.mark.slow  # a training run in an app of its own
+def test_finetune_on_several_domains_scores_each_beside_tfidf(tiny_assets, launch_app,
+                                                               connect, monkeypatch):
+    from roberta.ui import finetune_job as job
+    from roberta.ui.app import build_app
+
+    live = small_live_domains()
+    monkeypatch.setattr(job, "domains_present", lambda: True)
+    monkeypatch.setattr(job, "live_domains", lambda: live)
+    demo = build_app()  # the choice is offered where the archives are in the cache
+    try:
+        client = connect(launch_app(demo))
+        outputs = client.predict(4, "domains", batch_size=8, eval_every=2,
+                                 api_name="/finetune")
+    finally:
+        demo.close()
+    status, results = outputs[0], outputs[4]
+    assert status.startswith("Finished after 4 steps") and "Scoring" not in status, status
+    table = results.split("**Per domain**")[1]
+    for title in ("Parks reviews *(never trained on)* | 10 |", "Cafes reviews | 10 |",
+                  "Shops reviews | 10 |", "All training domains' test splits | 20 |"):
+        assert f"| {title}" in table, title
+    assert table.count("| 50.0% |") == 4  # the commoner class: half of each balanced test
 
 
 @pytest.mark.slow  # a training run in the app

@@ -223,6 +223,8 @@ class TrainingQueue:
     `join()` gives a Ticket; `ticket.wait(timeout)` returns True once the ticket holds a slot;
     `ticket.leave()` (always, in a `finally`) frees the slot or the place in line. The capacity
     is a callable, read whenever a slot might open, so an environment change applies at once.
+    A ticket may name its owner (a browser session) and what it runs, so a waiting visitor is
+    told when the run ahead is their own.
     """
 
     def __init__(self, capacity: Callable[[], int], max_waiting: Callable[[], int]):
@@ -232,8 +234,9 @@ class TrainingQueue:
         self._running: set[int] = set()
         self._waiting: deque[int] = deque()
         self._ids = itertools.count(1)
+        self._whose: dict[int, tuple[object, str]] = {}  # ticket id -> (owner, what it runs)
 
-    def join(self) -> Ticket:
+    def join(self, owner: object = None, what: str = "training run") -> Ticket:
         with self._cond:
             if self._waiting and len(self._waiting) >= self._max_waiting():
                 raise LimitError(f"{len(self._running)} training run(s) are going and "
@@ -241,6 +244,8 @@ class TrainingQueue:
                                  f"Try again in a few minutes.")
             ticket = Ticket(self, next(self._ids))
             self._waiting.append(ticket.id)
+            if owner is not None:
+                self._whose[ticket.id] = (owner, what)
             self._promote()
             return ticket
 
@@ -260,8 +265,19 @@ class TrainingQueue:
                 return 0
             return self._waiting.index(ticket_id) + 1 if ticket_id in self._waiting else -1
 
+    def _own_ahead(self, ticket_id: int) -> str | None:
+        """What the ticket's owner already has training or waiting ahead of it, if anything."""
+        with self._cond:
+            owner = self._whose.get(ticket_id, (None, ""))[0]
+            if owner is None or ticket_id not in self._waiting:
+                return None
+            ahead = [*self._running, *list(self._waiting)[:self._waiting.index(ticket_id)]]
+            return next((self._whose[t][1] for t in ahead
+                         if self._whose.get(t, (None, ""))[0] == owner), None)
+
     def _leave(self, ticket_id: int) -> None:
         with self._cond:
+            self._whose.pop(ticket_id, None)
             self._running.discard(ticket_id)
             if ticket_id in self._waiting:
                 self._waiting.remove(ticket_id)
@@ -292,6 +308,12 @@ class Ticket:
         """1 = next in line; 0 = training now; -1 = left the queue."""
         return self.queue._position(self.id)
 
+    @property
+    def own_ahead(self) -> str | None:
+        """What this ticket's owner has training or waiting ahead of it ("training run in the
+        Train tab"), or None."""
+        return self.queue._own_ahead(self.id)
+
     def leave(self) -> None:
         self.queue._leave(self.id)
 
@@ -307,13 +329,19 @@ TRAINING_QUEUE = TrainingQueue(lambda: current_limits().max_concurrent_runs,
                                lambda: current_limits().max_queue)
 
 
-def queue_message(position: int) -> str:
+def queue_message(position: int, own_ahead: str | None = None) -> str:
+    """Where a waiting run stands; `own_ahead`: what of this visitor's own is ahead of it."""
     ahead = position - 1
     if ahead <= 0:
+        if own_ahead:
+            return (f"Waiting for the training slot: your own {own_ahead} is using it (in this "
+                    f"browser tab). You are next in line; this starts by itself when that run "
+                    f"ends, or sooner if you stop it there.")
         return ("Waiting for the training slot: another visitor's run is using it. You are "
                 "next in line; this starts by itself when it frees up.")
+    own = f" One of them is your own {own_ahead}." if own_ahead else ""
     return (f"Waiting for a training slot: you are number {position} in the queue "
-            f"({ahead} run(s) ahead of you). This starts by itself when your turn comes.")
+            f"({ahead} run(s) ahead of you).{own} This starts by itself when your turn comes.")
 
 
 def queue_messages(ticket: Ticket, stop_requested: threading.Event,
@@ -321,4 +349,4 @@ def queue_messages(ticket: Ticket, stop_requested: threading.Event,
     """While the ticket waits for its turn, yield a message with its place in line every
     `poll_seconds`; end when it may train or when the visitor pressed Stop."""
     while not ticket.wait(timeout=poll_seconds) and not stop_requested.is_set():
-        yield queue_message(ticket.position)
+        yield queue_message(ticket.position, ticket.own_ahead)

@@ -1,6 +1,7 @@
-"""What every training tab shares, free of Gradio: turning a form into library settings, caches
-of prepared data, and the streamed run (one per browser tab, taking turns in the queue): a
-tab's Start handler is `stream_run(control, job, show)`, see there.
+"""What every training tab shares, free of Gradio (but for reading which browser session an
+event came from): turning a form into library settings, caches of prepared data, and the
+streamed run (one per browser tab, taking turns in the queue): a tab's Start handler is
+`stream_run(control, job, show)`, see there.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def stream_run(control: dict, job: Callable[[threading.Event], Iterator[Any]],
     that would hold tens of MB each until Python's collector happened to run."""
     if control.get("running"):
         raise SettingsError(f"A {what} is already going in this browser tab: stop it first.")
-    ticket = TRAINING_QUEUE.join()
+    ticket = TRAINING_QUEUE.join(visitor(), f"{what} in the {WHERE.get(what, 'other')} tab")
     stop_requested = threading.Event()
     control.update(running=True, stop=stop_requested, trainer=None)
     try:
@@ -169,6 +170,20 @@ def stream_run(control: dict, job: Callable[[threading.Event], Iterator[Any]],
         ticket.leave()
         trainer = None
         gc.collect()
+
+
+# Which tab runs what, for "your own comparison in the Experiments tab is using it".
+WHERE = {"training run": "Train", "comparison": "Experiments", "fine-tuning run": "Sentiment"}
+
+
+def visitor() -> str | None:
+    """The browser session (or gradio_client) the current event came from, when there is one:
+    Gradio keeps the request in a context variable while it runs an event's function."""
+    try:
+        from gradio.context import LocalContext
+    except ImportError:  # the library without the app
+        return None
+    return getattr(LocalContext.request.get(None), "session_hash", None)
 
 
 def watch(trainer: Trainer, stop_requested: threading.Event) -> Iterator[TrainEvent]:
