@@ -57,6 +57,8 @@ from .recipe_sentiment import (
     SentimentData,
     classifier_rows,
     describe_mix,
+    fit_temperature,
+    fold_temperature_,
     sentiment_card,
     sentiment_data,
     sentiment_report,
@@ -122,6 +124,9 @@ class BundledRecipe:
     finetune_validation: float = DEFAULT_VALIDATION_FRACTION  # per domain, picks the best step
     finetune_cap: int = DEFAULT_CAP  # training texts per domain at most (IMDB has ~47,000)
     finetune_max_copies: int = DEFAULT_MAX_COPIES  # a small domain's copies at most
+    # Temperature scaling on the validation texts, folded into the head's last layer: decisions
+    # unchanged, probabilities calibrated (a two-class model's only way to say "neutral").
+    finetune_calibrate: bool = True
     # Checkpoints for --resume (a few minutes apart on a 2-core CPU); they never change a weight.
     pretrain_checkpoint_every: int = 500
     finetune_checkpoint_every: int = 100
@@ -579,19 +584,27 @@ def _finetune_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecip
           f"({describe_mix(data.mix)}; {len(task.validation_texts):,} texts pick the best "
           f"step)", flush=True)
     cls_metrics = run_logged(finetuner, "finetune", log, checkpoints / "finetune")
+    temperature = 1.0
+    if recipe.finetune_calibrate:  # the best step's weights are in place (final_report)
+        temperature = fit_temperature(*finetuner.validation_logits())
+        fold_temperature_(finetuner.model, temperature)
+        print(f"calibrated on the validation texts: logits divided by {temperature:.3f}",
+              flush=True)
 
     staged_cls = work / CLASSIFIER_SUBDIR
     finetuner.model.save_pretrained(staged_cls, dtype=torch.float16)
     tokenizer.save_pretrained(staged_cls)
     training = {"best_step": cls_metrics.get("best_step"),
                 "best_validation_accuracy": cls_metrics.get("best_val_accuracy"),
-                "finetuning_wall_minutes": round(cls_metrics["wall_seconds"] / 60, 1)}
+                "finetuning_wall_minutes": round(cls_metrics["wall_seconds"] / 60, 1),
+                "temperature": round(temperature, 6)}
     cls_report = _write_sentiment_card(staged_cls, data, device, recipe, training)
     install(staged_cls, out_dir / CLASSIFIER_SUBDIR)
     return {"sentiment": cls_report}
 
 
-TRAINING_FIGURES = ("best_step", "best_validation_accuracy", "finetuning_wall_minutes")
+TRAINING_FIGURES = ("best_step", "best_validation_accuracy", "finetuning_wall_minutes",
+                    "temperature")
 
 
 def _sentiment_card_stage(out_dir: Path, work: Path, device: str, recipe: BundledRecipe) -> dict:
