@@ -346,8 +346,10 @@ def check_tokenizer_files(directory: Path, max_vocab: int) -> None:
     if merges.stat().st_size > FILE_LIMITS["merges.txt"]:
         raise ImportRefused(f"merges.txt is more than the {size_text(FILE_LIMITS['merges.txt'])} "
                             f"a checkpoint's merges.txt may have.")
-    with open(merges, "rb") as lines:
-        count = sum(1 for _ in lines)
+    try:
+        count = merges.read_bytes().decode("utf-8").count("\n")
+    except UnicodeDecodeError:
+        raise ImportRefused("merges.txt is not UTF-8 text.") from None
     if count > max_vocab + 1:
         raise ImportRefused(f"merges.txt has {count:,} merges, more than the {max_vocab:,} "
                             f"this app accepts.")

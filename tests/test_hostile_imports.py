@@ -322,6 +322,14 @@ def test_vocabulary_and_merges_are_bounded(tiny_assets, tmp_path):
         load(make_zip(tmp_path / "l.zip", legacy), tmp_path / "l", budget=roomy)
 
 
+@pytest.mark.parametrize("name", ["merges.txt", "vocab.json", "tokenizer_config.json"])
+def test_tokenizer_files_that_are_not_utf8_are_a_plain_message(tiny_assets, tmp_path, name):
+    files = {k: v for k, v in checkpoint_files(tiny_assets).items() if k != "tokenizer.json"}
+    files[name] = files[name][:20] + b"\xff\xfe\x80" + files[name][20:]
+    with pytest.raises(CheckpointZipError, match=f"^{name} is not UTF-8 text.$"):
+        load(make_zip(tmp_path / "bytes.zip", files), tmp_path)
+
+
 def test_budget_messages_are_one_plain_sentence():
     config = RobertaConfig.preset("base")
     with pytest.raises(ValueError) as refused:

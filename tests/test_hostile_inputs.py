@@ -501,6 +501,32 @@ def test_wrong_values_are_plain_messages(client, call, expected):
     assert expected in app_error(lambda: call(client))
 
 
+@pytest.mark.parametrize("call, expected", [
+    (lambda c: c.predict(MASKED, top_k=None, api_name="/fill_mask"),
+     "“Guesses per mask (top-k)” must be a number, not None"),
+    (lambda c: c.predict(MASKED, layer=None, api_name="/attention"),
+     "must be a number, not None"),
+    (lambda c: c.predict(MASKED, head=None, api_name="/attention_head"),
+     "must be a number, not None"),
+    (lambda c: c.predict(MASKED, seed=None, api_name="/mask_pattern"),
+     "“Seed” must be a number, not None"),
+    (lambda c: c.predict(MASKED, mlm_probability=None, api_name="/mask_pattern"),
+     "must be a number, not None"),
+    (lambda c: c.predict(MASKED, model_name=["a", "b"], api_name="/fill_mask"),
+     "must be one choice, not"),
+    (lambda c: c.predict("Great food.", model_name={"x": 1}, api_name="/classify"),
+     "must be one choice, not"),
+    (lambda c: c.predict(MASKED, heads_off=7, api_name="/attention"),
+     "must be a list of choices, not '7'"),
+    (lambda c: c.predict(MASKED, heads_off=[["L1H1"]], api_name="/attention"),
+     "must be a list of choices"),
+])
+def test_none_lists_and_objects_are_plain_messages(client, call, expected):
+    """Issue #31's generic errors: None where a number goes, a list or an object where one
+    choice goes, a number where a list goes."""
+    assert expected in app_error(lambda: call(client))
+
+
 def raw_call(app_url: str, api_name: str, body: str) -> dict:
     """POST a JSON body as a raw HTTP client may write it (NaN included), and read the answer
     of Gradio's two-step call API."""

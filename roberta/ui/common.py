@@ -99,18 +99,43 @@ def checked_number(value: object, label: str, minimum: float | None = None,
     return value
 
 
+def checked_choice(value: object, label: str, many: bool) -> object:
+    """A dropdown's value as Gradio may pass it from a program: one name or number (a list of
+    them when `many`), else a user_error naming the field. None (nothing chosen) passes."""
+    if value is None:
+        return None
+    scalar = (str, int, float)
+    if many:
+        if not isinstance(value, list) or not all(
+                isinstance(v, scalar) and not isinstance(v, bool) for v in value):
+            raise user_error(f"{label} must be a list of choices, not {str(value)[:40]!r}.")
+    elif isinstance(value, bool) or not isinstance(value, scalar):
+        raise user_error(f"{label} must be one choice, not {str(value)[:40]!r}.")
+    return value
+
+
 def guard_number_inputs(demo: gr.Blocks) -> None:
-    """Check every Number and Slider of `demo` before Gradio preprocesses it: a wrong value
-    (text, NaN, infinity, out of range, a whole number too large) is a plain message naming the
-    field, logged at INFO, instead of Gradio's generic error and a traceback in the log."""
+    """Check every Number, Slider and Dropdown of `demo` before Gradio preprocesses it: a wrong
+    value (text, NaN, infinity, out of range, a whole number too large, None; a list or an
+    object where one choice goes, or a single value where a list goes) is a plain
+    message naming the field, logged at INFO, instead of Gradio's generic error and a traceback
+    in the log."""
     for block in demo.blocks.values():
-        if not isinstance(block, (gr.Number, gr.Slider)) or hasattr(block, "_unchecked"):
+        kinds = (gr.Number, gr.Slider, gr.Dropdown)
+        if not isinstance(block, kinds) or hasattr(block, "_unchecked"):
             continue
         block._unchecked = block.preprocess  # the component's own conversion, run after
 
         def preprocess(payload, block=block):
-            checked_number(payload, f"“{block.label or 'The number'}”", block.minimum,
-                           block.maximum, whole=block.precision == 0)
+            if isinstance(block, gr.Dropdown):
+                checked_choice(payload, f"“{block.label or 'The choice'}”",
+                               bool(block.multiselect))
+                return block._unchecked(payload)
+            label = f"“{block.label or 'The number'}”"
+            if payload is None:  # every number of this app has a value (none means "unset")
+                raise user_error(f"{label} must be a number, not None.")
+            checked_number(payload, label, block.minimum, block.maximum,
+                           whole=block.precision == 0)
             return block._unchecked(payload)
 
         block.preprocess = preprocess

@@ -173,6 +173,8 @@ def choices(session: dict | None, task: str) -> list[str]:
 def resolve(session: dict | None, name: str | None, task: str) -> LoadedModel:
     """The model called `name` (None or "": the first choice); gr.Error when there is none."""
     _check_task(task)
+    if name is not None and not isinstance(name, str):
+        raise user_error(f"A model is chosen by its name, not {str(name)[:40]!r}.")
     if not name:
         available = choices(session, task)
         if not available:
