@@ -324,15 +324,17 @@ def test_reimporting_a_file_replaces_its_model(tiny_assets, tmp_path):
 
 
 def test_a_sessions_models_are_freed_when_its_state_is_deleted(tiny_assets):
-    """gr.State's delete_callback is registry.release: after it, nothing holds the model."""
+    """gr.State's delete_callback lets a session go (registry.release; session_keep keeps one
+    only for a browser that may reload): after it, nothing holds the model."""
     import gc
     import weakref
 
+    from roberta.ui import session_keep
     from roberta.ui.app import build_app
 
     demo = build_app()
     state = next(b for b in demo.blocks.values() if type(b).__name__ == "State")
-    assert state.delete_callback is registry.release
+    assert state.delete_callback is session_keep.release_or_keep
     tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
     session: dict = {}
     registry.add(session, loaded_model(tokenizer, "Mine"))

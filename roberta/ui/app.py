@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from roberta.ui import registry
+from roberta.ui import registry, session_keep
 from roberta.ui.attention_tab import build_attention_tab
 from roberta.ui.common import guard_number_inputs
 from roberta.ui.experiments_tab import build_experiments_tab
 from roberta.ui.fill_mask_tab import build_fill_mask_tab
+from roberta.ui.leave_guard import LEAVE_GUARD_HEAD
 from roberta.ui.limits import current_limits
 from roberta.ui.masking_tab import build_masking_tab
 from roberta.ui.model_tab import build_model_tab
@@ -49,14 +50,16 @@ CSS = """
 def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE, delete_cache=CACHE_SWEEP, analytics_enabled=False) as demo:
         # This browser's own models (registry) and training runs; its models are let go when
-        # Gradio drops the state, which happens as soon as the visitor leaves (session_end).
-        session = gr.State({}, delete_callback=registry.release)
+        # Gradio drops the state, which happens as soon as the visitor leaves (session_end),
+        # unless the browser comes back within minutes (a reload: session_keep).
+        session = gr.State({}, delete_callback=session_keep.release_or_keep)
         gr.Markdown(INTRO)
         with gr.Tabs():
             for label, elem_id, build in TABS:
                 with gr.Tab(label, id=elem_id, elem_id=elem_id):
                     build(session)
         free_sessions_when_they_end(demo)
+        session_keep.keep_models_across_reloads(demo, session)
     guard_number_inputs(demo)
     registry.warm_up_in_background()
     return demo
@@ -65,6 +68,8 @@ def build_app() -> gr.Blocks:
 def launch_kwargs() -> dict:
     """Look and feel, which Gradio 6 takes in launch() rather than Blocks(); the upload cap, so
     Gradio stops a larger file while it arrives instead of storing it for the app to refuse; and
-    the scripts that size the sandboxed bertviz frames and free the charts Gradio discards."""
-    return dict(theme=gr.themes.Soft(), css=CSS, head=FRAME_RESIZER_HEAD + PLOT_CLEANUP_HEAD,
+    the scripts that size the sandboxed bertviz frames, free the charts Gradio discards and ask
+    before leaving a page whose run trains."""
+    return dict(theme=gr.themes.Soft(), css=CSS,
+                head=FRAME_RESIZER_HEAD + PLOT_CLEANUP_HEAD + LEAVE_GUARD_HEAD,
                 max_file_size=current_limits().max_upload_bytes)
