@@ -330,6 +330,17 @@ def test_tokenizer_files_that_are_not_utf8_are_a_plain_message(tiny_assets, tmp_
         load(make_zip(tmp_path / "bytes.zip", files), tmp_path)
 
 
+def test_an_imports_tokenizer_counts_against_the_models_cap(tiny_assets, tmp_path):
+    from roberta.ui import registry
+
+    imported = load(make_zip(tmp_path / "ok.zip", checkpoint_files(tiny_assets)), tmp_path)
+    loaded = registry.LoadedModel("Imported: ok", "mlm", imported.model, imported.tokenizer, "")
+    tokenizer = registry.TOKENIZER_BYTES_PER_TOKEN * imported.tokenizer.vocab_size
+    assert registry.footprint([loaded]) == registry.model_bytes(imported.model) + tokenizer
+    twin = registry.LoadedModel("Twin", "mlm", imported.model, imported.tokenizer, "")
+    assert registry.footprint([loaded, twin]) == registry.footprint([loaded])  # each once
+
+
 def test_budget_messages_are_one_plain_sentence():
     config = RobertaConfig.preset("base")
     with pytest.raises(ValueError) as refused:

@@ -291,20 +291,21 @@ def test_the_host_refuses_a_model_past_its_total_and_keeps_the_session(tiny_asse
 
     tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
     first = loaded_model(tokenizer, "First")
-    size = registry.model_bytes(first.model)
+    size = registry.footprint([first])  # the model and its tokenizer
     others = registry.held_bytes()  # other tests' sessions still alive in this process
     monkeypatch.setenv(ENV_MAX_MODELS_MB, str((others + 1.5 * size) / 1e6))
     session: dict = {}
     registry.add(session, first)
-    with pytest.raises(gr.Error) as refused:
-        registry.add({}, loaded_model(tokenizer, "Second", seed=1))  # another visitor
+    second_tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    with pytest.raises(gr.Error) as refused:  # another visitor
+        registry.add({}, loaded_model(second_tokenizer, "Second", seed=1))
     message = str(refused.value)
     assert "would take it past its limit" in message and ENV_MAX_MODELS_MB in message
     assert "“Second”" in message
     # The same name again replaces, so it fits; once this session lets go, another fits.
     registry.add(session, loaded_model(tokenizer, "First", seed=2))
     assert registry.release(session) == 1
-    registry.add({}, loaded_model(tokenizer, "Second", seed=1))
+    registry.add({}, loaded_model(second_tokenizer, "Second", seed=1))
 
 
 def test_reimporting_a_file_replaces_its_model(tiny_assets, tmp_path):
