@@ -182,6 +182,8 @@ class RobertaConfig:
             data = json.loads(Path(path).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"cannot read config {path}: {err}") from err
+        except RecursionError:
+            raise ValueError(f"config {path} is nested too deeply to be a config") from None
         if not isinstance(data, dict):
             raise ValueError(f"config {path} is not a JSON object")
         try:

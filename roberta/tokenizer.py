@@ -113,6 +113,9 @@ def _read_json(path: Path, what: str) -> Any:
         raise TokenizerError(f"{what} {path} is not valid JSON ({e})") from e
     except (OSError, UnicodeDecodeError) as e:
         raise TokenizerError(f"cannot read {what} {path}: {e}") from e
+    except RecursionError:
+        raise TokenizerError(f"{what} {path} is nested too deeply to be a tokenizer "
+                             f"file") from None
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:

@@ -213,6 +213,22 @@ def test_deeply_nested_json_is_a_plain_message(tiny_assets, tmp_path, file, dept
         load(make_zip(tmp_path / "nested.zip", files), tmp_path)
 
 
+def test_deep_nesting_is_a_plain_error_outside_imports_too(tiny_assets, tmp_path):
+    """The command line and from_pretrained read config.json and tokenizer files directly."""
+    from roberta.tokenizer import RobertaTokenizer
+
+    (tmp_path / "config.json").write_text(nested(5_000))
+    with pytest.raises(ValueError, match="nested too deeply"):
+        RobertaConfig.load(tmp_path / "config.json")
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    for name, data in checkpoint_files(tiny_assets).items():
+        (folder / name).write_bytes(data)
+    (folder / "tokenizer_config.json").write_text(nested(5_000))
+    with pytest.raises(ValueError, match="nested too deeply"):
+        RobertaTokenizer.from_pretrained(folder)
+
+
 @pytest.mark.parametrize("key, value", [
     ("classifier_dropout", "abc"),
     ("hidden_dropout_prob", None),
