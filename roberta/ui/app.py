@@ -44,6 +44,10 @@ CACHE_SWEEP = (30 * 60, 60 * 60)  # (how often, how old), in seconds
 CSS = """
 .gradio-container {max-width: 1400px !important;}
 #fill-mask-results table {font-size: 15px;}
+/* A phone (issue 33): plotly's toolbar covered the charts' titles; pinch to zoom instead. */
+@media (max-width: 640px) {
+  .js-plotly-plot .modebar-container {display: none !important;}
+}
 """
 
 
@@ -54,7 +58,9 @@ def build_app() -> gr.Blocks:
         # unless the browser comes back within minutes (a reload: session_keep).
         session = gr.State({}, delete_callback=session_keep.release_or_keep)
         gr.Markdown(INTRO)
-        with gr.Tabs():
+        # On a phone the tab bar wraps onto a second line rather than hiding five tabs under
+        # Gradio's "⋯" menu (issue 33).
+        with gr.Tabs(overflow_behavior="wrap"):
             for label, elem_id, build in TABS:
                 with gr.Tab(label, id=elem_id, elem_id=elem_id):
                     build(session)

@@ -228,7 +228,7 @@ def build_attention_tab(session: gr.State) -> None:
     table = gr.Dataframe(headers=COMPARISON_COLUMNS, interactive=False,
                          label="Top-5 guesses per <mask>")
     gr.Markdown("### bertviz model view\nEvery layer (rows) × head (columns); click a "
-                "thumbnail to enlarge it.")
+                "thumbnail to enlarge it. Wider than a phone: scroll it sideways.")
     model_view = gr.HTML(elem_id="bertviz-model-view")
 
     inputs = [text, model_name, layer, head, heads_off, session]

@@ -531,6 +531,8 @@ def _charts() -> tuple[list, gr.DownloadButton]:
     probe_results = gr.Dataframe(probe_table(None, DEFAULTS.probes),
                                  label="The model's top-5 guesses, refreshed at every evaluation",
                                  datatype=["markdown"] + ["str"] * 5, interactive=False,
+                                 # shares of the width, so a phone shows every guess too
+                                 column_widths=["35%"] + ["13%"] * 5,
                                  wrap=True, elem_id="train-probes")
     with gr.Row():
         perplexity_plot = gr.Plot(plot_value(empty.perplexity_spec()), show_label=False,

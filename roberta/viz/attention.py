@@ -109,7 +109,7 @@ def _matrix_figure(matrix: torch.Tensor, tokens: list[str], title: str,
                                   colorbar=dict(title=hover_value)))
     size = min(720, 220 + 26 * len(tokens))
     figure.update_layout(
-        title=title, height=size, margin=dict(l=90, r=20, t=60, b=20),
+        title=title, height=size, margin=dict(l=90, r=20, t=80, b=20),
         xaxis=_token_axis(tokens, "key: attended to", tilt=True),
         yaxis=dict(**_token_axis(tokens, "query: attending", tilt=False), autorange="reversed"),
     )
@@ -124,7 +124,7 @@ def head_heatmap(attentions: torch.Tensor, tokens: list[str], layer: int,
     if not (1 <= layer <= L and 1 <= head <= nh):
         raise ValueError(f"layer must be 1–{L} and head 1–{nh}, got layer {layer}, head {head}")
     matrix = a[layer - 1, head - 1]
-    title = f"Layer {layer}, head {head}: where each token (row) looks (columns)"
+    title = f"Layer {layer}, head {head}:<br>where each token (row) looks (columns)"
     if matrix.sum() == 0:
         title += " — this head is switched off"
     return _matrix_figure(matrix, tokens, title, "attention")
@@ -132,24 +132,28 @@ def head_heatmap(attentions: torch.Tensor, tokens: list[str], layer: int,
 
 def rollout_heatmap(attentions: torch.Tensor, tokens: list[str]) -> go.Figure:
     return _matrix_figure(attention_rollout(attentions), tokens,
-                          "Attention rollout: how much each token's final vector draws on each "
-                          "input token, through all layers", "share")
+                          "Attention rollout: how much each token's final vector<br>draws on "
+                          "each input token, through all layers", "share")
 
 
 def summary_figure(summary: HeadSummary, seq_len: int) -> go.Figure:
     """Four layers × heads grids side by side."""
     panels = [
-        (summary.entropy, f"Entropy (bits; uniform = {torch.log2(torch.tensor(seq_len)):.1f})",
+        (summary.entropy, f"Entropy (bits;<br>uniform = {torch.log2(torch.tensor(seq_len)):.1f})",
          "Viridis", None),
-        (summary.to_bos, plotly_text("Attention to <s>"), SEQUENTIAL, (0, 1)),
-        (summary.to_eos, plotly_text("Attention to </s>"), SEQUENTIAL, (0, 1)),
-        (summary.mean_distance, "Mean distance (tokens)", "Viridis", None),
+        (summary.to_bos, plotly_text("Attention") + "<br>" + plotly_text("to <s>"), SEQUENTIAL,
+         (0, 1)),
+        (summary.to_eos, plotly_text("Attention") + "<br>" + plotly_text("to </s>"), SEQUENTIAL,
+         (0, 1)),
+        (summary.mean_distance, "Mean distance<br>(tokens)", "Viridis", None),
     ]
     L, nh = summary.entropy.shape
     # Each panel's colour scale sits in the gap after it, so the gaps are wide enough for a
     # scale and its numbers, and only the first panel repeats the layer numbers.
+    # Two short lines per panel title, so four titles fit side by side on a phone (issue 33).
     figure = make_subplots(rows=1, cols=4, subplot_titles=[p[1] for p in panels],
                            horizontal_spacing=SUMMARY_GAP, shared_yaxes=True)
+    figure.update_annotations(font_size=12)
     for column, (grid, _, scale, limits) in enumerate(panels, start=1):
         panel_end = column * (1 - 3 * SUMMARY_GAP) / 4 + (column - 1) * SUMMARY_GAP
         z = [[None if v != v else round(v, 3) for v in row] for row in grid.tolist()]
@@ -165,6 +169,6 @@ def summary_figure(summary: HeadSummary, seq_len: int) -> go.Figure:
         figure.update_xaxes(title_text="head", dtick=1, row=1, col=column)
         figure.update_yaxes(title_text="layer" if column == 1 else None, dtick=1,
                             autorange="reversed", row=1, col=column)
-    figure.update_layout(height=max(260, 140 + 30 * L), margin=dict(l=20, r=50, t=60, b=20),
-                         title="Every head at a glance (averaged over the query tokens)")
+    figure.update_layout(height=max(280, 160 + 30 * L), margin=dict(l=20, r=50, t=100, b=20),
+                         title="Every head at a glance<br>(averaged over the query tokens)")
     return figure
