@@ -530,6 +530,45 @@ def test_none_lists_and_objects_are_plain_messages(client, call, expected):
     assert expected in app_error(lambda: call(client))
 
 
+def test_anything_but_a_file_where_a_file_goes_is_a_plain_message(client):
+    for value in ("abc", 7, ["a", "b"], {"x": 1}):
+        message = app_error(lambda v=value: client.predict(upload=v,
+                                                           api_name="/import_checkpoint"))
+        assert "“Checkpoint .zip” must be an uploaded file" in message
+
+
+# Endpoints that start a training run: their bad values are covered above and in test_ui_*.
+RUNS = {"/train", "/finetune", "/compare", "/start_comparison"}
+BAD_VALUES = [None, ["a", "b"], 7, {"x": 1}, [[[]]]]
+
+
+@pytest.mark.slow  # ~150 calls
+def test_bad_values_through_every_endpoint_are_plain_and_leave_no_traceback(client, capfd):
+    """Issue #31: each parameter of every endpoint (but the training runs) given None, a list,
+    a number, an object or nested lists, the others their defaults: every refusal is a plain
+    sentence (no generic error), and the server prints no traceback."""
+    from gradio_client.exceptions import AppError
+
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    generic = []
+    capfd.readouterr()
+    for api, spec in endpoints.items():
+        if api in RUNS:
+            continue
+        params = spec["parameters"]
+        defaults = {q["parameter_name"]: q.get("parameter_default") for q in params}
+        for param in params:
+            for bad in BAD_VALUES:
+                try:
+                    client.predict(**{**defaults, param["parameter_name"]: bad}, api_name=api)
+                except AppError as err:
+                    if "upstream Gradio app has raised" in str(err) \
+                            or "failed unexpectedly" in str(err):
+                        generic.append(f"{api} {param['parameter_name']}={bad!r}")
+    assert not generic, generic
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def raw_call(app_url: str, api_name: str, body: str) -> dict:
     """POST a JSON body as a raw HTTP client may write it (NaN included), and read the answer
     of Gradio's two-step call API."""

@@ -114,13 +114,38 @@ def checked_choice(value: object, label: str, many: bool) -> object:
     return value
 
 
+class _PlainFileModel:
+    """A File component's data model (FileData, ListFiles) whose validation failure (a string,
+    a number or a list where an uploaded file goes) is a plain message naming the field;
+    everything else is the model's own."""
+
+    def __init__(self, model, label: str):
+        self._model, self._label = model, label
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def model_validate(self, value, *args, **kwargs):
+        from pydantic import ValidationError
+
+        try:
+            return self._model.model_validate(value, *args, **kwargs)
+        except ValidationError:
+            raise user_error(f"{self._label} must be an uploaded file, not "
+                             f"{str(value)[:40]!r}.") from None
+
+
 def guard_number_inputs(demo: gr.Blocks) -> None:
-    """Check every Number, Slider and Dropdown of `demo` before Gradio preprocesses it: a wrong
-    value (text, NaN, infinity, out of range, a whole number too large, None; a list or an
-    object where one choice goes, or a single value where a list goes) is a plain
+    """Check every Number, Slider, Dropdown and File of `demo` before Gradio preprocesses it: a
+    wrong value (text, NaN, infinity, out of range, a whole number too large, None; a list or an
+    object where one choice goes, or a single value where a list goes; anything but an uploaded
+    file where one goes) is a plain
     message naming the field, logged at INFO, instead of Gradio's generic error and a traceback
     in the log."""
     for block in demo.blocks.values():
+        if isinstance(block, gr.File) and block.data_model is not None \
+                and not isinstance(block.data_model, _PlainFileModel):
+            block.data_model = _PlainFileModel(block.data_model, f"“{block.label or 'File'}”")
         kinds = (gr.Number, gr.Slider, gr.Dropdown)
         if not isinstance(block, kinds) or hasattr(block, "_unchecked"):
             continue
