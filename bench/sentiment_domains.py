@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                                   + everyday_split().neutral_texts}
         overlaps = {f"{a} & {b}": n for (a, b), n in overlap_counts(named).items()}
         splits = protocol.split_domains(without_shared_texts(raw), args.test_fraction, args.seed)
-        train_model = model_trainer(args)
+        # A saved classifier scored as the all-domains model needs no fine-tuning here.
+        train_model = None if args.classifier and args.part == "all" else model_trainer(args)
     except DataError as error:
         raise SystemExit(f"error: {error}") from None
     counts = protocol.split_counts(splits)
