@@ -114,3 +114,40 @@ def test_a_custom_comparison_with_a_small_budget_runs_to_its_verdict(client):
     assert "not measured for these settings" in paragraph
     assert [n.split(" (")[0] for n in models.splitlines()] == [
         "Experiment 1 A: learning_rate = 0.001", "Experiment 1 B: learning_rate = 0.004"]
+
+
+# --- issue 33's small things: the paper apart from this lab, the charts that read wrong ---------
+
+def test_what_the_paper_found_holds_only_the_paper():
+    from roberta.experiments import COMPARISONS
+    from roberta.ui.experiments_tab import describe
+
+    for comparison in COMPARISONS.values():
+        assert "bench/" not in comparison.paper, comparison.id  # this lab's figures go in `lab`
+    paragraph = describe(COMPARISONS["init"])
+    paper = paragraph.split("**What the paper found.**")[1].split("**What this lab")[0]
+    assert "like BERT" in paper and "bench/plateau.py" not in paper
+    assert "bench/plateau.py" in paragraph.split("**What this lab measured before.**")[1]
+
+
+def test_the_accuracy_chart_says_why_the_overall_lines_sit_together():
+    from roberta.viz.compare_curves import ComparisonHistory
+
+    history = ComparisonHistory(("A: structured start", "B: RoBERTa's random start"), "init",
+                                "step")
+    spec = history.accuracy_spec()
+    legend = spec["layout"]["legend"]
+    assert legend["orientation"] == "v"  # four long entries, one per line: none cut off
+    notes = " ".join(a["text"] for a in spec["layout"]["annotations"])
+    assert "copies" in notes and "thin lines sit together" in notes
+
+
+def test_log_axes_label_whole_numbers():
+    from roberta.viz.curves import PretrainHistory, log_ticks
+
+    ticks = log_ticks(0.5, 3.2)
+    assert ticks["ticktext"] == ["5", "10", "20", "50", "100", "200", "500", "1,000"]
+    assert log_ticks(0, 6)["ticktext"] == ["1", "10", "100", "1,000", "10,000", "100,000",
+                                           "1,000,000"]  # too many: the powers of ten only
+    axis = PretrainHistory(planned_steps=100).perplexity_spec()["layout"]["yaxis"]
+    assert "dtick" not in axis and axis["ticktext"][:3] == ["1", "10", "100"]

@@ -478,6 +478,8 @@ def test_two_browsers_train_at_once_without_touching_each_other(app_url, connect
 
 @pytest.mark.parametrize("kwargs, expected", [
     (dict(max_steps=10**6), "more than this app allows"),
+    (dict(max_steps=2.5), "Steps must be a whole number, not 2.5"),  # never trained as 2
+    (dict(batch_size=8.5), "must be a whole number"),
     (dict(learning_rate=0), "learning rate must be above 0"),
     (dict(size="custom", hidden_size=100, num_heads=3), "divisible"),
     (dict(corpus="upload"), "No file was uploaded"),

@@ -51,7 +51,9 @@ def describe(comparison: Comparison) -> str:
             f"<span style='color:{SIDE_COLORS[0]}'>■ A: {a}</span> vs "
             f"<span style='color:{SIDE_COLORS[1]}'>■ B: {b}</span>\n\n"
             f"**What the paper found.** {markdown_literal(comparison.paper)}\n\n"
-            f"**Keeping it fair.** {markdown_literal(comparison.fairness)}")
+            + (f"**What this lab measured before.** {markdown_literal(comparison.lab)}\n\n"
+               if comparison.lab else "")
+            + f"**Keeping it fair.** {markdown_literal(comparison.fairness)}")
 
 
 def describe_choice(comparison_id: str) -> tuple:
@@ -212,7 +214,8 @@ def _train(job: ExperimentJob, view: CompareView, control: dict, session: dict):
                     view.last_eval[1], a.masked_positions(), job.spread, job.budget_matches and
                     a.step == a.config.max_steps)
     finished = all(e is not None and e.kind == "done" for e in last)
-    view.result = f"\n\n**What this run found.** {html.escape(found.text, quote=False)}"
+    # Apart from the paper's findings above: a rule, then this run's own (issue 33).
+    view.result = f"\n\n---\n\n**What this run found.** {html.escape(found.text, quote=False)}"
     view.models = "\n".join(names)
     view.status = (f"{'Finished' if finished else 'Stopped'}: A after {a.step:,} steps, B "
                    f"after {b.step:,}, in {duration(view.elapsed)}. Both models are now in "

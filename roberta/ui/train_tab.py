@@ -377,7 +377,9 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
     has_cuda = torch.cuda.is_available()
     embedded = registry.embedded("mlm")
     with gr.Row(equal_height=True):
-        max_steps = gr.Number(DEFAULTS.max_steps, precision=0, label="Steps", scale=3,
+        # No `precision=0` on whole-number fields: Gradio would round 2.5 to 2 without a word;
+        # the form's check refuses it in a sentence instead.
+        max_steps = gr.Number(DEFAULTS.max_steps, label="Steps", scale=3,
                               info=steps_info(DEFAULTS.max_steps), elem_id="train-steps")
         start_button = gr.Button("▶ Start", variant="primary", scale=1, size="lg",
                                  elem_id="train-start")
@@ -417,11 +419,10 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
             gr.Markdown("**Model size**")
             size = gr.Dropdown(list(job.SIZE_CHOICES), value=DEFAULTS.size, label="Size preset")
             with gr.Row(visible=False) as custom_row:
-                num_layers = gr.Number(DEFAULTS.num_layers, label="Layers", precision=0)
-                hidden_size = gr.Number(DEFAULTS.hidden_size, label="Hidden size", precision=0)
-                num_heads = gr.Number(DEFAULTS.num_heads, label="Attention heads", precision=0)
-                ffn_size = gr.Number(DEFAULTS.ffn_size, label="Feed-forward size",
-                                     precision=0)
+                num_layers = gr.Number(DEFAULTS.num_layers, label="Layers")
+                hidden_size = gr.Number(DEFAULTS.hidden_size, label="Hidden size")
+                num_heads = gr.Number(DEFAULTS.num_heads, label="Attention heads")
+                ffn_size = gr.Number(DEFAULTS.ffn_size, label="Feed-forward size")
             dropout = gr.Slider(0.0, 0.5, value=DEFAULTS.dropout, step=0.05, label="Dropout",
                                 info="0 for one-minute runs: a tiny model underfits")
             size_info = gr.Markdown()
@@ -447,23 +448,21 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
                     info="set to the size's own when the size changes: 2e-3 × 128 / width "
                          "(micro 2e-3, tiny 1e-3)")
                 warmup_steps = gr.Number(default_warmup(DEFAULTS.max_steps),
-                                         label="Warmup steps", precision=0,
+                                         label="Warmup steps",
                                          info="set when Steps change: 150, or a tenth of a "
                                               "shorter run")
             with gr.Row():
-                batch_size = gr.Number(DEFAULTS.batch_size, label="Batch size", precision=0)
-                seq_length = gr.Number(DEFAULTS.seq_length, label="Sequence length (tokens)",
-                                       precision=0)
+                batch_size = gr.Number(DEFAULTS.batch_size, label="Batch size")
+                seq_length = gr.Number(DEFAULTS.seq_length, label="Sequence length (tokens)")
             hold_positions_steps = gr.Number(
-                DEFAULTS.hold_positions_steps, precision=0,
+                DEFAULTS.hold_positions_steps,
                 label="Hold the structured start's position rows for (steps)",
                 info="-1: the whole run (the default, the safest); 0: trainable from the "
                      "first step (with the 150-step warmup about as good, bench/plateau.py); "
                      "N: released after N steps")
             with gr.Row():
-                seed = gr.Number(DEFAULTS.seed, label="Seed", precision=0)
-                eval_every = gr.Number(DEFAULTS.eval_every, label="Evaluate every (steps)",
-                                       precision=0)
+                seed = gr.Number(DEFAULTS.seed, label="Seed")
+                eval_every = gr.Number(DEFAULTS.eval_every, label="Evaluate every (steps)")
             gr.Markdown("**Device**")
             with gr.Row():
                 device = gr.Radio([d for d in job.DEVICE_CHOICES if d == "cpu" or has_cuda],

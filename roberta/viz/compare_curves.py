@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from roberta.viz.curves import log_ticks
+
 Spec = dict[str, Any]
 SIDE_COLORS = ("#1f63b4", "#e8710a")  # blue, orange: told apart by most colour-blind eyes
 SIDE_DASH = (None, "dash")  # and by the line style, for print and projectors
@@ -94,7 +96,18 @@ class ComparisonHistory:
 
     def accuracy_spec(self) -> Spec:
         spec = self._spec("Accuracy where the input was <mask> (thick) and overall (thin)",
-                          "accuracy (%)", 440, rangemode="tozero")
+                          "accuracy (%)", 560, rangemode="tozero")
+        # Four long entries: one per line (side by side, the last ran off the chart's edge), and
+        # a word on why the thin lines sit together (issue 33).
+        spec["layout"]["legend"].update(orientation="v", y=-0.22)
+        spec["layout"]["margin"]["b"] = 210
+        spec["layout"]["annotations"].append({
+            "text": "Overall accuracy counts the chosen tokens left as they were, which any model "
+                    "copies:<br>the thin lines sit together; the thick lines, at <mask>, show "
+                    "what context taught.".replace("<mask>", "&lt;mask&gt;"),
+            "xref": "paper", "yref": "paper", "x": 0, "y": -0.62, "xanchor": "left",
+            "yanchor": "top", "showarrow": False, "align": "left",
+            "font": {"size": 12, "color": NOTE_COLOR}})
         for side, curves in enumerate(self.sides):
             label = self.labels[side]
             if curves.val_mask_accuracy:
@@ -122,6 +135,10 @@ class ComparisonHistory:
         for side, curves in enumerate(self.sides):
             if curves.val_perplexity:
                 spec["data"].append(self._line(side, curves.val_perplexity, self.labels[side]))
+        values = [y for curves in self.sides for _, y in curves.val_perplexity if y > 0]
+        if values:  # whole-number ticks (plotly's own label a decade's 2 and 5 as bare digits)
+            span = [math.log10(max(min(values), 1.0) / 1.3), math.log10(max(values) * 1.3)]
+            spec["layout"]["yaxis"].update(range=span, **log_ticks(*span))
         if not spec["data"]:
             self._empty(spec, "Perplexity appears at the first evaluation.")
         return spec

@@ -164,6 +164,22 @@ def _percent(values: list[float]) -> list[float]:
     return [100 * v for v in values]
 
 
+def log_ticks(low: float, high: float, most: int = 8) -> dict:
+    """Tick values and whole-number labels for a log axis spanning 10**low to 10**high: 1, 2 and
+    5 of each decade, or only the powers of ten when those would crowd the axis. Plotly's own
+    ticks label the 2 and 5 of a decade as bare digits ("1000, 5, 2, 100"), which reads as
+    nonsense (issue 33)."""
+    values = []
+    for decade in range(math.floor(low), math.ceil(high) + 1):
+        for m in (1, 2, 5):
+            value = m * 10.0 ** decade
+            if low - 1e-9 <= math.log10(value) <= high + 1e-9:
+                values.append(value)
+    if len(values) > most:
+        values = [v for v in values if round(math.log10(v), 9).is_integer()]
+    return {"tickvals": values, "ticktext": [f"{v:,.0f}" if v >= 1 else f"{v:g}" for v in values]}
+
+
 @dataclass
 class PretrainHistory:
     """Everything the Train tab draws, gathered from a Pretrainer's events."""
@@ -233,9 +249,8 @@ class PretrainHistory:
         return spec
 
     def perplexity_spec(self) -> Spec:
-        # Ticks at 1, 2 and 5 of each decade: every digit of a decade crowds a short chart.
         spec = _spec("Perplexity (validation)", "step", "perplexity (log scale)", 300,
-                     type="log", dtick="D2")
+                     type="log")
         if self.val_perplexity:
             spec["data"].append(_line(self.val_perplexity.steps, self.val_perplexity.values,
                                       "validation", VALIDATION_COLOR, markers=True, width=2))
@@ -244,9 +259,11 @@ class PretrainHistory:
             low, high = min(self.val_perplexity.values), max(shown)
             spec["layout"]["yaxis"]["range"] = [math.log10(max(low, 1.0) / 1.3),
                                                 math.log10(high * 1.3)]
+            spec["layout"]["yaxis"].update(log_ticks(*spec["layout"]["yaxis"]["range"]))
         else:  # a log axis's range is in log10 units: 1 to twice the baseline, or to 10,000
             top = 2 * self.unigram_perplexity if self.unigram_perplexity else 1e4
             _empty_axes(spec, self.planned_steps, [0, math.log10(max(top, 10))])
+            spec["layout"]["yaxis"].update(log_ticks(0, math.log10(max(top, 10))))
             _note(spec, "Perplexity appears at the first evaluation.")
         if self.unigram_perplexity:
             _baseline(spec, self.unigram_perplexity,
