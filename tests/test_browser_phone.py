@@ -82,3 +82,8 @@ def test_the_attention_views_read_at_phone_width(page):
     for (_, right), (left, _) in zip(boxes, boxes[1:], strict=False):
         assert right <= left + 1, boxes
     assert sideways_overflow(page) <= 0
+    # bertviz counts layers from 1, as the Layer box and every other view here do
+    head_view = page.frame_locator("#bertviz-head-view iframe")
+    head_view.locator("#layer option").first.wait_for(state="attached")
+    layers = head_view.locator("#layer option").all_inner_texts()
+    assert layers[0] == "1" and layers[-1] == str(len(layers)), layers

@@ -153,6 +153,26 @@ def _check_tokens(attentions: torch.Tensor, tokens: list[str]) -> None:
                          f"positions")
 
 
+# bertviz numbers layers and heads from 0; every other view here, and the Layer and Head boxes,
+# from 1 (issue 33). These edits of its code make it count from 1 too; each must apply.
+HEAD_VIEW_FROM_ONE = [('$("<option />").val(layer).text(layer)',
+                       '$("<option />").val(layer).text(layer + 1)')]
+MODEL_VIEW_FROM_ONE = [
+    (".text(config.heads[i])", ".text(config.heads[i] + 1)"),
+    (".text(config.layers[i])", ".text(config.layers[i] + 1)"),
+    ("'Layer ' + config.layers[layerIndex] + \", Head \" + config.heads[headIndex]",
+     "'Layer ' + (config.layers[layerIndex] + 1) + \", Head \" + (config.heads[headIndex] + 1)"),
+]
+
+
+def count_from_one(bertviz_html: str, edits: list[tuple[str, str]]) -> str:
+    for old, new in edits:
+        if bertviz_html.count(old) != 1:
+            raise RuntimeError(f"bertviz's code no longer has {old!r}; check the bertviz version")
+        bertviz_html = bertviz_html.replace(old, new)
+    return bertviz_html
+
+
 def head_view_document(attentions: torch.Tensor, tokens: list[str]) -> str:
     """bertviz's head view (one layer, heads overlaid as coloured lines) as a document."""
     from bertviz import head_view
@@ -160,7 +180,7 @@ def head_view_document(attentions: torch.Tensor, tokens: list[str]) -> str:
     _check_tokens(attentions, tokens)
     view = head_view(_per_layer(attentions), list(tokens), prettify_tokens=False,
                      html_action="return")
-    return offline_document(view.data, "bertviz head view")
+    return offline_document(count_from_one(view.data, HEAD_VIEW_FROM_ONE), "bertviz head view")
 
 
 def model_view_document(attentions: torch.Tensor, tokens: list[str]) -> str:
@@ -170,7 +190,8 @@ def model_view_document(attentions: torch.Tensor, tokens: list[str]) -> str:
     _check_tokens(attentions, tokens)
     view = model_view(_per_layer(attentions), list(tokens), prettify_tokens=False,
                       display_mode="light", html_action="return")
-    return offline_document(view.data, "bertviz model view")
+    return offline_document(count_from_one(view.data, MODEL_VIEW_FROM_ONE),
+                            "bertviz model view")
 
 
 def head_view_html(attentions: torch.Tensor, tokens: list[str]) -> str:
