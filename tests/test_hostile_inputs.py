@@ -530,6 +530,24 @@ def test_none_lists_and_objects_are_plain_messages(client, call, expected):
     assert expected in app_error(lambda: call(client))
 
 
+@pytest.mark.parametrize("call, expected", [
+    (lambda c: c.predict(3, corpus="zzz", api_name="/train"),
+     "“Text to learn from” must be one of bundled, upload, pasted; not 'zzz'."),
+    (lambda c: c.predict(3, precision=["fp32"], api_name="/train"),
+     "“Precision” must be one choice, not"),
+    (lambda c: c.predict(3, whole_word="yes", api_name="/train"),
+     "“Whole-word masking” must be true or false, not 'yes'."),
+    (lambda c: c.predict(3, dataset="zzz", api_name="/finetune"),
+     "“Data” must be one of"),
+])
+def test_a_value_that_is_not_a_choice_is_refused_quietly(client, capfd, call, expected):
+    """Gradio's own refusal ("not in the list of choices") printed a traceback; the guard
+    refuses first, in a sentence naming the field, and nothing is printed."""
+    capfd.readouterr()
+    assert expected in app_error(lambda: call(client))
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_anything_but_a_file_where_a_file_goes_is_a_plain_message(client):
     for value in ("abc", 7, ["a", "b"], {"x": 1}):
         message = app_error(lambda v=value: client.predict(upload=v,

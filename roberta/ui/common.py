@@ -135,33 +135,63 @@ class _PlainFileModel:
                              f"{str(value)[:40]!r}.") from None
 
 
+def _check_input(block, payload) -> None:
+    """user_error unless `payload` is a value `block` (an input of this app) can take."""
+    if isinstance(block, (gr.Number, gr.Slider)):
+        label = f"“{block.label or 'The number'}”"
+        if payload is None:  # every number of this app has a value (none means "unset")
+            raise user_error(f"{label} must be a number, not None.")
+        checked_number(payload, label, block.minimum, block.maximum,
+                       whole=block.precision == 0)
+        return
+    label = f"“{block.label or 'The choice'}”"
+    if isinstance(block, gr.Checkbox):
+        if not isinstance(payload, bool):
+            raise user_error(f"{label} must be true or false, not {str(payload)[:40]!r}.")
+        return
+    many = isinstance(block, gr.CheckboxGroup) or bool(getattr(block, "multiselect", False))
+    checked_choice(payload, label, many)
+    if payload is None or getattr(block, "allow_custom_value", False):
+        return
+    allowed = [value for _, value in block.choices]
+    for value in payload if many else [payload]:
+        if value not in allowed:
+            shown_choices = ", ".join(map(str, allowed[:12])) + (", …" if len(allowed) > 12
+                                                                 else "")
+            raise user_error(f"{label} must be one of {shown_choices}; not "
+                             f"{str(value)[:40]!r}.")
+
+
+GUARDED_INPUTS = (gr.Number, gr.Slider, gr.Dropdown, gr.Radio, gr.CheckboxGroup, gr.Checkbox,
+                  gr.File)
+
+
 def guard_number_inputs(demo: gr.Blocks) -> None:
-    """Check every Number, Slider, Dropdown and File of `demo` before Gradio preprocesses it: a
-    wrong value (text, NaN, infinity, out of range, a whole number too large, None; a list or an
-    object where one choice goes, or a single value where a list goes; anything but an uploaded
-    file where one goes) is a plain
-    message naming the field, logged at INFO, instead of Gradio's generic error and a traceback
-    in the log."""
+    """Check every Number, Slider, Dropdown, Radio, CheckboxGroup, Checkbox and File of `demo`
+    before Gradio preprocesses it: a wrong value (text, NaN, infinity, out of range, a whole
+    number too large, None; a list or an object where one choice goes, a single value where a
+    list goes, a value that is not one of the choices; anything but true or false for a
+    checkbox; anything but an uploaded file where one goes) is a plain message naming the
+    field, logged at INFO, instead of Gradio's generic error or its own refusal with a
+    traceback in the log. What Gradio's conversion still refuses (a file of the wrong type) is
+    shown the same quiet way."""
     for block in demo.blocks.values():
         if isinstance(block, gr.File) and block.data_model is not None \
                 and not isinstance(block.data_model, _PlainFileModel):
             block.data_model = _PlainFileModel(block.data_model, f"“{block.label or 'File'}”")
-        kinds = (gr.Number, gr.Slider, gr.Dropdown)
-        if not isinstance(block, kinds) or hasattr(block, "_unchecked"):
+        if not isinstance(block, GUARDED_INPUTS) or hasattr(block, "_unchecked"):
             continue
         block._unchecked = block.preprocess  # the component's own conversion, run after
 
         def preprocess(payload, block=block):
-            if isinstance(block, gr.Dropdown):
-                checked_choice(payload, f"“{block.label or 'The choice'}”",
-                               bool(block.multiselect))
+            if not isinstance(block, gr.File):
+                _check_input(block, payload)
+            try:
                 return block._unchecked(payload)
-            label = f"“{block.label or 'The number'}”"
-            if payload is None:  # every number of this app has a value (none means "unset")
-                raise user_error(f"{label} must be a number, not None.")
-            checked_number(payload, label, block.minimum, block.maximum,
-                           whole=block.precision == 0)
-            return block._unchecked(payload)
+            except gr.Error as err:  # Gradio's own refusal: the message, without a traceback
+                if not getattr(err, "print_exception", True):
+                    raise
+                raise user_error(str(err.message)) from None
 
         block.preprocess = preprocess
 
