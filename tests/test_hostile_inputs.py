@@ -491,7 +491,7 @@ TOO_BIG_SEED = 2**70
     (lambda c: c.predict("abc", api_name="/train"), "“Steps” must be a number, not 'abc'"),
     (lambda c: c.predict("abc", api_name="/finetune"), "“Steps” must be a number, not 'abc'"),
     (lambda c: c.predict(3, seed=TOO_BIG_SEED, api_name="/train"),
-     "“Seed” must be a whole number between"),
+     "Seed must be between 0 and 2147483647"),
     (lambda c: c.predict(3, seed=TOO_BIG_SEED, api_name="/finetune"),
      "“Seed” must be a whole number between"),
     (lambda c: c.predict(MASKED, seed=TOO_BIG_SEED, api_name="/mask_pattern"),
