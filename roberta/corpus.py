@@ -66,7 +66,7 @@ CHITCHAT_SOURCE = "Chit-Chat Challenge conversations (chitchat-dataset)"
 def everyday_sources() -> dict[str, list[str]]:
     """Everyday English for the recipe's phase 2 (roberta/recipe_everyday.py), by source.
 
-    What PyPI and Debian carry of it, looked for in December 2026 (docs/data.md, *Data and credits*):
+    What PyPI and Debian carry of it, looked for in December 2026 (docs/data.md):
     typed conversations between people; no Simple English Wikipedia, children's stories, how-tos
     or forum text ships in a package. Two sitcom transcript packages were found and left out:
     the scripts are the studios' (no licence for reuse) and both come as source archives whose
