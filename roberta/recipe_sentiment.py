@@ -9,6 +9,7 @@ bench/sentiment_domains.py's, measured apart and reported in docs/sentiment.md."
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,7 +18,9 @@ import torch
 from .inference import MAX_CLASSIFY_WINDOWS
 from .model import RobertaForSequenceClassification
 from .sentiment_domains import (
+    DOMAIN_LOADERS,
     DOMAIN_ORDER,
+    imdb_domain,
     overlap_counts,
     read_domains,
     without_shared_texts,
@@ -67,7 +70,9 @@ def _subsampled(split: DomainSplit, n: int) -> DomainSplit:
 def sentiment_data(recipe) -> SentimentData:
     """Read every domain (a missing or damaged archive: DataError here, before any training),
     split each, and mix the training sides. `recipe`: a recipe.BundledRecipe."""
-    raw = read_domains(DOMAIN_ORDER)
+    # IMDB split by the recipe's seed, as pretraining splits it: its test reviews stay unread.
+    loaders = {**DOMAIN_LOADERS, "imdb": lambda: imdb_domain(recipe.seed)}
+    raw = read_domains(DOMAIN_ORDER, loaders)
     overlaps = {f"{a} & {b}": n
                 for (a, b), n in overlap_counts({d.name: d.texts for d in raw}).items()}
     splits = split_domains(without_shared_texts(raw), DEFAULT_TEST_FRACTION, recipe.seed)
@@ -95,7 +100,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
         loss.backward()
         return loss
     optimizer.step(closure)
-    return float(log_t.detach().exp())
+    temperature = float(log_t.detach().exp())
+    return temperature if math.isfinite(temperature) and temperature > 0 else 1.0
 
 
 @torch.no_grad()
@@ -139,6 +145,9 @@ def sentiment_report(rows: list[dict], data: SentimentData) -> dict:
 
 def sentiment_card(report: dict, max_length: int) -> dict[str, object]:
     """The model card's sections (recipe.card writes them)."""
+    plans = report["mix"].values()
+    held_share = sum(p["validation"] for p in plans) / sum(p["texts"] + p["validation"]
+                                                           for p in plans)
     return {
         "Model": "RobertaForSequenceClassification fine-tuned from the embedded masked LM; "
                  f"classes: negative, positive. Reads {max_length - 2} tokens at a time: a "
@@ -147,8 +156,8 @@ def sentiment_card(report: dict, max_length: int) -> dict[str, object]:
                  f"(roberta.inference.classify). Every figure below reads the texts that way."
                  + (f" Calibrated by temperature scaling on the validation texts: the head's "
                     f"last layer divides its logits by {report['temperature']:.2f} (decisions "
-                    f"unchanged, probabilities less over-confident)."
-                    if report.get("temperature", 1.0) != 1.0 else ""),
+                    f"unchanged; above 1, probabilities less extreme)."
+                    if report.get("temperature") not in (None, 1.0) else ""),
         "Data": "Every domain, where it comes from and how it is labelled (no label was made "
                 "by a model or a lexicon; every archive is pinned by sha256 in "
                 "roberta/wheels.py, read without installing it; a test split is fixed by the "
@@ -159,7 +168,8 @@ def sentiment_card(report: dict, max_length: int) -> dict[str, object]:
                 + f"\n\nThe training mix (roberta.sentiment_protocol.balanced_mix): "
                 f"at most {max(p['texts'] + p['validation'] for p in report['mix'].values()):,} "
                 f"texts per domain, a smaller domain repeated in whole copies so none drowns "
-                f"the others; 10% of each domain's texts (never copied) pick the best step. "
+                f"the others; {held_share:.0%} of each domain's texts (never copied) pick the "
+                f"best step. "
                 f"The baseline is TF-IDF (1-2 grams) + logistic regression fitted in the same "
                 f"run on exactly the mix's rows. A two-class model: a factual sentence should "
                 f"get a probability between 30% and 70% ('neutral in band'). Leave-one-domain-"

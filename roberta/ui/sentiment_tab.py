@@ -272,7 +272,7 @@ the decision — then fine-tune one yourself, live, beside a classical baseline.
 classifier was fine-tuned by the recipe on four domains at once (movie reviews, drug reviews,
 tweets, newspaper editorials); its card, in the Model tab, scores it on each of them and on
 three it never saw, beside TF-IDF + logistic regression trained on the same texts. It has two
-classes: a factual sentence should land near 50%, not at either end."""
+classes, so a factual sentence should land near 50% — watch how rarely it does."""
 
 FINETUNE_INTRO = """Fine-tune a masked language model into a classifier. **Several domains**
 trains on a small balanced mix of four and, after the run, scores it on each domain (and on
