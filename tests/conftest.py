@@ -101,6 +101,18 @@ def app_url(tiny_assets) -> str:
     demo.close()
 
 
+@pytest.fixture(scope="session")
+def browser_app_url(tiny_assets) -> str:
+    """An app of the browser tests' own: an API test's run (or one whose client has left and
+    that has not yet noticed) never holds the training slot a browser test presses Start for."""
+    from roberta.ui.app import build_app
+
+    demo = build_app()
+    url = launch(demo)
+    yield url
+    demo.close()
+
+
 # The longest a test waits for one API call: a hung endpoint fails the test that called it
 # with a TimeoutError instead of hanging until pytest-timeout kills the whole session's process.
 PREDICT_TIMEOUT_S = 300
@@ -247,7 +259,7 @@ def shown_toasts(page):
 
 
 @pytest.fixture(scope="module")
-def page(browser, app_url, offline_guard, page_errors):
+def page(browser, browser_app_url, offline_guard, page_errors):
     """One page per test module (loading Gradio's frontend is the slow part), with every
     request that would leave 127.0.0.1 aborted and recorded; the module fails if there was
     one. Tests call `offline_guard.check()` to fail at the request's own test. JavaScript
@@ -260,7 +272,7 @@ def page(browser, app_url, offline_guard, page_errors):
     new_page.on("pageerror", page_errors.on_page_error)
     new_page.on("console", page_errors.on_console)
     new_page.set_default_timeout(60_000)  # generous: CI machines are shared
-    new_page.goto(app_url)
+    new_page.goto(browser_app_url)
     new_page.get_by_role("tab", name="Fill-mask").wait_for()
     yield new_page
     context.close()

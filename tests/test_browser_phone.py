@@ -14,14 +14,14 @@ TABS = ["Train", "Experiments", "Fill-mask", "Sentiment", "Attention", "Masking"
 
 
 @pytest.fixture(scope="module")
-def phone(browser, app_url, offline_guard, page_errors):
+def phone(browser, browser_app_url, offline_guard, page_errors):
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     context.route("**/*", offline_guard.route)
     page = context.new_page()
     page.on("pageerror", page_errors.on_page_error)
     page.on("console", page_errors.on_console)
     page.set_default_timeout(60_000)
-    page.goto(app_url)
+    page.goto(browser_app_url)
     page.get_by_role("tab", name="Train").wait_for()
     yield page
     context.close()

@@ -129,7 +129,7 @@ def choose_model(page, tab, name: str) -> None:
     page.locator("#model-download", has_text=name).wait_for(timeout=60_000)
 
 
-def test_one_click_downloads_the_chosen_model_then_the_next(page, tmp_path, app_url):
+def test_one_click_downloads_the_chosen_model_then_the_next(page, tmp_path, browser_app_url):
     """Model tab: choose A, one click saves A; choose B (a classifier), one click saves B, not
     A again; B imports back into the app as a classifier."""
     from gradio_client import Client, handle_file
@@ -148,7 +148,7 @@ def test_one_click_downloads_the_chosen_model_then_the_next(page, tmp_path, app_
     assert config["architectures"] == ["RobertaForSequenceClassification"]
     assert set(config["id2label"].values()) == {"negative", "positive"}
 
-    client = Client(app_url, verbose=False)
+    client = Client(browser_app_url, verbose=False)
     _, _, status = client.predict(handle_file(str(second)), api_name="/import_checkpoint")
     assert "sentiment classifier" in status
 
