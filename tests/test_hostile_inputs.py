@@ -166,8 +166,8 @@ def test_import_refuses_a_config_over_the_hosts_parameter_cap(tiny_assets, tmp_p
 
 def test_launch_caps_each_upload_at_the_upload_limit(monkeypatch):
     from roberta.ui.app import launch_kwargs
-    from roberta.ui.limits import ENV_MAX_UPLOAD_MB
     from roberta.ui.leave_guard import LEAVE_GUARD_HEAD
+    from roberta.ui.limits import ENV_MAX_UPLOAD_MB
     from roberta.ui.plot_cleanup import PLOT_CLEANUP_HEAD
     from roberta.viz.bertviz_offline import FRAME_RESIZER_HEAD
 
