@@ -4,7 +4,7 @@ leaving while a run trains, and a stopped run's model is back after the reload (
 from __future__ import annotations
 
 import pytest
-from tiny_assets import set_up_tiny_run
+from tiny_assets import LOSS_POINTS, set_up_tiny_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -28,10 +28,6 @@ def leaving_asks(page) -> bool:
     page.remove_listener("dialog", answer)
     assert asked in ([], ["beforeunload"]), asked
     return bool(asked)
-LOSS_POINTS = """() => {
-    const plot = document.querySelector('#train-loss-plot .js-plotly-plot');
-    return plot && plot.data && plot.data.length ? plot.data[0].x.length : 0;
-}"""
 
 
 @pytest.fixture(autouse=True)

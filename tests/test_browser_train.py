@@ -7,14 +7,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from tiny_assets import set_up_tiny_run
+from tiny_assets import LOSS_POINTS, set_up_tiny_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-LOSS_POINTS = """() => {
-    const plot = document.querySelector('#train-loss-plot .js-plotly-plot');
-    return plot && plot.data && plot.data.length ? plot.data[0].x.length : 0;
-}"""
 
 
 @pytest.fixture(autouse=True)

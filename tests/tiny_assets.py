@@ -55,3 +55,10 @@ def make_tiny_assets(directory: str | Path, vocab_size: int = 400, seed: int = 0
     classifier.save_pretrained(directory / "sentiment")
     tokenizer.save_pretrained(directory / "sentiment")
     return directory
+
+
+# How many points the Train tab's loss chart has drawn (browser tests wait on it).
+LOSS_POINTS = """() => {
+    const plot = document.querySelector('#train-loss-plot .js-plotly-plot');
+    return plot && plot.data && plot.data.length ? plot.data[0].x.length : 0;
+}"""
