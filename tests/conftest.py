@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -228,6 +229,19 @@ class PageErrors:
     def on_console(self, message) -> None:
         if message.type == "error" and "net::ERR_FAILED" not in message.text:
             self.errors.append(f"console.error: {message.text}")
+
+    # What Gradio's frontend logs when its page goes away (its beforeunload listener closes the
+    # connection): expected when a test reloads the page, an error anywhere else.
+    UNLOAD_NOISE = ("AbortError: signal is aborted without reason",
+                    "Unexpected error Connection errored out.")
+
+    @contextlib.contextmanager
+    def reloading(self):
+        """Around a test's own reload: Gradio's unload messages are not counted."""
+        before = len(self.errors)
+        yield
+        self.errors[before:] = [e for e in self.errors[before:]
+                                if not any(noise in e for noise in self.UNLOAD_NOISE)]
 
     def check(self) -> None:
         errors, self.errors = self.errors, []

@@ -23,9 +23,6 @@ def stays_offline(offline_guard):
     offline_guard.check()
 
 
-@pytest.mark.xfail(strict=False, reason="quarantined 2026-12-07: passes alone, fails after "
-                   "other browser tests in the full suite (a run or session left over "
-                   "between tests); see the closing note of that day")
 def test_a_comparison_draws_both_lines_and_stop_stops_both(page):
     page.get_by_role("tab", name="Experiments").click()
     paragraph = page.locator("#compare-paragraph")

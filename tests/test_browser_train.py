@@ -19,9 +19,6 @@ def stays_offline(offline_guard):
     offline_guard.check()
 
 
-@pytest.mark.xfail(strict=False, reason="quarantined 2026-12-07: passes alone, fails after "
-                   "other browser tests in the full suite (a run or session left over "
-                   "between tests); see the closing note of that day")
 def test_training_draws_the_loss_and_stops_with_a_model(page):
     page.get_by_role("tab", name="Train").click()
     tab = page.locator("#tab-train")
@@ -79,9 +76,6 @@ def start_and_see_the_buttons_restored(page, prefix: str, error: str) -> None:
     assert page.locator(f"#{prefix}-stop").is_disabled()
 
 
-@pytest.mark.xfail(strict=False, reason="quarantined 2026-12-07: passes alone, fails after "
-                   "other browser tests in the full suite (a run or session left over "
-                   "between tests); see the closing note of that day")
 def test_a_settings_error_leaves_the_buttons_as_they_were(page):
     page.get_by_role("tab", name="Train").click()
     tab = page.locator("#tab-train")
@@ -93,18 +87,12 @@ def test_a_settings_error_leaves_the_buttons_as_they_were(page):
     probes.fill("The <mask> was good.")
 
 
-@pytest.mark.xfail(strict=False, reason="quarantined 2026-12-07: passes alone, fails after "
-                   "other browser tests in the full suite (a run or session left over "
-                   "between tests); see the closing note of that day")
 def test_a_finetuning_settings_error_leaves_the_buttons_as_they_were(page):
     page.get_by_role("tab", name="Sentiment").click()
     page.locator("#tab-sentiment").get_by_label("Steps", exact=True).fill("0")
     start_and_see_the_buttons_restored(page, "finetune", "Steps must be at least 1")
 
 
-@pytest.mark.xfail(strict=False, reason="quarantined 2026-12-07: passes alone, fails after "
-                   "other browser tests in the full suite (a run or session left over "
-                   "between tests); see the closing note of that day")
 def test_a_new_classifier_is_selected_under_classify_at_once(page):
     """No tab switch needed: when fine-tuning ends, Classify offers the new classifier and has
     it selected, and classifying uses it."""

@@ -166,7 +166,6 @@ def test_import_refuses_a_config_over_the_hosts_parameter_cap(tiny_assets, tmp_p
 
 def test_launch_caps_each_upload_at_the_upload_limit(monkeypatch):
     from roberta.ui.app import launch_kwargs
-    from roberta.ui.leave_guard import LEAVE_GUARD_HEAD
     from roberta.ui.limits import ENV_MAX_UPLOAD_MB
     from roberta.ui.plot_cleanup import PLOT_CLEANUP_HEAD
     from roberta.viz.bertviz_offline import FRAME_RESIZER_HEAD
@@ -174,9 +173,23 @@ def test_launch_caps_each_upload_at_the_upload_limit(monkeypatch):
     monkeypatch.setenv(ENV_MAX_UPLOAD_MB, "7")
     kwargs = launch_kwargs()
     assert kwargs["max_file_size"] == 7_000_000
-    # sizes the sandboxed bertviz frames; frees the charts Gradio discards; asks before leaving
-    # a page whose run trains
-    assert kwargs["head"] == FRAME_RESIZER_HEAD + PLOT_CLEANUP_HEAD + LEAVE_GUARD_HEAD
+    # sizes the sandboxed bertviz frames; frees the charts Gradio discards
+    assert kwargs["head"] == FRAME_RESIZER_HEAD + PLOT_CLEANUP_HEAD
+
+
+def test_the_leave_guard_runs_before_gradios_own_script(app_url):
+    """The page asks before leaving while a run trains, and its script must come before
+    Gradio's module (which adds a listener that would end the run) — in the served HTML."""
+    import urllib.request
+
+    from roberta.ui.leave_guard import LEAVE_GUARD_SCRIPT
+
+    page = urllib.request.urlopen(app_url, timeout=30).read().decode()
+    guard = page.index(LEAVE_GUARD_SCRIPT)
+    assert guard < page.index('<script type="module"')
+    assert page.count("robertaLabRunGoing = ") == 1
+    other = urllib.request.urlopen(app_url.rstrip("/") + "/config", timeout=30).read().decode()
+    assert "robertaLabRunGoing" not in other  # JSON and the rest pass through untouched
 
 
 def test_the_app_sweeps_gradios_cache(tiny_assets):

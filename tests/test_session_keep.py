@@ -70,3 +70,39 @@ def test_a_key_that_is_not_ours_is_replaced():
     for odd in (None, 3, "short", "x" * 500):
         key, _ = session_keep.take_back(odd, {})
         assert isinstance(key, str) and 16 <= len(key) <= 64 and key != odd
+
+
+def test_a_session_kept_twice_is_kept_once(loaded):
+    """Gradio's state deletion may run a session's delete_callback twice (session_end retries
+    it when a last event still writes the state): the second call changes nothing."""
+    session = {session_keep.BROWSER_KEY: "w" * 24}
+    registry.add(session, loaded("Kept once"))
+    assert session_keep.release_or_keep(session) == 0
+    assert session_keep.release_or_keep(session) == 0
+    assert len(session_keep._kept["w" * 24]) == 1
+    _, later = session_keep.take_back("w" * 24, {})
+    assert registry.choices(later, "mlm").count("Kept once") == 1
+    registry.release(later)
+
+
+def test_ending_a_session_tries_again_while_its_state_still_changes():
+    from roberta.ui.session_end import drop_state
+
+    class Holder:  # Gradio's state holder, whose first deletion meets a state being written
+        calls = 0
+
+        def delete_state(self, session_hash):
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("dictionary changed size during iteration")
+
+    holder = Holder()
+    drop_state(holder, "abc")
+    assert holder.calls == 2
+
+    class Broken:
+        def delete_state(self, session_hash):
+            raise RuntimeError("dictionary changed size during iteration")
+
+    with pytest.raises(RuntimeError):
+        drop_state(Broken(), "abc", tries=3)

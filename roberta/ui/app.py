@@ -7,13 +7,14 @@ Nothing trains or downloads here: building the app only loads the embedded defau
 from __future__ import annotations
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from roberta.ui import registry, session_keep
 from roberta.ui.attention_tab import build_attention_tab
 from roberta.ui.common import guard_number_inputs
 from roberta.ui.experiments_tab import build_experiments_tab
 from roberta.ui.fill_mask_tab import build_fill_mask_tab
-from roberta.ui.leave_guard import LEAVE_GUARD_HEAD
+from roberta.ui.leave_guard import EarlyScriptMiddleware
 from roberta.ui.limits import current_limits
 from roberta.ui.masking_tab import build_masking_tab
 from roberta.ui.model_tab import build_model_tab
@@ -75,7 +76,9 @@ def launch_kwargs() -> dict:
     """Look and feel, which Gradio 6 takes in launch() rather than Blocks(); the upload cap, so
     Gradio stops a larger file while it arrives instead of storing it for the app to refuse; and
     the scripts that size the sandboxed bertviz frames, free the charts Gradio discards and ask
-    before leaving a page whose run trains."""
+    before leaving a page whose run trains (that one must run before Gradio's own code, so it
+    goes into the page's HTML, leave_guard.py)."""
     return dict(theme=gr.themes.Soft(), css=CSS,
-                head=FRAME_RESIZER_HEAD + PLOT_CLEANUP_HEAD + LEAVE_GUARD_HEAD,
+                head=FRAME_RESIZER_HEAD + PLOT_CLEANUP_HEAD,
+                app_kwargs={"middleware": [Middleware(EarlyScriptMiddleware)]},
                 max_file_size=current_limits().max_upload_bytes)

@@ -16,6 +16,7 @@ import gc
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +83,21 @@ def hand_memory_back(collect_cycles: bool) -> None:
             ctypes.CDLL(libc).malloc_trim(0)
 
 
+def drop_state(holder, session_hash: str, tries: int = 5) -> None:
+    """Gradio's `delete_state` (every gr.State dropped, each delete_callback run now). It
+    iterates the session's state dict while the session's last event (a run's generator
+    stopping) may still add to it, which raises "dictionary changed size during iteration":
+    then it is tried again a moment later (the delete_callbacks here may run twice)."""
+    for attempt in range(tries):
+        try:
+            holder.delete_state(session_hash)
+            return
+        except RuntimeError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.05)
+
+
 def end_session(demo: gr.Blocks, session_hash: str | None) -> None:
     holder = getattr(demo, "state_holder", None)  # Gradio's {session hash: its state}
     if holder is None or not session_hash or session_hash not in holder:
@@ -89,7 +105,7 @@ def end_session(demo: gr.Blocks, session_hash: str | None) -> None:
     session_state = holder.session_data[session_hash]
     uploads = session_uploads(session_state)
     models_before = len(registry.held_models())
-    holder.delete_state(session_hash)  # every gr.State, each delete_callback run now
+    drop_state(holder, session_hash)
     delete_uploads(uploads)
     models_freed = models_before - len(registry.held_models())
     hand_memory_back(collect_cycles=models_freed > 0)

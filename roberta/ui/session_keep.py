@@ -45,7 +45,10 @@ def release_or_keep(session: dict | None) -> int:
     if not key or not _models(session):
         return registry.release(session)
     with _lock:
-        _kept.setdefault(key, []).append(session)
+        kept = _kept.setdefault(key, [])
+        if any(earlier is session for earlier in kept):
+            return 0  # kept already (Gradio's state deletion was tried twice)
+        kept.append(session)
     timer = threading.Timer(KEEP_SECONDS, _let_go, (key, session))
     timer.daemon = True
     timer.start()
