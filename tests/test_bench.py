@@ -96,3 +96,27 @@ def test_everyday_sentiment_counts_what_the_classifier_says(tiny_assets, capsys)
     assert [line[0] == "✓" for line in lines[polar:]] == unsure
     with pytest.raises(SystemExit, match="not positive/negative"):
         bench.main(["--model", str(tiny_assets / "mlm")])
+
+
+def test_logit_lens_bench_finds_where_an_answer_enters_the_top_5(tiny_assets, capsys):
+    from bench import logit_lens as bench
+    from roberta import RobertaForMaskedLM
+    from roberta.lens import logit_lens
+    from roberta.tokenizer import RobertaTokenizer
+
+    model = RobertaForMaskedLM.from_pretrained(tiny_assets / "mlm").eval()
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    first = "the movie was <mask> and the food was good ."
+    answer = logit_lens(model, tokenizer, first).answer.strip().lower()
+    probes = {first: f"{answer} zzz", "the <mask> was good .": "zzz"}
+    rows = bench.measure(model, tokenizer, probes)
+    for row, (text, answers) in zip(rows, probes.items(), strict=True):
+        lens = logit_lens(model, tokenizer, text)
+        tops = [[t.strip().lower() for t in g.tokens] for g in lens.layers]
+        entered = [i for i, top in enumerate(tops) if set(top) & set(answers.split())]
+        assert row["accepted_from"] == (entered[0] if entered else None)
+        assert row["answered_at_output"] == (bool(entered) and entered[-1] == len(tops) - 1)
+    assert rows[0]["answered_at_output"]  # its own final answer was accepted
+    assert rows[1]["accepted_from"] is None  # "zzz" is no token of this vocabulary
+    print(bench.report(rows, model.config.num_hidden_layers))
+    assert "- never: 1" in capsys.readouterr().out
