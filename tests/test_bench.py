@@ -108,7 +108,8 @@ def test_logit_lens_bench_finds_where_an_answer_enters_the_top_5(tiny_assets, ca
     tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
     first = "the movie was <mask> and the food was good ."
     answer = next(t.strip().lower() for t in logit_lens(model, tokenizer, first).layers[-1].tokens
-                  if t.strip())  # one of its own final top 5 (a space alone is no word)
+                  if t.strip() and " " not in t.strip())  # one of its own final top 5 that
+    # is a word ("⟨byte bd⟩", a stray byte's label, has a space)
     probes = {first: f"{answer} zzz", "the <mask> was good .": "zzz"}
     rows = bench.measure(model, tokenizer, probes)
     for row, (text, answers) in zip(rows, probes.items(), strict=True):
