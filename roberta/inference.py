@@ -83,6 +83,30 @@ def encode_window(tokenizer: RobertaTokenizer, text: str,
     return encoding, Window(start, start + room, total, (offsets[0][0], offsets[-1][1]))
 
 
+def mask_word(tokenizer: RobertaTokenizer, text: str, token_index: int,
+              max_length: int) -> str:
+    """`text` with the word holding token `token_index` of what fill-mask reads (the window of
+    `max_length` tokens; 0 is <s>) replaced by <mask>: the whole run of letters and digits
+    around that token ("un|believ|able" -> "<mask>"), or the token alone where it has none
+    (punctuation, an emoji)."""
+    import re
+
+    encoding, _ = encode_window(tokenizer, text, max_length)
+    if not 0 <= token_index < len(encoding.ids):
+        raise ValueError(f"There is no token {token_index}: the text read has "
+                         f"{len(encoding.ids)} (<s> and </s> included).")
+    start, end = encoding.offsets[token_index]
+    if encoding.ids[token_index] in tokenizer.special_ids or start == end:
+        raise ValueError("That is not a word of the text (<s>, </s> or <mask> itself): click "
+                         "a word to hide it.")
+    for word in re.finditer(r"\w+", text):
+        if word.start() < end and start < word.end():
+            start, end = min(start, word.start()), max(end, word.end())
+    while start < end and text[start].isspace():  # a token's offsets may hold its space
+        start += 1
+    return text[:start] + tokenizer.mask_token + text[end:]
+
+
 @dataclass
 class FillMaskResult:
     text: str

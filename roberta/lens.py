@@ -126,9 +126,11 @@ class NeuronView:
 
 
 def head_steps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-               layer: int, head: int) -> dict[str, torch.Tensor]:
+               layer: int, head: int, query_index: int | None = None) -> dict[str, torch.Tensor]:
     """Queries and keys of one head (1-based layer and head) for a batch: q, k (B, T, hs),
-    products (B, Tq, Tk, hs), scores and weights (B, Tq, Tk). Padding is never a key."""
+    products (B, Tq, Tk, hs), scores and weights (B, Tq, Tk), where the queries are every
+    token, or only the one at `query_index` (Tq = 1: the products of every query would be
+    T² × hs numbers). Padding is never a key."""
     encoder = _encoder(model)
     config = encoder.config
     L, nh = config.num_hidden_layers, config.num_attention_heads
@@ -145,7 +147,8 @@ def head_steps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | No
         rows = slice((head - 1) * hs, head * hs)
         q = x @ weight[:C][rows].T + bias[:C][rows]  # (B, T, hs)
         k = x @ weight[C:2 * C][rows].T + bias[C:2 * C][rows]
-        products = q[:, :, None, :] * k[:, None, :, :]  # (B, Tq, Tk, hs)
+        asking = q if query_index is None else q[:, query_index:query_index + 1]
+        products = asking[:, :, None, :] * k[:, None, :, :]  # (B, Tq, Tk, hs)
         scores = products.sum(-1)
         scaled = scores / math.sqrt(hs)
         if attention_mask is not None:
@@ -156,20 +159,24 @@ def head_steps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | No
 
 
 def neuron_view(model, tokenizer: RobertaTokenizer, text: str, layer: int, head: int,
-                query_index: int) -> NeuronView:
-    """The neuron view of one text (read in the window fill-mask reads): `query_index` counts
-    tokens from 0 (<s>)."""
+                query_index: int, max_length: int | None = None) -> NeuronView:
+    """The neuron view of one text (read in the window fill-mask reads, narrowed to
+    `max_length` tokens with specials where given): `query_index` counts tokens from 0 (<s>)."""
     encoder = _encoder(model)
-    encoding, _ = encode_window(tokenizer, text, encoder.config.max_sequence_length)
+    length = encoder.config.max_sequence_length
+    if max_length is not None:
+        if max_length < 3:
+            raise ValueError(f"max_length must leave room for one token, got {max_length}")
+        length = min(length, max_length)
+    encoding, _ = encode_window(tokenizer, text, length)
     if not 0 <= query_index < len(encoding.ids):
         raise ValueError(f"The text read is {len(encoding.ids)} tokens (<s> and </s> "
                          f"included): the query token must be 0 to {len(encoding.ids) - 1}, got "
                          f"{query_index}.")
     ids = torch.tensor([encoding.ids], device=_device(model))
-    steps = head_steps(model, ids, None, layer, head)
+    steps = head_steps(model, ids, None, layer, head, query_index)
     hs = steps["q"].size(-1)
     return NeuronView(tokenizer.readable_tokens(encoding.tokens), layer, head, query_index,
                       steps["q"][0, query_index].cpu(), steps["k"][0].cpu(),
-                      steps["products"][0, query_index].cpu(),
-                      steps["scores"][0, query_index].cpu(), 1 / math.sqrt(hs),
-                      steps["weights"][0, query_index].cpu())
+                      steps["products"][0, 0].cpu(), steps["scores"][0, 0].cpu(),
+                      1 / math.sqrt(hs), steps["weights"][0, 0].cpu())

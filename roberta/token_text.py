@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["merge_pieces", "piece_label", "readable_bytes", "readable_pieces"]
+__all__ = ["merge_pieces", "piece_label", "readable_bytes", "readable_pieces", "visible_token"]
 
 # Between a character and its piece number: a narrow no-break space, which the views that make
 # spaces visible ("␣the") leave alone, so it never reads as a space of the text.
@@ -131,3 +131,8 @@ def merge_pieces(labels: Sequence[str]) -> list[tuple[str, int]]:
         merged.append((labels[i], 1))
         i += 1
     return merged
+
+
+def visible_token(token: str) -> str:
+    """' cat' -> '␣cat': a leading space (the token starts a word) made visible."""
+    return token.replace(" ", "␣").replace("\n", "↵") or "∅"

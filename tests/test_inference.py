@@ -116,3 +116,28 @@ def test_a_text_past_the_window_cap_is_read_from_its_start_and_says_so():
     assert 0 < reading.read.chars[1] < len(text)
     assert f"the first {reading.read.end:,} tokens" in reading.notice()
     assert "left out" in reading.notice()
+
+
+def test_mask_word_hides_the_whole_word_of_a_clicked_token():
+    from roberta.inference import mask_word
+
+    tokenizer = RobertaTokenizer.train(["unbelievable coffee, really good"] * 3 +
+                                       ["the cat sat on the mat"] * 3, vocab_size=300,
+                                       min_frequency=1)
+    text = "The unbelievable coffee, really good."
+    encoding = tokenizer.encode(text)
+    pieces = [i for i, (s, e) in enumerate(encoding.offsets)
+              if s >= text.index("unbelievable") and e <= text.index(" coffee")]
+    assert len(pieces) > 1  # a word of several tokens: any of them hides all of it
+    for index in pieces:
+        assert mask_word(tokenizer, text, index, 64) == "The <mask> coffee, really good."
+    comma = next(i for i, (s, e) in enumerate(encoding.offsets) if text[s:e].strip() == ",")
+    assert mask_word(tokenizer, text, comma, 64) == "The unbelievable coffee<mask> really good."
+    with pytest.raises(ValueError, match="not a word of the text"):
+        mask_word(tokenizer, text, 0, 64)  # <s>
+    with pytest.raises(ValueError, match="There is no token 99"):
+        mask_word(tokenizer, text, 99, 64)
+    masked = mask_word(tokenizer, text, pieces[0], 64)
+    mask_at = tokenizer.encode(masked).ids.index(tokenizer.mask_token_id)
+    with pytest.raises(ValueError, match="not a word of the text"):
+        mask_word(tokenizer, masked, mask_at, 64)

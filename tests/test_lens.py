@@ -103,6 +103,10 @@ def test_the_neuron_view_recomputes_the_models_attention_with_padding(tiny_asset
             assert diff < 1e-6, (layer, head, float(diff))
             assert torch.allclose(steps["products"].sum(-1), steps["scores"])
             assert steps["weights"][0, :, 5:].abs().max() == 0  # padding is never a key
+    one = head_steps(model, ids, mask, L, nh, query_index=3)  # one query: T x hs products
+    assert one["products"].shape[1] == 1
+    assert torch.allclose(one["products"][:, 0], steps["products"][:, 3])
+    assert torch.allclose(one["weights"][:, 0], steps["weights"][:, 3])
 
 
 def test_the_neuron_view_of_an_imported_checkpoint_matches_transformers(tokenizer, imported):

@@ -379,3 +379,55 @@ def test_chinese_and_emoji_show_as_characters_in_every_tab(client):
     assert "🍕" in html.unescape(grids) and "我" in html.unescape(grids)
     for shown in (spans, labels, strings_in(json.loads(rollout["plot"])), [grids]):
         assert not any("\\x" in s for s in shown), shown
+
+
+# --- inside one prediction: the logit lens and the neuron view (issue 35) -------------------
+
+def test_logit_lens_with_only_the_text(client, tiny_assets):
+    from roberta.lens import logit_lens
+
+    figure, table, summary = client.predict(MASKED, api_name="/logit_lens")
+    model, tokenizer = embedded(tiny_assets, "mlm")
+    lens = logit_lens(model, tokenizer, MASKED)  # the first <mask>
+    heatmap = json.loads(figure["plot"])["data"][0]
+    assert [p for row in heatmap["z"] for p in row] == pytest.approx(
+        [p for g in lens.layers for p in g.probabilities], abs=1e-6)
+    assert [row[2] for row in table["data"]] == [g.answer_rank for g in lens.layers]
+    assert table["data"][0][0] == "embeddings" and table["data"][-1][2] == 1
+    assert "answers" in summary
+    second = logit_lens(model, tokenizer, MASKED, mask_index=1)
+    _, table, _ = client.predict(MASKED, "Embedded masked LM", 2, api_name="/logit_lens")
+    assert [row[3] for row in table["data"]] == pytest.approx(
+        [g.answer_probability for g in second.layers], abs=1e-4)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("",), "empty"),
+    (("The cat was good.",), "has no <mask>"),
+    ((MASKED, "Embedded masked LM", 3), "mask_index must be 0 to 1, got 2"),
+    ((MASKED, "Embedded masked LM", 0), "must be at least 1, not 0"),
+    ((MASKED, "Embedded masked LM", "two"), "must be a number"),
+])
+def test_logit_lens_bad_input_is_a_plain_error(client, args, expected):
+    assert expected in app_error(client, *args, api_name="/logit_lens")
+
+
+def test_neuron_view_with_only_the_text(client, tiny_assets):
+    figure, table, summary = client.predict(MASKED, api_name="/neuron_view")
+    model, tokenizer = embedded(tiny_assets, "mlm")
+    expected = attention_maps(model, tokenizer, MASKED).attentions[0, 0, 1]  # L1 H1, query 1
+    assert [row[4] for row in table["data"]] == pytest.approx(expected.tolist(), abs=1e-4)
+    assert json.loads(figure["plot"])["data"][-1]["x"] == pytest.approx(expected.tolist(),
+                                                                       abs=1e-6)
+    assert "position 1" in summary
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("",), "empty"),
+    (("The cat.", "Embedded masked LM", 9), "layer must be between 1 and 2, got 9"),
+    (("The cat.", "Embedded masked LM", 1, 5), "head must be between 1 and 4, got 5"),
+    (("The cat.", "Embedded masked LM", 1, 1, 40), "the query token must be 0 to"),
+    (("The cat.", "Embedded masked LM", 1, 1, -1), "must be at least 0, not -1"),
+])
+def test_neuron_view_bad_input_is_a_plain_error(client, args, expected):
+    assert expected in app_error(client, *args, api_name="/neuron_view")

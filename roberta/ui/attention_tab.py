@@ -13,6 +13,7 @@ import torch
 from roberta.inference import attention_maps, fill_mask
 from roberta.ui import limits, registry
 from roberta.ui.common import markdown_literal, plain_errors, shown, user_error
+from roberta.ui.lens_views import build_neuron_view
 from roberta.viz import attention as viz
 from roberta.viz import bertviz_offline
 
@@ -216,6 +217,7 @@ def build_attention_tab(session: gr.State) -> None:
         head = gr.Number(value=1, minimum=1, precision=0, label=f"Head (1–{heads})",
                          min_width=80)
     single = gr.Plot(label="One head")
+    build_neuron_view(session, text, model_name, layer, head)
     gr.Markdown("### Every head at a glance\n**Entropy** low = the head focuses on few "
                 "tokens. Heads that park their attention on **`<s>`/`</s>`** are often "
                 "\"resting\". **Mean distance** small = the head looks at neighbours.")

@@ -13,9 +13,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from roberta.inference import FillMaskResult, fill_mask
-from roberta.token_text import merge_pieces
+from roberta.token_text import merge_pieces, visible_token
 from roberta.ui import limits, registry
 from roberta.ui.common import markdown_literal, plain_errors, shown, user_error
+from roberta.ui.lens_views import build_logit_lens, mask_clicked
 from roberta.ui.session_end import delete_uploads
 from roberta.ui.side_by_side import build_fill_mask_compare
 from roberta.viz.attention import plotly_text
@@ -31,11 +32,6 @@ RESULT_COLUMNS = ["mask", "rank", "token", "probability"]
 TOKEN_COLOURS = {"<mask>": "#E69F00", "special": "#BBBBBB", "word start": "#56B4E9",
                  "inside a word": "#CDE8F6"}
 MAX_CHART_MASKS = 8
-
-
-def visible_token(token: str) -> str:
-    """' cat' -> '␣cat': a leading space (the token starts a word) made visible."""
-    return token.replace(" ", "␣").replace("\n", "↵") or "∅"
 
 
 def tokenization_spans(tokens: list[str], mask_positions: set[int]) -> list[tuple[str, str]]:
@@ -233,12 +229,14 @@ def build_fill_mask_tab(session: gr.State) -> None:
                 import_button = gr.Button("Import")
                 import_status = gr.Markdown()
     summary = gr.Markdown()
-    tokens = gr.HighlightedText(label="Tokenization (␣ = the token begins with a space)",
+    tokens = gr.HighlightedText(label="Tokenization (␣ = the token begins with a space; click "
+                                      "a word to hide it behind <mask>)",
                                 color_map=TOKEN_COLOURS, show_legend=True, combine_adjacent=False)
     with gr.Row():
         table = gr.Dataframe(headers=RESULT_COLUMNS, label="Top guesses per mask",
                              interactive=False, elem_id="fill-mask-results", scale=2)
         chart = gr.Plot(label="Probabilities", scale=3)
+    build_logit_lens(session, text, model_name)
     build_fill_mask_compare(session, text)  # two models' guesses in adjacent columns
 
     inputs = [text, model_name, top_k, session]
@@ -246,6 +244,10 @@ def build_fill_mask_tab(session: gr.State) -> None:
     predict_button.click(predict, inputs, outputs, api_name="fill_mask",
                          concurrency_limit=4)
     text.submit(predict, inputs, outputs, api_visibility="private", concurrency_limit=4)
+    # Click a word of the tokenization to hide it: it becomes <mask> and is guessed again.
+    tokens.select(mask_clicked, [text, model_name, session], text, api_visibility="private",
+                  concurrency_limit=4).success(predict, inputs, outputs,
+                                               api_visibility="private", concurrency_limit=4)
     import_button.click(import_checkpoint, [session, upload, model_name],
                         [session, model_name, model_info, import_status],
                         api_name="import_checkpoint", concurrency_limit=1)
