@@ -14,6 +14,7 @@ from roberta.inference import attention_maps, fill_mask
 from roberta.ui import limits, registry
 from roberta.ui.common import markdown_literal, plain_errors, shown, user_error
 from roberta.ui.lens_views import build_neuron_view
+from roberta.ui.page_export import html_download
 from roberta.viz import attention as viz
 from roberta.viz import bertviz_offline
 
@@ -166,6 +167,21 @@ def show_head(text: str, model_name: str | None = None, layer: int = 1, head: in
         return viz.head_heatmap(result.attentions, result.tokens, layer, head)
 
 
+def export_bertviz(text: str, model_name: str | None = None,
+                   heads_off: list[str] | None = None, session: dict | None = None) -> list[str]:
+    """bertviz's head and model views of `text` as two HTML files that open with no network."""
+    _, _, result = _maps(text, model_name, heads_off, session)
+    L, nh, T = result.attentions.shape[0], result.attentions.shape[1], len(result.tokens)
+    if T * T * L * nh > MAX_BERTVIZ_VALUES or T > MAX_BERTVIZ_TOKENS:
+        raise user_error(f"bertviz's views are drawn for at most {MAX_BERTVIZ_TOKENS} tokens and "
+                         f"{MAX_BERTVIZ_VALUES:,} weights; this text has {T} tokens: shorten it.")
+    with plain_errors("Saving bertviz"):
+        return [html_download("bertviz-head-view", bertviz_offline.head_view_document(
+                    result.attentions, result.tokens)),
+                html_download("bertviz-model-view", bertviz_offline.model_view_document(
+                    result.attentions, result.tokens))]
+
+
 def _shape(session: dict | None, model_name: str | None) -> tuple[int, int]:
     try:
         config = registry.resolve(session, model_name, "mlm").model.config
@@ -232,12 +248,18 @@ def build_attention_tab(session: gr.State) -> None:
     gr.Markdown("### bertviz model view\nEvery layer (rows) × head (columns); click a "
                 "thumbnail to enlarge it. Wider than a phone: scroll it sideways.")
     model_view = gr.HTML(elem_id="bertviz-model-view")
+    with gr.Row():
+        save_button = gr.Button("Save both bertviz views as web pages", size="sm")
+        saved = gr.File(label="bertviz views (HTML, open with no network)", file_count="multiple",
+                        interactive=False, elem_id="bertviz-pages")
 
     inputs = [text, model_name, layer, head, heads_off, session]
     outputs = [head_view, model_view, single, summary, rollout, table, verdict]
     show_button.click(show_attention, inputs, outputs, api_name="attention",
                       concurrency_limit=2)
     text.submit(show_attention, inputs, outputs, api_visibility="private", concurrency_limit=2)
+    save_button.click(export_bertviz, [text, model_name, heads_off, session], saved,
+                      api_name="attention_pages", concurrency_limit=2)
     layer.input(show_head, inputs, single, api_name="attention_head", concurrency_limit=2,
                 trigger_mode="always_last")
     head.input(show_head, inputs, single, api_visibility="private", concurrency_limit=2,

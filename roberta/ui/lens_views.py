@@ -12,6 +12,7 @@ from roberta.lens import LENS_TOP_K, logit_lens, neuron_view
 from roberta.token_text import merge_pieces, visible_token
 from roberta.ui import registry
 from roberta.ui.common import checked_number, markdown_literal, plain_errors, user_error
+from roberta.ui.page_export import html_download
 from roberta.viz.lens import layer_names, lens_figure, neuron_figure
 
 LENS_COLUMNS = ["layer", f"top {LENS_TOP_K} there", "rank of the answer", "p (answer)"]
@@ -131,6 +132,15 @@ def show_neuron_view(text: str, model_name: str | None = None, layer: int = 1, h
     return figure, table, summary
 
 
+def export_neuron_view(text: str, model_name: str | None = None, layer: int = 1, head: int = 1,
+                       query_token: int = 1, session: dict | None = None) -> str:
+    """The neuron view's chart as an HTML file with plotly inside (opens with no network)."""
+    figure, _, _ = show_neuron_view(text, model_name, layer, head, query_token, session)
+    with plain_errors("Saving the neuron view"):
+        document = figure.to_html(include_plotlyjs=True, full_html=True)
+    return html_download(f"neuron-view-L{int(layer or 1)}H{int(head or 1)}", document)
+
+
 def build_neuron_view(session: gr.State, text: gr.Textbox, model_name: gr.Dropdown,
                       layer: gr.Number, head: gr.Number) -> None:
     gr.Markdown("### Neuron view: one head's computation, step by step\n" + NEURON_EXPLAINED
@@ -139,9 +149,15 @@ def build_neuron_view(session: gr.State, text: gr.Textbox, model_name: gr.Dropdo
         query_token = gr.Number(value=1, minimum=0, precision=0, min_width=80,
                                 label="Query token (its position; 0 = <s>)")
         button = gr.Button("Show the computation")
+        save_button = gr.Button("Save as a web page", size="sm")
     summary = gr.Markdown()
     figure = gr.Plot(label="Neuron view")
+    saved = gr.File(label="Neuron view (HTML, opens with no network)", interactive=False,
+                    elem_id="neuron-view-page")
     table = gr.Dataframe(headers=NEURON_COLUMNS, interactive=False,
                          label="Every key: score, scaled score, weight")
-    button.click(show_neuron_view, [text, model_name, layer, head, query_token, session],
-                 [figure, table, summary], api_name="neuron_view", concurrency_limit=2)
+    inputs = [text, model_name, layer, head, query_token, session]
+    button.click(show_neuron_view, inputs, [figure, table, summary], api_name="neuron_view",
+                 concurrency_limit=2)
+    save_button.click(export_neuron_view, inputs, saved, api_name="neuron_view_page",
+                      concurrency_limit=2)
