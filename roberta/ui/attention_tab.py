@@ -14,6 +14,7 @@ from roberta.inference import attention_maps, fill_mask
 from roberta.ui import limits, registry
 from roberta.ui.common import markdown_literal, plain_errors, shown, user_error
 from roberta.ui.lens_views import build_neuron_view
+from roberta.ui.limits import attention_tokens
 from roberta.ui.page_export import html_download
 from roberta.viz import attention as viz
 from roberta.viz import bertviz_offline
@@ -59,14 +60,6 @@ def _check_layer_head(layer: int, head: int, layers: int, heads: int) -> tuple[i
         raise user_error(f"This model has {heads} heads per layer: choose a head from 1 to "
                          f"{heads}.")
     return layer, head
-
-
-def attention_tokens(layers: int, heads: int, max_values: int | None = None) -> int:
-    """The most tokens (specials included) whose attention maps stay within the cap on
-    layers × heads × tokens² (ROBERTA_LAB_MAX_ATTENTION_VALUES): the work and the answer's size
-    both grow with it (roberta-base's 144 heads at 512 tokens: 38M weights, a 30 MB answer)."""
-    max_values = max_values or limits.current_limits().max_attention_values
-    return max(3, math.isqrt(max_values // max(1, layers * heads)))
 
 
 def _maps(text: str, model_name: str | None, heads_off, session):

@@ -12,6 +12,7 @@ from roberta.lens import LENS_TOP_K, logit_lens, neuron_view
 from roberta.token_text import merge_pieces, visible_token
 from roberta.ui import registry
 from roberta.ui.common import checked_number, markdown_literal, plain_errors, user_error
+from roberta.ui.limits import attention_tokens
 from roberta.ui.page_export import html_download
 from roberta.viz.lens import layer_names, lens_figure, neuron_figure
 
@@ -114,8 +115,11 @@ def show_neuron_view(text: str, model_name: str | None = None, layer: int = 1, h
     layer, head = _whole(layer, "Layer", 1, 1), _whole(head, "Head", 1, 1)
     query = _whole(query_token, "Query token", 0, 1)
     loaded = registry.resolve(session, model_name, "mlm")
+    config = loaded.model.config
+    # The Attention tab's window (its heatmaps' positions), within the cap on its answers
+    longest = attention_tokens(config.num_hidden_layers, config.num_attention_heads)
     with plain_errors("The neuron view"):
-        view = neuron_view(loaded.model, loaded.tokenizer, text, layer, head, query)
+        view = neuron_view(loaded.model, loaded.tokenizer, text, layer, head, query, longest)
         figure = neuron_figure(view)
     scaled = view.scores * view.scale
     table = pd.DataFrame([[i, visible_token(token), round(float(s), 4), round(float(c), 4),

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import os
 import threading
 from collections import deque
@@ -350,3 +351,11 @@ def queue_messages(ticket: Ticket, stop_requested: threading.Event,
     `poll_seconds`; end when it may train or when the visitor pressed Stop."""
     while not ticket.wait(timeout=poll_seconds) and not stop_requested.is_set():
         yield queue_message(ticket.position, ticket.own_ahead)
+
+
+def attention_tokens(layers: int, heads: int, max_values: int | None = None) -> int:
+    """The most tokens (specials included) whose attention maps stay within the cap on
+    layers × heads × tokens² (ROBERTA_LAB_MAX_ATTENTION_VALUES): the work and the answer's size
+    both grow with it (roberta-base's 144 heads at 512 tokens: 38M weights, a 30 MB answer)."""
+    max_values = max_values or current_limits().max_attention_values
+    return max(3, math.isqrt(max_values // max(1, layers * heads)))
