@@ -431,3 +431,20 @@ def test_neuron_view_with_only_the_text(client, tiny_assets):
 ])
 def test_neuron_view_bad_input_is_a_plain_error(client, args, expected):
     assert expected in app_error(client, *args, api_name="/neuron_view")
+
+
+def test_views_save_as_pages_with_only_the_text(client):
+    from pathlib import Path
+
+    head, model = client.predict("The cat sat on the mat.", api_name="/attention_pages")
+    for path, marker in ((head, "bertviz head view"), (model, "bertviz model view")):
+        page = Path(path).read_text(encoding="utf-8")
+        assert page.startswith("<!DOCTYPE html>") or page.lstrip().startswith("<html")
+        assert marker in page and "<script src=" not in page  # bertviz, with nothing fetched
+    neuron = Path(client.predict("The cat sat on the mat.", api_name="/neuron_view_page"))
+    assert neuron.name == "neuron-view-L1H1.html"
+    page = neuron.read_text(encoding="utf-8")
+    assert "Plotly.newPlot" in page and 'src="http' not in page
+    assert "empty" in app_error(client, "", api_name="/attention_pages")
+    assert "the query token must be 0 to" in app_error(
+        client, "The cat.", "Embedded masked LM", 1, 1, 99, api_name="/neuron_view_page")
