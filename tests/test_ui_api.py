@@ -448,3 +448,14 @@ def test_views_save_as_pages_with_only_the_text(client):
     assert "empty" in app_error(client, "", api_name="/attention_pages")
     assert "the query token must be 0 to" in app_error(
         client, "The cat.", "Embedded masked LM", 1, 1, 99, api_name="/neuron_view_page")
+
+
+def test_the_attention_summary_names_each_heads_role(client, tiny_assets):
+    from roberta.viz.attention import ROLE_SHORT
+    from roberta.viz.head_roles import head_roles
+
+    _, _, _, summary, *_ = client.predict(MASKED, api_name="/attention")
+    first_panel = json.loads(summary["plot"])["data"][0]
+    model, tokenizer = embedded(tiny_assets, "mlm")
+    labels = head_roles(model, tokenizer).labels
+    assert first_panel["text"] == [[ROLE_SHORT[label] for label in row] for row in labels]

@@ -18,6 +18,7 @@ from roberta.ui.limits import attention_tokens
 from roberta.ui.page_export import html_download
 from roberta.viz import attention as viz
 from roberta.viz import bertviz_offline
+from roberta.viz.head_roles import ROLE_SENTENCES, head_roles
 
 EXAMPLE = "The food was <mask> and the service was slow."
 MASK = "<mask>"
@@ -144,7 +145,9 @@ def show_attention(text: str, model_name: str | None = None, layer: int = 1, hea
         head_view, model_view = off + head_view, off + model_view
     with plain_errors("Drawing attention"):
         single = viz.head_heatmap(result.attentions, result.tokens, layer, head)
-        summary = viz.summary_figure(viz.head_summary(result.attentions, result.tokens), T)
+        roles = head_roles(loaded.model, loaded.tokenizer, head_mask=head_mask)
+        summary = viz.summary_figure(viz.head_summary(result.attentions, result.tokens), T,
+                                     roles.labels)
         rollout = viz.rollout_heatmap(result.attentions, result.tokens)
     n_off = 0 if head_mask is None else int((head_mask == 0).sum())
     table, verdict = comparison(loaded, text, head_mask, n_off)
@@ -229,7 +232,12 @@ def build_attention_tab(session: gr.State) -> None:
     build_neuron_view(session, text, model_name, layer, head)
     gr.Markdown("### Every head at a glance\n**Entropy** low = the head focuses on few "
                 "tokens. Heads that park their attention on **`<s>`/`</s>`** are often "
-                "\"resting\". **Mean distance** small = the head looks at neighbours.")
+                "\"resting\". **Mean distance** small = the head looks at neighbours. "
+                "Written on the first panel, each head's **role**, read from "
+                f"{len(ROLE_SENTENCES)} fixed everyday sentences (the same for every model): "
+                "*prev*/*next*/*self* when over half its attention goes to the token before/"
+                "after/itself, *<s>*/*</s>* to the sentence's ends, *punct* to punctuation, "
+                "*broad* when spread almost evenly; blank when none (roberta/viz/head_roles.py).")
     summary = gr.Plot(label="Layers × heads")
     gr.Markdown("### Attention rollout\nAttention of all layers combined, counting the "
                 "residual connections (Abnar & Zuidema, 2020).")

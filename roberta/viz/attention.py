@@ -136,8 +136,15 @@ def rollout_heatmap(attentions: torch.Tensor, tokens: list[str]) -> go.Figure:
                           "each input token, through all layers", "share")
 
 
-def summary_figure(summary: HeadSummary, seq_len: int) -> go.Figure:
-    """Four layers × heads grids side by side."""
+ROLE_SHORT = {"previous": "prev", "next": "next", "self": "self", "first": "&lt;s&gt;",
+              "last": "&lt;/s&gt;", "punctuation": "punct", "broad": "broad", "mixed": "",
+              "off": "off"}
+
+
+def summary_figure(summary: HeadSummary, seq_len: int,
+                   roles: list[list[str]] | None = None) -> go.Figure:
+    """Four layers × heads grids side by side; `roles` ([layer][head], head_roles.py's labels)
+    written on every cell of the first."""
     panels = [
         (summary.entropy, f"Entropy (bits;<br>uniform = {torch.log2(torch.tensor(seq_len)):.1f})",
          "Viridis", None),
@@ -158,17 +165,26 @@ def summary_figure(summary: HeadSummary, seq_len: int) -> go.Figure:
         panel_end = column * (1 - 3 * SUMMARY_GAP) / 4 + (column - 1) * SUMMARY_GAP
         z = [[None if v != v else round(v, 3) for v in row] for row in grid.tolist()]
         hover = [[f"layer {li + 1}, head {hi + 1}: "
-                  + ("switched off" if v is None else f"{v:.3f}") for hi, v in enumerate(row)]
+                  + ("switched off" if v is None else f"{v:.3f}")
+                  + (f" ({roles[li][hi]})" if roles else "") for hi, v in enumerate(row)]
                  for li, row in enumerate(z)]
+        labels = ([[ROLE_SHORT.get(r, r) for r in row] for row in roles]
+                  if roles and column == 1 else None)
         figure.add_trace(go.Heatmap(
             z=z, x=list(range(1, nh + 1)), y=list(range(1, L + 1)), colorscale=scale,
             zmin=limits[0] if limits else None, zmax=limits[1] if limits else None,
-            text=hover, hoverinfo="text",
+            customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+            text=labels, texttemplate="%{text}" if labels else None,
+            textfont=dict(size=10, color="white"),
             colorbar=dict(x=panel_end + 0.01, xanchor="left", len=0.9, thickness=10,
                           xpad=0, tickfont=dict(size=11))), row=1, col=column)
         figure.update_xaxes(title_text="head", dtick=1, row=1, col=column)
         figure.update_yaxes(title_text="layer" if column == 1 else None, dtick=1,
                             autorange="reversed", row=1, col=column)
+    title = "Every head at a glance<br>(averaged over the query tokens)"
+    if roles:
+        title = ("Every head at a glance (averaged over the query tokens);<br>on the first "
+                 "panel, each head's role on the fixed sentences")
     figure.update_layout(height=max(280, 160 + 30 * L), margin=dict(l=20, r=50, t=100, b=20),
-                         title="Every head at a glance<br>(averaged over the query tokens)")
+                         title=title)
     return figure
