@@ -290,6 +290,15 @@ class AttentionResult:
         return self.window.cut
 
 
+def window_length(config, max_length: int | None) -> int:
+    """The model's length (specials included), narrowed to `max_length` where given."""
+    if max_length is None:
+        return config.max_sequence_length
+    if max_length < 3:
+        raise ValueError(f"max_length must leave room for one token, got {max_length}")
+    return min(config.max_sequence_length, max_length)
+
+
 def attention_maps(model, tokenizer: RobertaTokenizer, text: str,
                    head_mask: torch.Tensor | None = None,
                    max_length: int | None = None) -> AttentionResult:
@@ -297,12 +306,7 @@ def attention_maps(model, tokenizer: RobertaTokenizer, text: str,
     text is read in the window around its first <mask>, as fill-mask reads it. `max_length`
     (specials included) narrows that window below the model's length: the maps grow with
     layers × heads × tokens², so a caller can bound them."""
-    length = model.config.max_sequence_length
-    if max_length is not None:
-        if max_length < 3:
-            raise ValueError(f"max_length must leave room for one token, got {max_length}")
-        length = min(length, max_length)
-    encoding, window = encode_window(tokenizer, text, length)
+    encoding, window = encode_window(tokenizer, text, window_length(model.config, max_length))
     ids = torch.tensor([encoding.ids], device=_device(model))
     with torch.inference_mode():
         out = model(ids, head_mask=head_mask, output_attentions=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .inference import _device, encode_window
+from .inference import _device, encode_window, window_length
 from .model import RobertaLMHead
 from .tokenizer import RobertaTokenizer
 
@@ -163,12 +163,7 @@ def neuron_view(model, tokenizer: RobertaTokenizer, text: str, layer: int, head:
     """The neuron view of one text (read in the window fill-mask reads, narrowed to
     `max_length` tokens with specials where given): `query_index` counts tokens from 0 (<s>)."""
     encoder = _encoder(model)
-    length = encoder.config.max_sequence_length
-    if max_length is not None:
-        if max_length < 3:
-            raise ValueError(f"max_length must leave room for one token, got {max_length}")
-        length = min(length, max_length)
-    encoding, _ = encode_window(tokenizer, text, length)
+    encoding, _ = encode_window(tokenizer, text, window_length(encoder.config, max_length))
     if not 0 <= query_index < len(encoding.ids):
         raise ValueError(f"The text read is {len(encoding.ids)} tokens (<s> and </s> "
                          f"included): the query token must be 0 to {len(encoding.ids) - 1}, got "
