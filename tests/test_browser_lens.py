@@ -27,7 +27,7 @@ def test_clicking_a_word_hides_it_and_predicts_again(page):
     tab = open_tab(page, "Fill-mask")
     box = tab.locator("textarea").first
     box.fill("The coffee was <mask> and the food was good.")
-    tab.get_by_role("button", name="Predict").click()
+    tab.get_by_role("button", name="Predict", exact=True).click()
     page.locator('#fill-mask-results [data-testid="cell-4-0"]').wait_for()  # one mask × top-5
     # The first piece of "food" (the tiny test tokenizer may split it): any piece hides it all
     pieces = tab.locator("span.token span.text")
@@ -40,14 +40,29 @@ def test_clicking_a_word_hides_it_and_predicts_again(page):
     page.locator('#fill-mask-results [data-testid="cell-9-0"]').wait_for()  # two masks now
 
 
-def test_the_logit_lens_draws_a_row_per_layer(page):
+def test_the_logit_lens_draws_a_row_per_layer_and_follows_a_click(page):
     tab = open_tab(page, "Fill-mask")
-    tab.locator("textarea").first.fill("The coffee was <mask> and the food was good.")
+    tab.locator("textarea").first.fill("The <mask> was good.")
+    tab.get_by_role("button", name="Predict", exact=True).click()  # the tokenization to click
+    page.wait_for_function(  # this text's, not an earlier test's
+        "() => { const spans = [...document.querySelectorAll('#tab-fill-mask span.token')];"
+        " return spans.length > 0 && !spans.some(s => s.innerText.includes('coffee')); }")
     tab.get_by_text("what each layer would guess").click()
     tab.get_by_role("button", name="Show the layers").click()
     tab.get_by_text("that answer is in the top 5").wait_for(timeout=30_000)
     page.wait_for_function(LENS_ROWS, timeout=30_000)
     assert page.evaluate(LENS_ROWS) == 3  # the tiny test model's embeddings and 2 layers
+    page.evaluate("() => { window.__lensDrawn = document.querySelector("
+                  "'#logit-lens-plot .js-plotly-plot').data; }")
+    pieces = tab.locator("span.token span.text")  # hide "good": the lens is drawn again
+    texts = pieces.all_inner_texts()
+    pieces.nth(next(i for i, t in enumerate(texts) if len(t) > 1 and "␣good".startswith(t))).click()
+    page.wait_for_function(
+        "() => document.querySelector('#tab-fill-mask textarea').value"
+        " === 'The <mask> was <mask>.'", timeout=30_000)
+    page.wait_for_function(  # a new drawing of the lens (Gradio draws each value anew)
+        "() => { const plot = document.querySelector('#logit-lens-plot .js-plotly-plot');"
+        " return plot && plot.data && plot.data !== window.__lensDrawn; }", timeout=30_000)
 
 
 def test_the_neuron_view_shows_the_computation(page):

@@ -236,7 +236,7 @@ def build_fill_mask_tab(session: gr.State) -> None:
         table = gr.Dataframe(headers=RESULT_COLUMNS, label="Top guesses per mask",
                              interactive=False, elem_id="fill-mask-results", scale=2)
         chart = gr.Plot(label="Probabilities", scale=3)
-    build_logit_lens(session, text, model_name)
+    redraw_lens = build_logit_lens(session, text, model_name)
     build_fill_mask_compare(session, text)  # two models' guesses in adjacent columns
 
     inputs = [text, model_name, top_k, session]
@@ -244,10 +244,13 @@ def build_fill_mask_tab(session: gr.State) -> None:
     predict_button.click(predict, inputs, outputs, api_name="fill_mask",
                          concurrency_limit=4)
     text.submit(predict, inputs, outputs, api_visibility="private", concurrency_limit=4)
-    # Click a word of the tokenization to hide it: it becomes <mask> and is guessed again.
-    tokens.select(mask_clicked, [text, model_name, session], text, api_visibility="private",
-                  concurrency_limit=4).success(predict, inputs, outputs,
-                                               api_visibility="private", concurrency_limit=4)
+    # Click a word of the tokenization to hide it: it becomes <mask>, guessed again (the lens
+    # too).
+    clicked = tokens.select(mask_clicked, [text, model_name, session], text,
+                            api_visibility="private", concurrency_limit=4)
+    clicked.success(predict, inputs, outputs, api_visibility="private", concurrency_limit=4)
+    clicked.success(*redraw_lens, api_visibility="private", concurrency_limit=4,
+                    show_progress="hidden")
     import_button.click(import_checkpoint, [session, upload, model_name],
                         [session, model_name, model_info, import_status],
                         api_name="import_checkpoint", concurrency_limit=1)

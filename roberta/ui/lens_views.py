@@ -90,7 +90,9 @@ def mask_clicked(text: str, model_name: str | None, session: dict | None,
         return mask_word(loaded.tokenizer, text, index, length)
 
 
-def build_logit_lens(session: gr.State, text: gr.Textbox, model_name: gr.Dropdown) -> None:
+def build_logit_lens(session: gr.State, text: gr.Textbox, model_name: gr.Dropdown) -> tuple:
+    """The lens's section; returns (function, inputs, outputs) to draw it again (after a click
+    hides a word)."""
     with gr.Accordion("Layer by layer: what each layer would guess (logit lens)",
                       open=False):
         gr.Markdown(LENS_EXPLAINED)
@@ -102,8 +104,9 @@ def build_logit_lens(session: gr.State, text: gr.Textbox, model_name: gr.Dropdow
         figure = gr.Plot(label="Logit lens", elem_id="logit-lens-plot")
         table = gr.Dataframe(headers=LENS_COLUMNS, interactive=False,
                              label="Each layer's top guesses, and the final answer's place")
-    button.click(show_logit_lens, [text, model_name, mask_number, session],
-                 [figure, table, summary], api_name="logit_lens", concurrency_limit=4)
+    redraw = (show_logit_lens, [text, model_name, mask_number, session], [figure, table, summary])
+    button.click(*redraw, api_name="logit_lens", concurrency_limit=4)
+    return redraw
 
 
 # --- Attention: the neuron view ---------------------------------------------------------------
