@@ -96,6 +96,8 @@ def mask_word(tokenizer: RobertaTokenizer, text: str, token_index: int,
         raise ValueError(f"There is no token {token_index}: the text read has "
                          f"{len(encoding.ids)} (<s> and </s> included).")
     start, end = encoding.offsets[token_index]
+    if start == end and start < len(text):  # a lone space token ("Ġ") before its word
+        end = start + 1
     if encoding.ids[token_index] in tokenizer.special_ids or start == end:
         raise ValueError("That is not a word of the text (<s>, </s> or <mask> itself): click "
                          "a word to hide it.")

@@ -121,18 +121,16 @@ def test_a_text_past_the_window_cap_is_read_from_its_start_and_says_so():
 def test_mask_word_hides_the_whole_word_of_a_clicked_token():
     from roberta.inference import mask_word
 
-    tokenizer = RobertaTokenizer.train(["unbelievable coffee, really good"] * 3 +
-                                       ["the cat sat on the mat"] * 3, vocab_size=300,
-                                       min_frequency=1)
-    text = "The unbelievable coffee, really good."
+    tokenizer = RobertaTokenizer.from_pretrained(MLM)  # a fixed file: the same pieces each run
+    text = "The Rumpelstiltskin coffee, really good."
     encoding = tokenizer.encode(text)
     pieces = [i for i, (s, e) in enumerate(encoding.offsets)
-              if s >= text.index("unbelievable") and e <= text.index(" coffee")]
-    assert len(pieces) > 1  # a word of several tokens: any of them hides all of it
+              if s >= text.index("Rumpelstiltskin") and e <= text.index(" coffee")]
+    assert len(pieces) > 3  # a word of several tokens: any of them hides all of it
     for index in pieces:
         assert mask_word(tokenizer, text, index, 64) == "The <mask> coffee, really good."
     comma = next(i for i, (s, e) in enumerate(encoding.offsets) if text[s:e].strip() == ",")
-    assert mask_word(tokenizer, text, comma, 64) == "The unbelievable coffee<mask> really good."
+    assert mask_word(tokenizer, text, comma, 64) == "The Rumpelstiltskin coffee<mask> really good."
     with pytest.raises(ValueError, match="not a word of the text"):
         mask_word(tokenizer, text, 0, 64)  # <s>
     with pytest.raises(ValueError, match="There is no token 99"):
@@ -141,3 +139,19 @@ def test_mask_word_hides_the_whole_word_of_a_clicked_token():
     mask_at = tokenizer.encode(masked).ids.index(tokenizer.mask_token_id)
     with pytest.raises(ValueError, match="not a word of the text"):
         mask_word(tokenizer, masked, mask_at, 64)
+
+
+def test_mask_word_reads_a_lone_space_token_as_part_of_the_next_word():
+    """A byte-level BPE may keep a word's space apart ("Ġ", offsets (4, 4)) when the word is
+    one token without it: clicking that space hides the word after it."""
+    from roberta.inference import mask_word
+
+    # "unbelievable" only ever starts a text here, so its space can never merge with it
+    tokenizer = RobertaTokenizer.train(["unbelievable"] * 5 + ["The coffee."] * 5,
+                                       vocab_size=300, min_frequency=1)
+    text = "The unbelievable coffee."
+    encoding = tokenizer.encode(text)
+    lone = [i for i, (start, end) in enumerate(encoding.offsets)
+            if start == end and i not in (0, len(encoding.ids) - 1)]
+    assert lone, list(zip(encoding.tokens, encoding.offsets, strict=True))
+    assert mask_word(tokenizer, text, lone[0], 64) == "The <mask> coffee."
