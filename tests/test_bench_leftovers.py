@@ -42,3 +42,26 @@ def test_repeat_runs_reports_memory_and_disk_after_each_run(tiny_assets, capsys)
         assert result["kinds"][kind]["disk_delta_mb"] == pytest.approx(0, abs=0.001)
         assert result["kinds"][kind]["disk_target"] == "met"
         assert result["kinds"][kind]["memory_target"] == "met"
+
+
+@pytest.mark.slow  # starts the app in its own process
+def test_worst_model_reports_the_other_visitors_latency(tiny_assets, capsys):
+    import os
+
+    from bench.worst_model import QUICK_GFLOPS, main
+    from roberta.ui.limits import ENV_MAX_IMPORT_GFLOPS
+
+    before = os.environ.get(ENV_MAX_IMPORT_GFLOPS)
+    result = main(["--quick", "--seconds", "8", "--calls-alone", "2"])
+    assert os.environ.get(ENV_MAX_IMPORT_GFLOPS) == before  # the quick budget is not left set
+    lines = dict(parsed(capsys.readouterr().out))
+    assert list(lines) == ["model", "heavy", "visitor", "result"]
+    # The model is the budget's worst: just under the (quick) cap per window, and accepted.
+    assert QUICK_GFLOPS * 0.5 < float(lines["model"]["window_gflops"]) <= QUICK_GFLOPS
+    assert int(lines["heavy"]["requests_at_once"]) == 4 and int(lines["heavy"]["calls"]) >= 4
+    assert int(lines["visitor"]["calls"]) >= 1
+    for key in ("alone_p50_s", "alone_p95_s", "p50_s", "p95_s", "max_s"):
+        assert 0 < float(lines["visitor"][key]) < 60
+    assert float(lines["visitor"]["p50_s"]) <= float(lines["visitor"]["p95_s"])
+    assert lines["result"]["errors"] == "0" and lines["result"]["tracebacks"] == "0"
+    assert result["loaded_p95_s"] == pytest.approx(float(lines["visitor"]["p95_s"]), abs=1e-3)
