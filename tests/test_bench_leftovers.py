@@ -59,6 +59,7 @@ def test_worst_model_reports_the_other_visitors_latency(tiny_assets, capsys):
     # The model is the budget's worst: just under the (quick) cap per window, and accepted.
     assert QUICK_GFLOPS * 0.5 < float(lines["model"]["window_gflops"]) <= QUICK_GFLOPS
     assert int(lines["heavy"]["requests_at_once"]) == 4 and int(lines["heavy"]["calls"]) >= 4
+    assert 0 < float(lines["heavy"]["alone_s"]) < 60
     assert int(lines["visitor"]["calls"]) >= 1
     for key in ("alone_p50_s", "alone_p95_s", "p50_s", "p95_s", "max_s"):
         assert 0 < float(lines["visitor"][key]) < 60
