@@ -19,9 +19,10 @@ gradio_client — a new visitor's session — that does one thing and leaves:
 After each run the script waits until the server has logged that the session ended (the
 server's heartbeat is set to 1 s, GRADIO_HEARTBEAT_INTERVAL, so a leaving client is noticed at
 once rather than within 15 s), then reads the server's resident memory (RSS) and the size of its
-temp folder and prints them against the baseline, one `key=value` line per run. The baseline is
-read after one warm-up run of each kind (first-use caches: prepared data, tokenizers, the
-allocator's pools, are not growth). Targets: RSS within 100 MB and the temp folder within 1 MB
+temp folder (bytes, and files: an empty one weighs nothing) and prints them against the
+baseline, one `key=value` line per run. The baseline is read after one warm-up run of each kind
+(first-use caches: prepared data, tokenizers, the allocator's pools, are not growth); the kinds
+run one after another on the same server, so each figure is cumulative. Targets: RSS within 100 MB and the temp folder within 1 MB
 of the baseline after all runs of each kind. Nothing leaves 127.0.0.1.
 """
 
@@ -104,6 +105,11 @@ def run_once(kind: str, url: str, uploads: Path, steps: int) -> None:
         client.close()
 
 
+def file_count(folder: Path) -> int:
+    """Files under `folder`: an empty temp file left per upload weighs nothing but counts."""
+    return sum(1 for path in folder.rglob("*") if path.is_file())
+
+
 def sessions_ended(log: Path) -> int:
     return log.read_text(errors="replace").count("a session ended")
 
@@ -147,29 +153,30 @@ def run(kinds: list[str], runs: int, steps: int, threads: int,
             ended += 1
             wait_for_session_ends(log, ended)
 
-        def measure() -> tuple[float, float]:
-            return rss_mb(server.pid), folder_mb(temp / "server")
+        def measure() -> tuple[float, float, int]:
+            return rss_mb(server.pid), folder_mb(temp / "server"), file_count(temp / "server")
 
-        base_rss, base_disk = measure()
-        results["baseline"] = {"rss_mb": base_rss, "disk_mb": base_disk}
-        say(line("baseline", rss_mb=base_rss, disk_mb=base_disk))
+        base_rss, base_disk, base_files = measure()
+        results["baseline"] = {"rss_mb": base_rss, "disk_mb": base_disk, "files": base_files}
+        say(line("baseline", rss_mb=base_rss, disk_mb=base_disk, files=base_files))
         for kind in kinds:
             for n in range(1, runs + 1):
                 started = time.perf_counter()
                 run_once(kind, url, uploads, steps)
                 ended += 1
                 wait_for_session_ends(log, ended)
-                rss, disk = measure()
+                rss, disk, files = measure()
                 say(line("run", kind=kind, n=n, seconds=time.perf_counter() - started,
                          rss_mb=rss, rss_delta_mb=rss - base_rss, disk_mb=disk,
-                         disk_delta_mb=disk - base_disk))
+                         disk_delta_mb=disk - base_disk, files_delta=files - base_files))
             rss_delta, disk_delta = rss - base_rss, disk - base_disk
             verdict = {"memory_target": "met" if rss_delta <= MEMORY_TARGET_MB else "MISSED",
                        "disk_target": "met" if abs(disk_delta) <= DISK_TARGET_MB else "MISSED"}
             results["kinds"][kind] = {"rss_delta_mb": rss_delta, "disk_delta_mb": disk_delta,
+                                      "files_delta": files - base_files,
                                       **verdict}
             say(line("after", kind=kind, runs=runs, rss_delta_mb=rss_delta,
-                     disk_delta_mb=disk_delta, **verdict))
+                     disk_delta_mb=disk_delta, files_delta=files - base_files, **verdict))
         server_log = log.read_text(errors="replace")
         results["tracebacks_in_log"] = server_log.count("Traceback")
         say(line("log", sessions_ended=sessions_ended(log),

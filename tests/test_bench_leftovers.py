@@ -36,10 +36,12 @@ def test_repeat_runs_reports_memory_and_disk_after_each_run(tiny_assets, capsys)
                                                  ("download", "1"), ("download", "2")]
     for fields in runs:
         float(fields["rss_mb"]), float(fields["rss_delta_mb"]), float(fields["disk_delta_mb"])
+        int(fields["files_delta"])
     assert dict(lines[-1][1]) == {"sessions_ended": "6", "tracebacks": "0"}  # 2 warm-ups + 4
     for kind in ("import", "download"):
         # A served zip, an upload or an empty temp file left behind would show here.
         assert result["kinds"][kind]["disk_delta_mb"] == pytest.approx(0, abs=0.001)
+        assert result["kinds"][kind]["files_delta"] == 0
         assert result["kinds"][kind]["disk_target"] == "met"
         assert result["kinds"][kind]["memory_target"] == "met"
 
