@@ -22,8 +22,9 @@ once rather than within 15 s), then reads the server's resident memory (RSS) and
 temp folder (bytes, and files: an empty one weighs nothing) and prints them against the
 baseline, one `key=value` line per run. The baseline is read after one warm-up run of each kind
 (first-use caches: prepared data, tokenizers, the allocator's pools, are not growth); the kinds
-run one after another on the same server, so each figure is cumulative. Targets: RSS within 100 MB and the temp folder within 1 MB
-of the baseline after all runs of each kind. Nothing leaves 127.0.0.1.
+run one after another on the same server, so each figure is cumulative. Targets: RSS within
+100 MB and the temp folder within 1 MB of the baseline after all runs of each kind. Nothing
+leaves 127.0.0.1.
 """
 
 from __future__ import annotations
