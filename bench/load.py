@@ -101,12 +101,13 @@ def checkpoint_zip(target: Path) -> Path:
     return target
 
 
-def start_server(port: int, temp: Path, threads: int, log: Path) -> subprocess.Popen:
+def start_server(port: int, temp: Path, threads: int, log: Path,
+                 code: str = SERVER) -> subprocess.Popen:
     env = {**os.environ, "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(temp / "gradio"),
            "ROBERTA_LAB_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
            "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
     with log.open("w") as sink:  # a file, not a pipe: nobody reads a pipe while clients run
-        return subprocess.Popen([sys.executable, "-c", SERVER, str(port)], cwd=ROOT, env=env,
+        return subprocess.Popen([sys.executable, "-c", code, str(port)], cwd=ROOT, env=env,
                                 stdout=sink, stderr=subprocess.STDOUT, text=True)
 
 

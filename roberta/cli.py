@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -63,20 +64,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="masked-LM pretraining")
     p.add_argument("--out", required=True, help="output directory (Hugging Face format)")
-    p.add_argument("--preset", choices=list(PRESETS), default="tiny")
+    # Flags with a default of None here take, on --resume, the value the run started with
+    # (its run record), and a fresh run's default otherwise.
+    p.add_argument("--preset", choices=list(PRESETS), help="default: tiny")
     p.add_argument("--layers", type=int, help="override the preset's num_hidden_layers")
     p.add_argument("--hidden", type=int, help="override hidden_size")
     p.add_argument("--heads", type=int, help="override num_attention_heads")
     p.add_argument("--ffn", type=int, help="override intermediate_size")
-    p.add_argument("--corpus", default="bundled",
-                   help="'bundled', 'bundled+wikipedia', a .txt file or a folder of .txt files")
+    p.add_argument("--corpus",
+                   help="'bundled' (the default), 'bundled+wikipedia', a .txt file or a folder "
+                        "of .txt files")
     p.add_argument("--tokenizer", help="tokenizer directory (default: train one on the corpus)")
     p.add_argument("--vocab-size", type=int, default=None,
                    help="vocabulary of a newly trained tokenizer (default: the preset's)")
     p.add_argument("--init", help="start from this masked-LM directory instead of scratch")
-    p.add_argument("--start", choices=list(INIT_CHOICES), default="structured",
+    p.add_argument("--start", choices=list(INIT_CHOICES),
                    help="from scratch: the structured start that gets past the masked-LM "
-                        "plateau, or RoBERTa's random init (see roberta/init.py)")
+                        "plateau (the default), or RoBERTa's random init (see roberta/init.py)")
     p.add_argument("--hold-positions", dest="hold_positions_steps", type=int, default=-1,
                    help="steps the structured start's position rows stay fixed (-1: the "
                         "whole run, 0: trainable from the start)")
@@ -101,13 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--resume", action="store_true",
                    help="continue the checkpoint in --out (its model, dropout and labels) on "
                         "the same data")
-    f.add_argument("--task", default="sentiment", help="'sentiment' (bundled) or 'csv'")
+    f.add_argument("--task", help="'sentiment' (bundled; the default) or 'csv'")
     f.add_argument("--csv", help="CSV file with a text and a label column (--task csv)")
     f.add_argument("--text-column")
     f.add_argument("--label-column")
     f.add_argument("--validation-fraction", type=float,
                    help=f"default: {FinetuneConfig.validation_fraction}")
-    f.add_argument("--dropout", type=float, default=FINETUNE_DROPOUT,
+    f.add_argument("--dropout", type=float,
                    help=f"the classifier's dropout (default: {FINETUNE_DROPOUT}, whatever the "
                         f"masked LM was pretrained with)")
     _add_training_flags(f, FinetuneConfig)
@@ -190,10 +194,71 @@ def _as_json(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def resumed_settings(out: Path, given: dict, given_masking: dict | None = None) -> dict:
+# --- the run record: what defines a run besides trainer_state.json -------------------------
+# The text it learns from, its tokenizer, its model's shape and start (pretrain); its task, CSV
+# and dropout (finetune). Kept beside the checkpoint as <out>.run.json (like the metrics log:
+# a checkpoint save replaces the folder), so --resume can refuse a flag that changes them.
+# Files are compared by content: the same text under another path is the same run; an edited
+# file is not.
+CONTENT_OF = {"corpus": "corpus_text", "csv": "csv_text"}
+
+
+def run_record_path(out: Path) -> Path:
+    return out.parent / f"{out.name}.run.json"
+
+
+def read_run_record(out: Path) -> dict:
+    """The run record of the checkpoint in `out`; {} if there is none (an older checkpoint)."""
+    try:
+        record = json.loads(run_record_path(out).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def write_run_record(out: Path, record: dict) -> None:
+    path = run_record_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_as_json(record), indent=1, sort_keys=True) + "\n")
+
+
+def text_fingerprint(texts) -> str:
+    """A short hash of a corpus's documents (or a file's bytes): equal only for the same text."""
+    digest = hashlib.sha256()
+    for text in [texts] if isinstance(texts, bytes) else texts:
+        digest.update(text if isinstance(text, bytes) else text.encode("utf-8", "replace"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
+def _path_flag(value: str | None) -> str | None:
+    """A directory or file flag as the record keeps it: absolute, so `./x` and `x` agree."""
+    return None if value is None else str(Path(value).resolve())
+
+
+def _run_flag_changes(record: dict, given_run: dict) -> list[str]:
+    """Each run flag given that differs from the record, said as the flag and both values."""
+    changed = []
+    for key, value in given_run.items():
+        if key in CONTENT_OF.values() or value is None or key not in record:
+            continue
+        if key in CONTENT_OF:
+            content = CONTENT_OF[key]
+            if content in record and given_run.get(content) != record[content]:
+                changed.append(f"{_flag(key)} {value} (not the text the checkpoint was trained "
+                               f"on, {record[key]})")
+        elif _as_json(value) != record[key]:
+            was = "not given" if record[key] is None else record[key]
+            changed.append(f"{_flag(key)} {value} (the checkpoint's: {was})")
+    return changed
+
+
+def resumed_settings(out: Path, given: dict, given_masking: dict | None = None,
+                     given_run: dict | None = None) -> dict:
     """The settings a --resume continues with: the checkpoint's own (trainer_state.json), with
-    the flags given. A flag given that would change the run (anything but RESUME_MAY_CHANGE)
-    must match the checkpoint's, or ValueError names each that differs: a forgotten --seed takes
+    the flags given. A flag given that would change the run (anything but RESUME_MAY_CHANGE,
+    and the run record's flags in `given_run`: corpus, tokenizer, shape, task, CSV...) must
+    match the checkpoint's, or ValueError names each that differs: a forgotten --seed takes
     the checkpoint's, a different one is refused."""
     try:
         saved = json.loads((out / "trainer_state.json").read_text())["config"]
@@ -204,6 +269,7 @@ def resumed_settings(out: Path, given: dict, given_masking: dict | None = None) 
     changed = [f"{_flag(k)} {v} (the checkpoint's: {saved[k]})"
                for k, v in given.items() if k in saved and k not in RESUME_MAY_CHANGE
                and _as_json(v) != saved[k]]
+    changed += _run_flag_changes(read_run_record(out), given_run or {})
     saved_masking = saved.get("masking") if isinstance(saved.get("masking"), dict) else {}
     changed += [f"{_flag(k)} {v} (the checkpoint's: {saved_masking[k]})"
                 for k, v in (given_masking or {}).items()
@@ -293,13 +359,25 @@ def cmd_pretrain(args) -> int:
     if not args.resume and (out / "model.safetensors").exists():
         raise ValueError(f"{out} already holds a model; pass --resume to continue it or choose "
                          f"another --out (nothing is overwritten)")
-    texts = _read_corpus(args.corpus)
-    overrides = {k: v for k, v in dict(num_hidden_layers=args.layers, hidden_size=args.hidden,
-                                       num_attention_heads=args.heads,
-                                       intermediate_size=args.ffn).items() if v is not None}
-    config = RobertaConfig.preset(args.preset, **overrides)  # validated before any work
+    # The run's own flags: on --resume, one left out is the run record's, one given must match.
+    given_run = dict(corpus=args.corpus, tokenizer=_path_flag(args.tokenizer),
+                     vocab_size=args.vocab_size, init=_path_flag(args.init), start=args.start,
+                     preset=args.preset, layers=args.layers, hidden=args.hidden,
+                     heads=args.heads, ffn=args.ffn)
+    record = read_run_record(out) if args.resume else {}
+    run = {**dict(corpus="bundled", start="structured", preset="tiny"),
+           **{k: v for k, v in record.items() if k in given_run},
+           **{k: v for k, v in given_run.items() if v is not None}}
+    texts = _read_corpus(run["corpus"])
+    given_run["corpus"], given_run["corpus_text"] = run["corpus"], text_fingerprint(texts)
+    overrides = {k: v for k, v in dict(num_hidden_layers=run.get("layers"),
+                                       hidden_size=run.get("hidden"),
+                                       num_attention_heads=run.get("heads"),
+                                       intermediate_size=run.get("ffn")).items()
+                 if v is not None}
+    config = RobertaConfig.preset(run["preset"], **overrides)  # validated before any work
     _check_fits_in_memory(config)
-    structured = args.start == "structured" and not args.init  # a scratch model's start
+    structured = run["start"] == "structured" and not args.init  # a scratch model's start
     given = _given(args, PretrainConfig)  # the rest (learning rate, warmup...): the library's
     given["hold_positions_steps"] = PretrainConfig.hold_for(
         "structured" if structured else "roberta", args.hold_positions_steps)
@@ -307,7 +385,7 @@ def cmd_pretrain(args) -> int:
     if args.resume:  # the checkpoint's settings; a flag given that differs is refused
         if args.hold_positions_steps == -1:  # the default: the checkpoint's start decides
             given.pop("hold_positions_steps")
-        saved = resumed_settings(out, given, masking)
+        saved = resumed_settings(out, given, masking, given_run)
         masking = {**saved.pop("masking", {}), **masking}
         given = {k: tuple(v) if k == "probes" else v for k, v in saved.items()
                  if k in {f.name for f in dataclasses.fields(PretrainConfig)}
@@ -317,6 +395,8 @@ def cmd_pretrain(args) -> int:
     if structured and not args.resume:
         StructuredInit().validate(config.hidden_size, config.num_attention_heads,
                                   config.num_hidden_layers)
+    if not args.resume and rank == 0:
+        write_run_record(out, {**given_run, **{k: run[k] for k in ("start", "preset")}})
 
     if args.resume:
         tokenizer = RobertaTokenizer.from_pretrained(out)
@@ -345,8 +425,9 @@ def cmd_pretrain(args) -> int:
             model = RobertaForMaskedLM.from_pretrained(args.init)
         else:
             model = RobertaForMaskedLM(RobertaConfig.preset(
-                args.preset, settings.seq_length, **overrides, vocab_size=tokenizer.vocab_size))
-            initialise_(model, args.start)
+                run["preset"], settings.seq_length, **overrides,
+                vocab_size=tokenizer.vocab_size))
+            initialise_(model, run["start"])
         trainer = Pretrainer(model, tokenizer, data, settings)
     if rank == 0:
         n_params = sum(p.numel() for p in trainer.model.parameters())
@@ -400,25 +481,38 @@ def cmd_finetune(args) -> int:
                          "with the --out of a run that wrote checkpoints")
     if args.resume and not args.out:
         raise ValueError("--resume needs --out: the directory of the checkpoint to continue")
-    out = Path(args.out or f"{args.init.rstrip('/')}-{args.task}")
+    out = Path(args.out or f"{args.init.rstrip('/')}-{args.task or 'sentiment'}")
     recover_checkpoint(out)  # a crash mid-save left the newest checkpoint beside `out`
     if args.resume and not (out / "trainer_state.json").is_file():
         raise ValueError(f"--resume: no checkpoint in {out}")
     if not args.resume and (out / "model.safetensors").exists():
         raise ValueError(f"{out} already holds a model; pass --resume to continue it or choose "
                          f"another --out (nothing is overwritten)")
-    if args.task == "sentiment":
+    # The run's own flags: on --resume, one left out is the run record's, one given must match.
+    given_run = dict(task=args.task, csv=_path_flag(args.csv), text_column=args.text_column,
+                     label_column=args.label_column, dropout=args.dropout)
+    record = read_run_record(out) if args.resume else {}
+    run = {**dict(task="sentiment", dropout=FINETUNE_DROPOUT),
+           **{k: v for k, v in record.items() if k in given_run and v is not None},
+           **{k: v for k, v in given_run.items() if v is not None}}
+    if run["task"] == "sentiment":
         data = sentiment_task()
-    elif args.task == "csv":
-        if not args.csv:
+    elif run["task"] == "csv":
+        if not run.get("csv"):
             raise ValueError("--task csv needs --csv PATH")
-        data = read_classification_csv(args.csv, args.text_column, args.label_column)
+        data = read_classification_csv(run["csv"], run.get("text_column"),
+                                       run.get("label_column"))
+        given_run["csv"], given_run["csv_text"] = run["csv"], text_fingerprint(
+            Path(run["csv"]).read_bytes())
     else:
-        raise ValueError(f"--task must be 'sentiment' or 'csv', got {args.task!r}")
+        raise ValueError(f"--task must be 'sentiment' or 'csv', got {run['task']!r}")
     given = _given(args, FinetuneConfig)
     if args.resume:  # the checkpoint's settings; a flag given that differs is refused
         fields = {f.name for f in dataclasses.fields(FinetuneConfig)} - {"output_dir"}
-        given = {k: v for k, v in resumed_settings(out, given).items() if k in fields}
+        given = {k: v for k, v in resumed_settings(out, given, None, given_run).items()
+                 if k in fields}
+    else:
+        write_run_record(out, {**given_run, **{k: run[k] for k in ("task", "dropout")}})
     settings = FinetuneConfig(**given, output_dir=str(out))
     if args.resume:  # weights, optimizer, schedule, RNG, step and best step so far
         trainer = Finetuner.resume(out, data, settings)
@@ -428,7 +522,7 @@ def cmd_finetune(args) -> int:
             warnings.simplefilter("ignore")
             encoder = RobertaForMaskedLM.from_pretrained(args.init)
         torch.manual_seed(settings.seed)  # the new head's weights, then dropout: --seed
-        classifier = classifier_from(encoder, data.label_names, args.dropout)  # reproduces
+        classifier = classifier_from(encoder, data.label_names, run["dropout"])  # reproduces
         trainer = Finetuner(classifier, tokenizer, data, settings)
     log_path = out.parent / f"{out.name}.metrics.jsonl"
     if args.resume:

@@ -56,7 +56,9 @@ def test_a_forgotten_seed_is_the_checkpoints_and_each_step_is_logged_once(run):
         lines.write('{"kind": "step", "st')
     flags = [f for f in FLAGS if f not in ("8",)]
     flags[flags.index("--max-steps") + 1:flags.index("--max-steps") + 1] = ["12"]
-    resumed = run_cli(*flags, "--corpus", corpus, "--resume", "--out", out)  # no --seed
+    # No --seed and no --corpus: the checkpoint's seed and the run record's corpus (the
+    # default, the bundled corpus, would be refused as another text).
+    resumed = run_cli(*flags, "--resume", "--out", out)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert saved_config(out)["seed"] == 3 and saved_config(out)["max_steps"] == 12
     rows = [json.loads(line) for line in log.read_text().splitlines()]
@@ -64,3 +66,54 @@ def test_a_forgotten_seed_is_the_checkpoints_and_each_step_is_logged_once(run):
     assert steps == list(range(1, 13))  # each step once, in order
     assert all(r["loss"] > 0 for r in rows if r["kind"] == "step")  # the replayed ones gone
     assert [r["step"] for r in rows if r["kind"] == "start"] == [0, 8]
+
+
+def test_a_different_corpus_tokenizer_or_shape_is_refused_by_name(run, tmp_path):
+    corpus, out = run
+    before = (out / "trainer_state.json").read_text()
+    other = tmp_path / "other.txt"
+    other.write_text("\n\n".join(tiny_corpus(200, seed=1)))
+    tokenizer = tmp_path / "tokenizer"
+    tokenizer.mkdir()
+    refused = run_cli(*FLAGS, "--corpus", other, "--tokenizer", tokenizer, "--layers", "3",
+                      "--preset", "tiny", "--start", "roberta", "--resume", "--out", out)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    for said in (f"--corpus {other} (not the text the checkpoint was trained on, {corpus})",
+                 f"--tokenizer {tokenizer.resolve()} (the checkpoint's: not given)",
+                 "--layers 3 (the checkpoint's: not given)",
+                 "--preset tiny (the checkpoint's: nano)",
+                 "--start roberta (the checkpoint's: structured)"):
+        assert said in refused.stderr, (said, refused.stderr)
+    # FLAGS gives --preset nano again: the run's own value is not a change.
+    alone = run_cli(*FLAGS, "--corpus", other, "--resume", "--out", out)
+    assert alone.returncode == 2 and "--corpus" in alone.stderr
+    assert "--preset" not in alone.stderr and "--seed" not in alone.stderr
+    assert (out / "trainer_state.json").read_text() == before  # nothing ran
+
+
+def test_the_run_record_keeps_what_trainer_state_does_not(run):
+    from roberta.cli import read_run_record, run_record_path, text_fingerprint
+    from roberta.data import read_text_file
+
+    corpus, out = run
+    assert run_record_path(out) == out.with_name(f"{out.name}.run.json")
+    record = read_run_record(out)
+    assert record["corpus"] == str(corpus) and record["preset"] == "nano"
+    assert record["start"] == "structured" and record["tokenizer"] is None
+    assert record["corpus_text"] == text_fingerprint(read_text_file(corpus))
+
+
+def test_the_same_text_under_another_path_is_the_same_run():
+    from roberta.cli import _run_flag_changes, text_fingerprint
+
+    record = {"corpus": "/data/a.txt", "corpus_text": text_fingerprint(["one", "two"]),
+              "layers": None, "preset": "nano"}
+    same = {"corpus": "./copy-of-a.txt", "corpus_text": text_fingerprint(["one", "two"]),
+            "preset": "nano", "layers": None}
+    assert _run_flag_changes(record, same) == []
+    edited = {**same, "corpus_text": text_fingerprint(["one", "three"])}
+    assert _run_flag_changes(record, edited) == [
+        "--corpus ./copy-of-a.txt (not the text the checkpoint was trained on, /data/a.txt)"]
+    assert text_fingerprint(["ab", "c"]) != text_fingerprint(["a", "bc"])  # documents count
+    assert _run_flag_changes({}, same) == []  # a checkpoint from before run records

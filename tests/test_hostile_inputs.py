@@ -224,10 +224,11 @@ def test_downloads_of_one_model_share_one_export(tiny_assets, tmp_path, monkeypa
 
     from roberta.ui.train_tab import download_model
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where exports are made
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # where exports are made
 
     def exports() -> list:
-        return sorted(tmp_path.glob("roberta-lab-export-*"))
+        return sorted(tmp_path.rglob("roberta-lab-export-*"))
 
     tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
     model = RobertaForMaskedLM.from_pretrained(tiny_assets / "mlm")

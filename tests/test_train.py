@@ -750,6 +750,13 @@ def test_cli_finetune_resume_is_refused_when_it_cannot_continue(corpus_file, tmp
     relabelled = run_cli("finetune", "--task", "csv", "--csv", str(other_labels), "--resume",
                          "--out", str(tmp_path / "run"), "--max-steps", "6")
     assert relabelled.returncode == 2, relabelled.stderr[-2000:]
+    assert f"--csv {other_labels} (not the text the checkpoint was trained on" \
+        in relabelled.stderr  # the run record names the flag
+    assert "Traceback" not in relabelled.stderr
+    (tmp_path / "run.run.json").unlink()  # a checkpoint from before run records: the engine
+    relabelled = run_cli("finetune", "--task", "csv", "--csv", str(other_labels), "--resume",
+                         "--out", str(tmp_path / "run"), "--max-steps", "6")
+    assert relabelled.returncode == 2, relabelled.stderr[-2000:]
     assert "resume it on the data it began with" in relabelled.stderr
     assert "Traceback" not in relabelled.stderr
     # A corrupt checkpoint: one line that names what is wrong, never torch's page or a traceback

@@ -22,6 +22,7 @@ from roberta.ui.plot_cleanup import PLOT_CLEANUP_HEAD
 from roberta.ui.sentiment_tab import build_sentiment_tab
 from roberta.ui.session_end import free_sessions_when_they_end
 from roberta.ui.train_tab import build_train_tab
+from roberta.ui.upload_files import no_empty_upload_files
 from roberta.viz.bertviz_offline import FRAME_RESIZER_HEAD
 
 TITLE = "RoBERTa Lab"
@@ -67,6 +68,7 @@ def build_app() -> gr.Blocks:
                     build(session)
         free_sessions_when_they_end(demo)
         session_keep.keep_models_across_reloads(demo, session)
+    no_empty_upload_files(demo)
     guard_number_inputs(demo)
     registry.warm_up_in_background()
     return demo

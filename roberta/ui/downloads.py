@@ -6,7 +6,11 @@ model is chosen (the Model tab: any model of this session, masked LM or classifi
 is then always the current model's, never a previous one's, and one click saves it.
 
 Each browser tab keeps one `ModelExport` per button (in its gr.State): asking again for the
-same model reuses its zip, and exporting another model deletes the previous zip.
+same model reuses its zip, and exporting another model deletes the previous zip. The zips are
+made in Gradio's cache folder, which Gradio serves from without copying, and the states that
+hold them are made with `export_state()`, whose delete_callback deletes the zip when the session
+ends (session_end drops every state then): nothing a visitor downloaded stays on disk after
+they leave.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import gradio as gr
 from roberta.ui import registry
 from roberta.ui.common import plain_errors
 from roberta.ui.pretrain_job import ModelExport
+from roberta.ui.session_end import upload_folder
 
 NO_MODEL_LABEL = "⬇ Download (once a model is trained)"
 
@@ -28,9 +33,28 @@ def download_button(label: str = NO_MODEL_LABEL, **kwargs) -> gr.DownloadButton:
     return gr.DownloadButton(label, value=None, interactive=False, **kwargs)
 
 
+def new_export() -> ModelExport:
+    """A ModelExport whose zips Gradio serves where they are (its cache folder): a zip made
+    anywhere else is copied there when served, and the copy outlives the session."""
+    return ModelExport(parent=upload_folder())
+
+
+def discard_exports(holder: object) -> None:
+    """A state's delete_callback: delete the zip its ModelExport made, if any."""
+    export = holder.get("export") if isinstance(holder, dict) else None
+    if isinstance(export, ModelExport):
+        export.discard()
+
+
+def export_state() -> gr.State:
+    """A browser tab's gr.State that may hold a ModelExport (under "export"); its zip is
+    deleted when Gradio drops the state (the session ended)."""
+    return gr.State({}, delete_callback=discard_exports)
+
+
 def export_zip(holder: dict, loaded: registry.LoadedModel) -> str:
     """The zip of `loaded`, made (or reused) through the ModelExport kept in `holder`."""
-    export = holder.setdefault("export", ModelExport())
+    export = holder.setdefault("export", new_export())
     with plain_errors("Exporting the model"):
         return str(export.zip_for(loaded.model, loaded.tokenizer, loaded.name,
                                   loaded.description))

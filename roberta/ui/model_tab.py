@@ -218,7 +218,7 @@ def build_model_tab(session: gr.State) -> None:
         show_button = gr.Button("Show", variant="primary", scale=1)
         download_button = downloads.download_button("⬇ Download", scale=1,
                                                     elem_id="model-download")
-    exports = gr.State({})  # this browser tab's zip of the chosen model
+    exports = downloads.export_state()  # this browser tab's zip of the chosen model
     status = gr.Markdown("" if available else missing_text())
     architecture = gr.Markdown()
     with gr.Row():

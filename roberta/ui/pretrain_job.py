@@ -438,33 +438,52 @@ def slug(text: str) -> str:
 
 
 def export_hf_zip(model: torch.nn.Module, tokenizer: RobertaTokenizer, name: str,
-                  description: str = "") -> Path:
+                  description: str = "", parent: Path | str | None = None) -> Path:
     """Zip config.json, model.safetensors and the tokenizer files in one folder, under a new
-    temporary directory (a later export never overwrites an earlier one's file)."""
+    temporary directory in `parent` (default: the system's temp folder), so a later export
+    never overwrites an earlier one's file. Only the zip stays there: the files it was made
+    from are deleted once zipped (they would double the export's size on disk)."""
     folder = f"{slug(name)}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    workdir = Path(tempfile.mkdtemp(prefix="roberta-lab-export-"))
-    model_dir = workdir / folder
-    model.save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
-    (model_dir / "README.md").write_text(_export_readme(model, name, folder, description))
-    archive = workdir / f"{folder}.zip"
-    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for file in sorted(model_dir.iterdir()):
-            zf.write(file, f"{folder}/{file.name}")
+    if parent is not None:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="roberta-lab-export-", dir=parent))
+    try:
+        model_dir = workdir / folder
+        model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        (model_dir / "README.md").write_text(_export_readme(model, name, folder, description))
+        archive = workdir / f"{folder}.zip"
+        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for file in sorted(model_dir.iterdir()):
+                zf.write(file, f"{folder}/{file.name}")
+        shutil.rmtree(model_dir)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)  # a failed export leaves nothing behind
+        raise
     return archive
 
 
 class ModelExport:
     """One browser tab's downloadable zip: the same model asked for again gets the same file
-    (each export is a folder of the model's size, and Gradio caches a copy of every distinct
-    file it serves), and exporting another model deletes the previous zip. The folder is also
-    deleted when this object is freed, i.e. when Gradio drops the session that held it."""
+    (each export is a zip of the model's size), and exporting another model deletes the
+    previous zip. `discard()` deletes the current one; the UI calls it when the session that
+    held this object ends, and the folder also goes when this object is freed.
 
-    def __init__(self) -> None:
+    `parent` is where the zips are made: the UI gives Gradio's cache folder, from which Gradio
+    serves a file in place; from anywhere else it would keep a copy of every zip it serves
+    until its cache sweep, past the session and past this object."""
+
+    def __init__(self, parent: Path | str | None = None) -> None:
+        self._parent = parent
         self._lock = threading.Lock()
         self._model: torch.nn.Module | None = None
         self._archive: Path | None = None
         self._cleanup: weakref.finalize | None = None
+
+    @property
+    def archive(self) -> Path | None:
+        """The current zip, if one was made and not discarded."""
+        return self._archive
 
     def zip_for(self, model: torch.nn.Module, tokenizer: RobertaTokenizer, name: str,
                 description: str = "") -> Path:
@@ -474,10 +493,15 @@ class ModelExport:
             if self._model is model and self._archive is not None and self._archive.is_file():
                 return self._archive
             self._discard()
-            archive = export_hf_zip(model, tokenizer, name, description)
+            archive = export_hf_zip(model, tokenizer, name, description, parent=self._parent)
             self._model, self._archive = model, archive
             self._cleanup = weakref.finalize(self, shutil.rmtree, archive.parent, True)
             return archive
+
+    def discard(self) -> None:
+        """Delete the current zip and its folder (a later zip_for makes a new one)."""
+        with self._lock:
+            self._discard()
 
     def _discard(self) -> None:
         if self._cleanup is not None:

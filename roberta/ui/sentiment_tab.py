@@ -287,7 +287,7 @@ def build_sentiment_tab(session: gr.State) -> dict[str, gr.Component]:
     """The tab; returns the fine-tuning form, the mapping from each setting to its control,
     whose order is the /finetune endpoint's argument order. Classify comes first: it is what a
     room tries first, with its own sentences."""
-    control = gr.State({})
+    control = downloads.export_state()  # the run, its classifier and that model's zip
     gr.Markdown(INTRO)
     gr.Markdown("### 1 · Classify and explain")
     classifier, classifier_info = _classifying(session)

@@ -98,6 +98,29 @@ def drop_state(holder, session_hash: str, tries: int = 5) -> None:
             time.sleep(0.05)
 
 
+def drop_session(holder, session_hash: str) -> None:
+    """Drop every gr.State of the session and then the session itself from Gradio's holder.
+
+    Gradio's own `delete_state` only reaches states a handler has *returned*; a state that is
+    only ever changed in place (a tab's run control: its last model, its trainer, its zip) is
+    kept with the session, and Gradio keeps a closed session's values (charts included) until
+    10,000 newer sessions push it out. So the rest are dropped here, each state's
+    delete_callback run first (a tab's deletes its zip)."""
+    session_state = holder.session_data.get(session_hash)
+    if session_state is None:
+        return
+    drop_state(holder, session_hash)  # the states a handler returned: delete_callback each
+    for key in list(session_state.state_data):
+        block = session_state.blocks_config.blocks.get(key)
+        value = session_state.state_data.pop(key, None)
+        callback = getattr(block, "delete_callback", None)
+        if callable(callback):
+            callback(value)
+    with holder.lock:
+        holder.session_data.pop(session_hash, None)
+        holder.time_last_used.pop(session_hash, None)
+
+
 def end_session(demo: gr.Blocks, session_hash: str | None) -> None:
     holder = getattr(demo, "state_holder", None)  # Gradio's {session hash: its state}
     if holder is None or not session_hash or session_hash not in holder:
@@ -105,7 +128,7 @@ def end_session(demo: gr.Blocks, session_hash: str | None) -> None:
     session_state = holder.session_data[session_hash]
     uploads = session_uploads(session_state)
     models_before = len(registry.held_models())
-    drop_state(holder, session_hash)
+    drop_session(holder, session_hash)
     delete_uploads(uploads)
     models_freed = models_before - len(registry.held_models())
     hand_memory_back(collect_cycles=models_freed > 0)

@@ -255,7 +255,7 @@ def download_model(control: dict | None) -> str:
     if loaded is None:
         raise user_error("There is no trained model to download yet: press Start, and download "
                        "once the run has finished or been stopped.")
-    export = control.setdefault("export", job.ModelExport())
+    export = control.setdefault("export", downloads.new_export())
     with plain_errors("Exporting the model"):
         return str(export.zip_for(loaded.model, loaded.tokenizer, loaded.name,
                                   loaded.description))
@@ -349,7 +349,8 @@ learning within the first few hundred steps. Details and measurements: `roberta/
 def build_train_tab(session: gr.State) -> dict[str, gr.Component]:
     """The tab; returns its form, the mapping from each setting to its control, whose order is
     the /train endpoint's argument order."""
-    control = gr.State({})  # this browser's run: stop flag, trainer, last model
+    # This browser's run: stop flag, trainer, last model, and the zip of that model.
+    control = downloads.export_state()
     gr.Markdown(INTRO)
     form, buttons = _settings()
     outputs, download_button = _charts()
