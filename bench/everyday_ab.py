@@ -46,7 +46,7 @@ from roberta.recipe_everyday import (  # noqa: E402
     phase_two_start,
 )
 from roberta.tokenizer import RobertaTokenizer  # noqa: E402
-from roberta.train import Pretrainer, PretrainingData  # noqa: E402
+from roberta.training.pretraining import Pretrainer, PretrainingData  # noqa: E402
 
 VARIANT = re.compile(r"^(?:vocab(\d+)-)?repeat(\d+)$")
 

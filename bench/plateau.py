@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from roberta.init import StructuredInit, structured_init_  # noqa: E402
-from roberta.train import Pretrainer  # noqa: E402
+from roberta.training.pretraining import Pretrainer  # noqa: E402
 from roberta.ui.pretrain_job import (  # noqa: E402
     PretrainSettings,
     build_model,

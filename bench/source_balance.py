@@ -46,7 +46,7 @@ from roberta.recipe import (  # noqa: E402
     pretraining_text,
 )
 from roberta.tokenizer import RobertaTokenizer  # noqa: E402
-from roberta.train import Pretrainer, PretrainingData, pack_ids  # noqa: E402
+from roberta.training.pretraining import Pretrainer, PretrainingData, pack_ids  # noqa: E402
 
 
 def packed(tokenizer: RobertaTokenizer, docs: list[str], seq_length: int):

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from bench.plateau import add_settings_flags, run_seed, settings_from_flags, summarise  # noqa: E402
-from roberta.train import cpu_supports_bf16  # noqa: E402
+from roberta.training.devices import cpu_supports_bf16  # noqa: E402
 from roberta.ui.pretrain_job import get_data, get_tokenizer, load_corpus  # noqa: E402
 
 

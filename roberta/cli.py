@@ -21,7 +21,7 @@ from .config import PRESETS, RobertaConfig
 from .defaults import RECIPE_STAGES
 from .init import INIT_CHOICES
 from .masking import MaskingConfig
-from .train import FINETUNE_DROPOUT, FinetuneConfig, PretrainConfig
+from .training.config import FINETUNE_DROPOUT, FinetuneConfig, PretrainConfig
 
 
 def _add_training_flags(p: argparse.ArgumentParser, defaults) -> None:
@@ -280,7 +280,8 @@ def cmd_pretrain(args) -> int:
     from .init import StructuredInit, initialise_
     from .model import RobertaForMaskedLM
     from .tokenizer import RobertaTokenizer
-    from .train import Pretrainer, prepare_pretraining_data, recover_checkpoint
+    from .training.engine import recover_checkpoint
+    from .training.pretraining import Pretrainer, prepare_pretraining_data
 
     rank, world = _init_distributed()
     out = Path(args.out)
@@ -390,7 +391,8 @@ def cmd_finetune(args) -> int:
     from .data import read_classification_csv, sentiment_task
     from .model import RobertaForMaskedLM
     from .tokenizer import RobertaTokenizer
-    from .train import Finetuner, classifier_from, recover_checkpoint
+    from .training.engine import recover_checkpoint
+    from .training.finetuning import Finetuner, classifier_from
 
     if args.resume and args.init:
         raise ValueError("--init and --resume do not go together: a resumed run continues the "

@@ -28,7 +28,8 @@ from typing import Any
 import torch
 
 from .masking import IGNORE_INDEX
-from .train import Pretrainer, Trainer, TrainEvent
+from .training.engine import Trainer, TrainEvent
+from .training.pretraining import Pretrainer
 
 SPREAD_FILE = Path(__file__).with_name("experiment_spread.json")
 

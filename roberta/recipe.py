@@ -70,19 +70,11 @@ from .sentiment_protocol import (
     mix_task,
 )
 from .tokenizer import RobertaTokenizer
-from .train import (
-    FINETUNE_DROPOUT,
-    FinetuneConfig,
-    Finetuner,
-    PretrainConfig,
-    Pretrainer,
-    PretrainingData,
-    classifier_from,
-    pack_ids,
-    pick_device,
-    prepare_pretraining_data,
-    recover_checkpoint,
-)
+from .training.config import FINETUNE_DROPOUT, FinetuneConfig, PretrainConfig
+from .training.devices import pick_device
+from .training.engine import recover_checkpoint
+from .training.finetuning import Finetuner, classifier_from
+from .training.pretraining import Pretrainer, PretrainingData, pack_ids, prepare_pretraining_data
 
 CHECKPOINTS = ".recipe-checkpoints"  # in `out`: what --resume continues; gone when a run ends
 

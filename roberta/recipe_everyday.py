@@ -26,7 +26,8 @@ from .init import transfer_vocabulary
 from .model import RobertaForMaskedLM
 from .probes import daily_life_probes
 from .tokenizer import RobertaTokenizer
-from .train import PretrainConfig, PretrainingData, pack_ids, pack_with_copies
+from .training.config import PretrainConfig
+from .training.pretraining import PretrainingData, pack_ids, pack_with_copies
 
 EVERYDAY_GROUP = "everyday English"
 EVERYDAY_SOURCES_NOTE = "".join(

@@ -24,7 +24,7 @@ from roberta.recipe import (
 from roberta.recipe_sentiment import classifier_rows, sentiment_data
 from roberta.sentiment_protocol import split_counts
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import prepare_pretraining_data
+from roberta.training.pretraining import prepare_pretraining_data
 
 MLM, CLASSIFIER = REPO_ASSETS / "mlm", REPO_ASSETS / "sentiment"
 

@@ -20,15 +20,9 @@ from roberta.defaults import CLASSIFIER_SUBDIR
 from roberta.masking import IGNORE_INDEX
 from roberta.model import RobertaForMaskedLM
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import (
-    FinetuneConfig,
-    Finetuner,
-    PretrainConfig,
-    Pretrainer,
-    PretrainingData,
-    classifier_from,
-    finetune_split,
-)
+from roberta.training.config import FinetuneConfig, PretrainConfig
+from roberta.training.finetuning import Finetuner, classifier_from, finetune_split
+from roberta.training.pretraining import Pretrainer, PretrainingData
 from roberta.ui import finetune_job
 
 PLANTED_WORD = "zyzzyva"  # a word no training text holds
@@ -143,11 +137,11 @@ def test_the_unigram_baseline_counts_training_tokens_only(tokenizer, masked_lm):
 # --- fine-tuning: the TF-IDF model -------------------------------------------------------------
 
 def test_the_finetuners_tfidf_is_fitted_on_its_training_split(tokenizer, masked_lm, monkeypatch):
-    from roberta import train
+    from roberta.training import finetuning
 
     data = reviews_with_the_planted_word_held_out(FINETUNE)
     spy = FitSpy()
-    monkeypatch.setattr(train, "fit_tfidf", spy)
+    monkeypatch.setattr(finetuning, "fit_tfidf", spy)
     torch.manual_seed(0)
     trainer = Finetuner(classifier_from(masked_lm, data.label_names), tokenizer, data, FINETUNE)
     report = trainer.baseline()  # fitted when first needed, as the final report does

@@ -797,7 +797,7 @@ def test_a_run_over_the_memory_cap_is_refused_before_it_starts(client, monkeypat
 
 
 def test_the_training_estimate_grows_with_batch_length_and_size():
-    from roberta.train import training_memory_bytes
+    from roberta.training.memory import training_memory_bytes
 
     def estimate(preset="micro", batch=8, length=128, **kw):
         return training_memory_bytes(RobertaConfig.preset(preset, seq_length=length), batch,
@@ -816,7 +816,7 @@ def test_the_training_estimate_grows_with_batch_length_and_size():
 
 
 def test_the_default_first_minute_run_is_well_under_the_memory_cap(tiny_assets, monkeypatch):
-    from roberta.train import training_memory_bytes
+    from roberta.training.memory import training_memory_bytes
     from roberta.ui.limits import ENV_MAX_REQUEST_MB, Limits, current_limits
     from roberta.ui.pretrain_job import PretrainSettings, model_config, validate
 

@@ -21,19 +21,10 @@ from roberta import RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassif
 from roberta.data import ClassificationData, PackedSequences
 from roberta.model import IGNORE_INDEX
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import (
-    FinetuneConfig,
-    Finetuner,
-    PretrainConfig,
-    Pretrainer,
-    PretrainingData,
-    TrainingError,
-    classifier_from,
-    finetune_split,
-    prepare_pretraining_data,
-    recover_checkpoint,
-    run_to_end,
-)
+from roberta.training.config import FinetuneConfig, PretrainConfig, TrainingError
+from roberta.training.engine import recover_checkpoint, run_to_end
+from roberta.training.finetuning import Finetuner, classifier_from, finetune_split
+from roberta.training.pretraining import Pretrainer, PretrainingData, prepare_pretraining_data
 
 REPO = Path(__file__).resolve().parents[1]
 ANIMALS = ["cat", "dog", "bird", "fish", "horse", "mouse"]
@@ -372,15 +363,15 @@ def test_a_stopped_run_ends_with_an_evaluation_of_the_model_it_leaves(tokenizer,
 def test_a_stopped_fine_tuning_keeps_its_best_step_and_the_baseline_it_was_given(
         tokenizer, monkeypatch):
     """The caller's TF-IDF model (fitted on the same split) is the one scored: never refitted."""
-    from roberta import train
     from roberta.baselines import fit_tfidf, scores
+    from roberta.training import finetuning
 
     data = review_task()
     config = FinetuneConfig(max_steps=1000, batch_size=16, learning_rate=3e-3, eval_every=4,
                             device="cpu", precision="fp32", seq_length=32)
     split = finetune_split(data, config)
     tfidf = fit_tfidf(split.train_texts, split.train_labels)
-    monkeypatch.setattr(train, "fit_tfidf", lambda *args: pytest.fail("fitted again"))
+    monkeypatch.setattr(finetuning, "fit_tfidf", lambda *args: pytest.fail("fitted again"))
     trainer = Finetuner(nano_classifier(tokenizer), tokenizer, data, config, tfidf=tfidf)
     assert trainer.train_split == split.train_texts
     events, weights_at = [], {}

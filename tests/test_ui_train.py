@@ -253,7 +253,7 @@ def test_exports_never_overwrite_each_other(tiny_assets):
 
 def test_an_exported_classifier_says_how_to_classify_with_it(tiny_assets):
     from roberta.tokenizer import RobertaTokenizer
-    from roberta.train import classifier_from
+    from roberta.training.finetuning import classifier_from
 
     tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
     mlm = RobertaForMaskedLM.from_pretrained(tiny_assets / "mlm")
@@ -608,7 +608,7 @@ def test_stop_finetuning_keeps_the_best_classifier(client, monkeypatch):
     step's, weight for weight, and the results name that step. A spy on Finetuner.score makes
     each validation accuracy lower than the one before (the app runs in this process), so the
     best step is the first evaluation, never the step the run stopped at."""
-    from roberta.train import Finetuner
+    from roberta.training.finetuning import Finetuner
     from roberta.ui import registry
 
     real_score, real_add = Finetuner.score, registry.add

@@ -31,7 +31,8 @@ from roberta.experiments import (
     load_spreads,
 )
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import PretrainConfig, PretrainingData, prepare_pretraining_data
+from roberta.training.config import PretrainConfig
+from roberta.training.pretraining import PretrainingData, prepare_pretraining_data
 
 from .limits import LimitError, check_batch_tokens, check_steps
 from .pretrain_job import (

@@ -28,12 +28,9 @@ from roberta.sentiment_protocol import (
     split_domains,
 )
 from roberta.sentiment_protocol import live_domains as protocol_live_domains
-from roberta.train import (
-    FINETUNE_DROPOUT,
-    FinetuneConfig,
-    finetune_split,
-    training_memory_bytes,
-)
+from roberta.training.config import FINETUNE_DROPOUT, FinetuneConfig
+from roberta.training.finetuning import finetune_split
+from roberta.training.memory import training_memory_bytes
 from roberta.wheels import wheel_present
 
 from .limits import check_steps, check_training_memory, check_upload, current_limits

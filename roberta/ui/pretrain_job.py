@@ -46,16 +46,10 @@ from roberta.init import INIT_CHOICES, StructuredInit, initialise_
 from roberta.masking import MaskingConfig
 from roberta.model import RobertaForMaskedLM, RobertaForSequenceClassification
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import (
-    DEFAULT_PROBES,
-    PretrainConfig,
-    PretrainingData,
-    TrainingError,
-    cpu_supports_bf16,
-    default_warmup,
-    prepare_pretraining_data,
-    training_memory_bytes,
-)
+from roberta.training.config import DEFAULT_PROBES, PretrainConfig, TrainingError, default_warmup
+from roberta.training.devices import cpu_supports_bf16
+from roberta.training.memory import training_memory_bytes
+from roberta.training.pretraining import PretrainingData, prepare_pretraining_data
 
 from .limits import (
     check_batch_tokens,

@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
-from roberta.train import Trainer, TrainEvent
+from roberta.training.engine import Trainer, TrainEvent
 
 from .limits import TRAINING_QUEUE, LimitError, current_limits, queue_messages
 

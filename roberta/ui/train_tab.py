@@ -27,7 +27,9 @@ from gradio.context import Context
 from roberta.config import PRESETS
 from roberta.inference import FillMaskResult
 from roberta.model import RobertaForMaskedLM
-from roberta.train import Pretrainer, TrainEvent, default_learning_rate, default_warmup
+from roberta.training.config import default_learning_rate, default_warmup
+from roberta.training.engine import TrainEvent
+from roberta.training.pretraining import Pretrainer
 from roberta.ui import downloads, registry
 from roberta.ui import pretrain_job as job
 from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop, user_error
