@@ -10,7 +10,6 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -21,33 +20,20 @@ from .config import PRESETS, RobertaConfig
 from .defaults import RECIPE_STAGES
 from .init import INIT_CHOICES
 from .masking import MaskingConfig
-from .training.config import FINETUNE_DROPOUT, FinetuneConfig, PretrainConfig
+from .settings import SettingError, add_flags, declared, naming
+from .training.config import FINETUNE_DROPOUT, HOLD_WHOLE_RUN, FinetuneConfig, PretrainConfig
+
+# The engine's settings every training subcommand takes, in --help's order.
+TRAINING_FLAGS = ("max_steps", "batch_size", "learning_rate", "warmup_steps", "min_lr_ratio",
+                  "weight_decay", "grad_clip", "grad_accum_steps", "precision", "device", "seed",
+                  "eval_every", "checkpoint_every", "seq_length")
 
 
 def _add_training_flags(p: argparse.ArgumentParser, defaults) -> None:
     """The optimisation flags, each left None unless given: the config dataclass (`defaults`,
-    a PretrainConfig or FinetuneConfig) owns every default, and says it in --help."""
+    a PretrainConfig or FinetuneConfig) declares every flag and default, and --help says it."""
     g = p.add_argument_group("optimisation")
-
-    def flag(name, dest, note="", unset="", **kwargs):  # unset: what a None default means
-        default = getattr(defaults, dest)
-        shown = f"default: {unset if default is None else default}"
-        g.add_argument(name, dest=dest, help="; ".join(filter(None, [note, shown])), **kwargs)
-
-    flag("--max-steps", "max_steps", type=int)
-    flag("--batch-size", "batch_size", "per process", type=int)
-    flag("--lr", "learning_rate", "peak learning rate", "2e-3 x 128 / hidden size", type=float)
-    flag("--warmup-steps", "warmup_steps", "", "150, or a tenth of the run", type=int)
-    flag("--min-lr-ratio", "min_lr_ratio", type=float)
-    flag("--weight-decay", "weight_decay", type=float)
-    flag("--grad-clip", "grad_clip", type=float)
-    flag("--grad-accum", "grad_accum_steps", type=int)
-    flag("--precision", "precision", choices=["auto", "fp32", "bf16", "fp16"])
-    flag("--device", "device", "auto, cpu, cuda, cuda:N or mps")
-    flag("--seed", "seed", type=int)
-    flag("--eval-every", "eval_every", type=int)
-    flag("--checkpoint-every", "checkpoint_every", type=int)
-    flag("--seq-length", "seq_length", type=int)
+    add_flags(g, defaults, TRAINING_FLAGS)
     g.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
 
 
@@ -77,22 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", choices=list(INIT_CHOICES), default="structured",
                    help="from scratch: the structured start that gets past the masked-LM "
                         "plateau, or RoBERTa's random init (see roberta/init.py)")
-    p.add_argument("--hold-positions", dest="hold_positions_steps", type=int, default=-1,
-                   help="steps the structured start's position rows stay fixed (-1: the "
-                        "whole run, 0: trainable from the start)")
+    hold = declared(PretrainConfig)["hold_positions_steps"]
+    p.add_argument(hold.flag, dest="hold_positions_steps", type=int, default=HOLD_WHOLE_RUN,
+                   help=hold.help)
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
-    masking = MaskingConfig()
-    p.add_argument("--mask-rate", dest="mlm_probability", type=float,
-                   help=f"default: {masking.mlm_probability}")
-    p.add_argument("--mask-fraction", type=float,
-                   help=f"of chosen: -> <mask> (default: {masking.mask_fraction})")
-    p.add_argument("--random-fraction", type=float,
-                   help=f"of chosen: -> random (default: {masking.random_fraction})")
+    add_flags(p, MaskingConfig, ("mlm_probability", "mask_fraction", "random_fraction"))
     p.add_argument("--whole-word", action="store_true", default=None)
     p.add_argument("--static-masking", action="store_true", default=None,
                    help="the paper's static baseline")
-    p.add_argument("--packing", choices=["full_sentences", "doc_sentences"],
-                   help=f"default: {PretrainConfig.packing}")
+    add_flags(p, PretrainConfig, ("packing",))
     _add_training_flags(p, PretrainConfig)
 
     f = sub.add_parser("finetune", help="fine-tune a sequence classifier")
@@ -105,8 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--csv", help="CSV file with a text and a label column (--task csv)")
     f.add_argument("--text-column")
     f.add_argument("--label-column")
-    f.add_argument("--validation-fraction", type=float,
-                   help=f"default: {FinetuneConfig.validation_fraction}")
+    add_flags(f, FinetuneConfig, ("validation_fraction",))
     f.add_argument("--dropout", type=float, default=FINETUNE_DROPOUT,
                    help=f"the classifier's dropout (default: {FINETUNE_DROPOUT}, whatever the "
                         f"masked LM was pretrained with)")
@@ -183,7 +161,9 @@ RESUME_MAY_CHANGE = frozenset({"max_steps", "eval_every", "checkpoint_every", "d
 
 
 def _flag(name: str) -> str:
-    return FLAGS.get(name, "--" + name.replace("_", "-"))
+    """The flag that sets a setting: declared with it, or its name as a flag."""
+    flag = FLAG_OF(name)
+    return flag if flag != name else "--" + name.replace("_", "-")
 
 
 def _as_json(value):
@@ -519,17 +499,8 @@ COMMANDS = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "fill-mask": cmd
             "classify": cmd_classify, "export": cmd_export, "recipe": cmd_recipe}
 
 
-# Settings the library names by field that a person sets by flag, for its messages.
-FLAGS = {"hold_positions_steps": "--hold-positions", "learning_rate": "--lr",
-         "mlm_probability": "--mask-rate", "grad_accum_steps": "--grad-accum",
-         "hidden_dropout_prob": "--dropout"}
-
-
-def _as_flags(message: str) -> str:
-    """A library message with field names given as the flags that set them."""
-    fields = {f.name for cls in (PretrainConfig, MaskingConfig) for f in dataclasses.fields(cls)}
-    return re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: FLAGS.get(
-        m[0], "--" + m[0].replace("_", "-") if m[0] in fields else m[0]), message)
+# A setting as the command line words it: by the flag its declaration names.
+FLAG_OF = naming(PretrainConfig, FinetuneConfig, MaskingConfig, RobertaConfig, by="flag")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -539,7 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, OSError) as err:
-        message = str(err) if args.command == "recipe" else _as_flags(str(err))  # own flags
+        message = err.worded(FLAG_OF) if isinstance(err, SettingError) and \
+            args.command != "recipe" else str(err)  # the recipe names its own flags
         print(f"error: {message}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as err:  # e.g. a model too big to allocate

@@ -50,7 +50,8 @@ from .config import RobertaConfig
 from .model import RobertaForMaskedLM
 from .tokenizer import RobertaTokenizer
 
-INIT_CHOICES = ("structured", "roberta")
+STRUCTURED_START, RANDOM_START = "structured", "roberta"
+INIT_CHOICES = (STRUCTURED_START, RANDOM_START)
 STRUCTURED_INIT_KEY = "structured_init"  # in config.json: how a structured start was built
 
 

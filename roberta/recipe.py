@@ -32,7 +32,7 @@ from .corpus import (
 )
 from .data import PackedSequences, _dedupe, split_documents
 from .defaults import CLASSIFIER_SUBDIR, MLM_SUBDIR, RECIPE_STAGES, assets_dir
-from .init import initialise_
+from .init import STRUCTURED_START, initialise_
 from .model import RobertaForMaskedLM
 from .probes import (
     DAILY_LIFE_PROBES,
@@ -70,7 +70,7 @@ from .sentiment_protocol import (
     mix_task,
 )
 from .tokenizer import RobertaTokenizer
-from .training.config import FINETUNE_DROPOUT, FinetuneConfig, PretrainConfig
+from .training.config import FINETUNE_DROPOUT, HOLD_WHOLE_RUN, FinetuneConfig, PretrainConfig
 from .training.devices import pick_device
 from .training.engine import recover_checkpoint
 from .training.finetuning import Finetuner, classifier_from
@@ -105,8 +105,8 @@ class BundledRecipe:
     pretrain_lr: float | None = None  # None: for the width, default_learning_rate(256) = 1e-3
     pretrain_warmup: int | None = None  # None: default_warmup(14000) = 150
     pretrain_min_lr_ratio: float = 0.1
-    init: str = "structured"  # roberta/init.py: past the masked-LM plateau from step 0
-    hold_positions_steps: int = -1
+    init: str = STRUCTURED_START  # roberta/init.py: past the masked-LM plateau from step 0
+    hold_positions_steps: int = HOLD_WHOLE_RUN
     # The classifier (roberta/recipe_sentiment.py): every training domain's training side in
     # one balanced mix (13,061 rows at seed 0), about three passes at batch 32.
     finetune_steps: int = 1200

@@ -817,8 +817,9 @@ def test_the_training_estimate_grows_with_batch_length_and_size():
 
 def test_the_default_first_minute_run_is_well_under_the_memory_cap(tiny_assets, monkeypatch):
     from roberta.training.memory import training_memory_bytes
+    from roberta.training.pretrain_settings import PretrainSettings, model_config
     from roberta.ui.limits import ENV_MAX_REQUEST_MB, Limits, current_limits
-    from roberta.ui.pretrain_job import PretrainSettings, model_config, validate
+    from roberta.ui.pretrain_job import validate
 
     monkeypatch.delenv(ENV_MAX_REQUEST_MB, raising=False)
     assert Limits.from_env(gpu=False).max_request_bytes == Limits.from_env(gpu=True) \

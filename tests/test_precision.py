@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from roberta import RobertaConfig, RobertaForMaskedLM
+from roberta.settings import TrainingError
 from roberta.training import devices
-from roberta.training.config import TrainConfig, TrainingError
+from roberta.training.config import TrainConfig
 from roberta.training.devices import autocast, cpu_supports_bf16, resolve_precision
 from roberta.training.engine import Trainer, run_to_end
 

@@ -20,8 +20,9 @@ import transformers
 from roberta import RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification, cli
 from roberta.data import ClassificationData, PackedSequences
 from roberta.model import IGNORE_INDEX
+from roberta.settings import TrainingError
 from roberta.tokenizer import RobertaTokenizer
-from roberta.training.config import FinetuneConfig, PretrainConfig, TrainingError
+from roberta.training.config import FinetuneConfig, PretrainConfig
 from roberta.training.engine import recover_checkpoint, run_to_end
 from roberta.training.finetuning import Finetuner, classifier_from, finetune_split
 from roberta.training.pretraining import Pretrainer, PretrainingData, prepare_pretraining_data
@@ -861,7 +862,7 @@ def test_every_front_end_holds_positions_only_for_the_structured_start():
     structured start's position rows are held, RoBERTa's random ones learn from step 0."""
     from roberta.recipe import BundledRecipe
     from roberta.recipe import pretrain_config as recipe_config
-    from roberta.ui.pretrain_job import PretrainSettings, pretrain_config
+    from roberta.training.pretrain_settings import PretrainSettings, pretrain_config
 
     for init, held in (("structured", -1), ("roberta", 0)):
         assert PretrainConfig.hold_for(init) == held

@@ -24,16 +24,10 @@ from tiny_assets import tiny_corpus
 from roberta.config import RobertaConfig
 from roberta.model import RobertaForMaskedLM
 from roberta.tokenizer import RobertaTokenizer
+from roberta.training.pretrain_settings import PretrainSettings, model_config, pretrain_config
 from roberta.ui import limits
 from roberta.ui.limits import LimitError, TrainingQueue
-from roberta.ui.pretrain_job import (
-    PretrainSettings,
-    build_model,
-    export_hf_zip,
-    model_config,
-    pretrain_config,
-    validate,
-)
+from roberta.ui.pretrain_job import build_model, export_hf_zip, validate
 from roberta.ui.runs import OnceCache, SettingsError
 from roberta.viz.curves import FinetuneHistory, PretrainHistory
 
@@ -673,7 +667,7 @@ def test_bad_sentiment_input_is_a_plain_error(client, call, expected):
 
 def test_every_initialisation_has_a_label():
     from roberta.init import INIT_CHOICES
-    from roberta.ui.pretrain_job import INIT_LABELS
+    from roberta.training.pretrain_settings import INIT_LABELS
 
     assert tuple(value for _, value in INIT_LABELS) == INIT_CHOICES
 

@@ -2,7 +2,9 @@
 
 `TrainConfig` is what the engine needs (optimizer, schedule, precision, device, cadence);
 `PretrainConfig` and `FinetuneConfig` add what each kind of run needs. A `None` learning rate or
-warmup in a PretrainConfig means "the default for this model and run" (`for_width`).
+warmup in a PretrainConfig means "the default for this model and run" (`resolved`). Each setting
+is declared once, with its label, bounds and flag (roberta/settings.py); a kind of run that
+shares one (`like`) changes only its default.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..masking import MaskingConfig
+from ..settings import check, like, setting
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PACKINGS = ("full_sentences", "doc_sentences")
 
 DEFAULT_PROBES = (
     "The government said the new <mask> would cost millions.",
@@ -20,48 +26,35 @@ DEFAULT_PROBES = (
 )
 
 
-class TrainingError(ValueError):
-    """Impossible settings or data for a run, in a plain sentence."""
-
-
 @dataclass
 class TrainConfig:
-    max_steps: int = 1000
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    warmup_steps: int = 50
-    min_lr_ratio: float = 0.0  # linear decay from the peak down to this fraction at max_steps
-    weight_decay: float = 0.01
+    max_steps: int = setting(1000, "Steps", minimum=1, flag="--max-steps")
+    batch_size: int = setting(16, "the batch size", minimum=1, maximum=4096,
+                              flag="--batch-size", help="per process")
+    learning_rate: float = setting(1e-3, "the learning rate", minimum=0, above=True,
+                                   maximum=1, below=True, flag="--lr", help="peak learning rate")
+    warmup_steps: int = setting(50, "the warmup", minimum=0, flag="--warmup-steps")
+    # linear decay from the peak down to this fraction at max_steps
+    min_lr_ratio: float = setting(0.0, "the final learning-rate ratio", minimum=0, maximum=1,
+                                  flag="--min-lr-ratio")
+    weight_decay: float = setting(0.01, "the weight decay", minimum=0, flag="--weight-decay")
     adam_betas: tuple[float, float] = (0.9, 0.98)
     adam_eps: float = 1e-6
-    grad_clip: float = 1.0  # 0 disables clipping
-    grad_accum_steps: int = 1
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    device: str = "auto"  # auto | cpu | cuda | mps | cuda:N
-    seed: int = 0
-    eval_every: int = 50
-    checkpoint_every: int = 0  # 0: only at the end (when output_dir is set)
+    grad_clip: float = setting(1.0, "gradient clipping", minimum=0, flag="--grad-clip",
+                               help="0 disables clipping")
+    grad_accum_steps: int = setting(1, "gradient accumulation", minimum=1, flag="--grad-accum")
+    precision: str = setting("auto", "precision", choices=PRECISIONS, flag="--precision")
+    device: str = setting("auto", "device", flag="--device",
+                          help="auto, cpu, cuda, cuda:N or mps")
+    seed: int = setting(0, "Seed", minimum=0, maximum=2**31 - 1, flag="--seed")
+    eval_every: int = setting(50, "“Evaluate every”", minimum=1, flag="--eval-every")
+    checkpoint_every: int = setting(0, "the checkpoint interval", minimum=0,
+                                    flag="--checkpoint-every",
+                                    help="0: only at the end (when output_dir is set)")
     output_dir: str | None = None
 
     def validate(self) -> None:
-        for name in ("max_steps", "batch_size", "grad_accum_steps", "eval_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise TrainingError(f"{name} must be at least 1 (a whole number), "
-                                    f"got {getattr(self, name)!r}")
-        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
-            raise TrainingError(f"learning_rate must be above 0 and below 1, got "
-                                f"{self.learning_rate:g}")
-        if self.warmup_steps is not None and self.warmup_steps < 0:
-            raise TrainingError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
-        if not 0 <= self.seed < 2**31:
-            raise TrainingError(f"seed must be between 0 and {2**31 - 1}, got {self.seed!r}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise TrainingError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
-        if self.weight_decay < 0 or self.grad_clip < 0 or self.checkpoint_every < 0:
-            raise TrainingError("weight_decay, grad_clip and checkpoint_every must be >= 0")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise TrainingError(f"precision must be auto, fp32, bf16 or fp16, "
-                                f"got {self.precision!r}")
+        check(self)
 
 
 def default_learning_rate(hidden_size: int) -> float:
@@ -78,64 +71,78 @@ def default_warmup(max_steps: int) -> int:
     return min(150, max_steps // 10)
 
 
+# Steps a structured start's position rows stay fixed unless a run says otherwise: the whole run
+# (-1), the safest (roberta/init.py; bench/plateau.py measured 0 with a 150-step warmup as good).
+HOLD_WHOLE_RUN = -1
+
+
 @dataclass
 class PretrainConfig(TrainConfig):
-    learning_rate: float | None = None  # None: default_learning_rate for the model's width
-    warmup_steps: int | None = None  # None: default_warmup for the run's length
-    eval_every: int = 100
-    seq_length: int = 128
-    validation_fraction: float = 0.02
-    packing: str = "full_sentences"  # or doc_sentences (RoBERTa paper, section 4.2)
+    learning_rate: float | None = like(TrainConfig, "learning_rate", None,
+                                       unset="2e-3 x 128 / hidden size")
+    warmup_steps: int | None = like(TrainConfig, "warmup_steps", None,
+                                    unset="150, or a tenth of the run")
+    eval_every: int = like(TrainConfig, "eval_every", 100)
+    # A model has at most 512 positions (RoBERTa's 514 minus the padding offset).
+    seq_length: int = setting(128, "the sequence length", minimum=8, maximum=512,
+                              flag="--seq-length")
+    validation_fraction: float = setting(0.02, "the validation fraction", minimum=0,
+                                         above=True, maximum=0.5, below=True)
+    # FULL-SENTENCES or DOC-SENTENCES (RoBERTa paper, section 4.2)
+    packing: str = setting("full_sentences", "Packing", choices=PACKINGS, flag="--packing")
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     static_masking: bool = False  # the paper's baseline: masks fixed once, duplicated copies
-    static_copies: int = 10
-    eval_sequences: int = 256  # validation sequences scored at every evaluation
+    static_copies: int = setting(10, "static copies", minimum=1)
+    eval_sequences: int = setting(256, "validation sequences", minimum=1, maximum=4096,
+                                  help="validation sequences scored at every evaluation")
     probes: tuple[str, ...] = DEFAULT_PROBES
     # Steps the position embeddings stay fixed, -1 for the whole run. A structured start
     # (roberta/init.py) needs its position rows held while the rest learns to use them.
-    hold_positions_steps: int = 0
+    hold_positions_steps: int = setting(
+        0, "Hold positions for (steps)", minimum=HOLD_WHOLE_RUN, flag="--hold-positions",
+        help="steps the structured start's position rows stay fixed (-1: the whole run, 0: "
+             "trainable from the start)")
 
     @staticmethod
-    def hold_for(init: str, steps: int = -1) -> int:
+    def hold_for(init: str, steps: int = HOLD_WHOLE_RUN) -> int:
         """hold_positions_steps for a start ("structured" or "roberta"): only the structured
         start's position rows are held (`steps`, -1 the whole run); RoBERTa's random positions
         must learn from step 0."""
         return steps if init == "structured" else 0
 
     def validate(self) -> None:
-        super().validate()
-        if not isinstance(self.seq_length, int) or self.seq_length < 8:
-            raise TrainingError(f"seq_length must be an integer >= 8, got {self.seq_length!r}")
-        if not 0 < self.validation_fraction < 0.5:
-            raise TrainingError("validation_fraction must be in (0, 0.5)")
-        if self.static_copies < 1 or self.eval_sequences < 1:
-            raise TrainingError("static_copies and eval_sequences must be positive")
-        if not isinstance(self.hold_positions_steps, int) or self.hold_positions_steps < -1:
-            raise TrainingError(f"hold_positions_steps must be -1 (the whole run), 0 or a "
-                                f"number of steps, got {self.hold_positions_steps!r}")
+        check(self)
 
-    def for_width(self, hidden_size: int) -> PretrainConfig:
-        """This config with its defaults filled in for a model `hidden_size` wide."""
-        lr, warmup = self.learning_rate, self.warmup_steps
+    def resolved(self, hidden_size: int) -> tuple[PretrainConfig, list[str]]:
+        """This config with its defaults filled in for a model `hidden_size` wide, and notes on
+        what was changed: a warmup as long as the run (the learning rate would never reach its
+        peak) becomes the default warmup for the run's length."""
+        lr, warmup, notes = self.learning_rate, self.warmup_steps, []
+        default = default_warmup(self.max_steps)
+        if warmup is not None and warmup >= self.max_steps > 0:
+            notes.append(f"The warmup ({warmup} steps) is as long as the run ({self.max_steps} "
+                         f"steps), so the learning rate would never reach its peak: warming up "
+                         f"for {default} steps instead (a tenth of the run).")
+            warmup = default
         return dataclasses.replace(
             self, learning_rate=default_learning_rate(hidden_size) if lr is None else lr,
-            warmup_steps=default_warmup(self.max_steps) if warmup is None else warmup)
+            warmup_steps=default if warmup is None else warmup), notes
 
 
 # A new classifier's dropout, whatever its masked LM was pretrained with (the embedded one: none).
 FINETUNE_DROPOUT = 0.1
 
 
-
 @dataclass
 class FinetuneConfig(TrainConfig):
-    max_steps: int = 300
-    batch_size: int = 32
-    learning_rate: float = 2e-4
-    warmup_steps: int = 30
-    seq_length: int = 128
-    validation_fraction: float = 0.1
-    eval_every: int = 25
+    max_steps: int = like(TrainConfig, "max_steps", 300)
+    batch_size: int = like(TrainConfig, "batch_size", 32, maximum=512)
+    learning_rate: float = like(TrainConfig, "learning_rate", 2e-4)
+    warmup_steps: int = like(TrainConfig, "warmup_steps", 30, label="Warmup steps")
+    seq_length: int = like(PretrainConfig, "seq_length", label="Max tokens per text")
+    validation_fraction: float = like(PretrainConfig, "validation_fraction", 0.1,
+                                       flag="--validation-fraction")
+    eval_every: int = like(TrainConfig, "eval_every", 25)
     # Batches of texts of like length (drawn at random within groups of 64 batches' worth):
     # a batch pads to its longest text, and one review among 31 tweets pads them all.
     group_by_length: bool = True

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .config import TrainingError
+from ..settings import TrainingError
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -32,7 +32,8 @@ import torch.distributed as dist
 
 from ..inference import FillMaskResult
 from ..masking import IGNORE_INDEX
-from .config import TrainConfig, TrainingError
+from ..settings import TrainingError
+from .config import TrainConfig
 from .devices import autocast, pick_device, resolve_precision, world
 
 TRAINER_STATE_NAME = "trainer_state.json"
@@ -96,6 +97,7 @@ class Trainer:
         self.step = 0
         self._stop = threading.Event()
         self._epoch_order: tuple[int, torch.Tensor] | None = None
+        self.notes: list[str] = []  # what the run changed in its settings, said at its start
 
     def lr_factor(self, step: int) -> float:
         """Linear warmup, then linear decay to min_lr_ratio at max_steps (RoBERTa's schedule)."""
@@ -226,7 +228,8 @@ class Trainer:
                               metrics or {}, probes, message)
 
         yield event("start", {"precision": self.precision},
-                    message=f"training on {self.device} in {self.precision}")
+                    message=" ".join([f"training on {self.device} in {self.precision}",
+                                      *self.notes]))
         last_eval = -1
         tokens_per_s = 0.0
         ending, message = "done", ""

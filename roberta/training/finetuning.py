@@ -15,8 +15,9 @@ from ..baselines import fit_tfidf, macro_f1, scores
 from ..data import ClassificationData, train_test_split_classification
 from ..inference import encode_windows, mean_by_text
 from ..model import RobertaForSequenceClassification
+from ..settings import TrainingError
 from ..tokenizer import RobertaTokenizer
-from .config import FinetuneConfig, TrainingError
+from .config import FinetuneConfig
 from .devices import autocast
 from .engine import Trainer
 

@@ -16,8 +16,9 @@ from ..inference import FillMaskResult, fill_mask
 from ..init import position_dims
 from ..masking import IGNORE_INDEX, DynamicMasker, StaticMaskedDataset
 from ..model import RobertaForMaskedLM
+from ..settings import TrainingError
 from ..tokenizer import RobertaTokenizer
-from .config import PretrainConfig, TrainingError
+from .config import PretrainConfig
 from .devices import autocast, world
 from .engine import Trainer, TrainEvent
 
@@ -29,8 +30,8 @@ class PretrainingData:
 
 
 def prepare_pretraining_data(texts: Sequence[str], tokenizer: RobertaTokenizer, seq_length: int,
-                             validation_fraction: float = 0.02, seed: int = 0,
-                             packing: str = "full_sentences",
+                             validation_fraction: float = PretrainConfig.validation_fraction,
+                             seed: int = 0, packing: str = PretrainConfig.packing,
                              repeats: Mapping[str, int] | None = None) -> PretrainingData:
     """Split by document (never inside one), tokenize, and pack into sequences.
 
@@ -50,7 +51,7 @@ def prepare_pretraining_data(texts: Sequence[str], tokenizer: RobertaTokenizer, 
 
 def pack_with_copies(tokenizer: RobertaTokenizer, docs: Sequence[str],
                      copies: Mapping[str, int], seq_length: int,
-                     packing: str = "full_sentences") -> PackedSequences:
+                     packing: str = PretrainConfig.packing) -> PackedSequences:
     """`docs` packed with `copies[doc]` copies each (1 when absent), in whole rounds: a packed
     sequence holding a document twice would teach copying the earlier copy, not English."""
     counts = [copies.get(doc, 1) for doc in docs]
@@ -61,7 +62,7 @@ def pack_with_copies(tokenizer: RobertaTokenizer, docs: Sequence[str],
 
 
 def pack_ids(tokenizer: RobertaTokenizer, ids: Sequence[Sequence[int]], seq_length: int,
-             packing: str = "full_sentences") -> PackedSequences:
+             packing: str = PretrainConfig.packing) -> PackedSequences:
     """Token-id documents packed into sequences with the tokenizer's <s>, </s> and <pad>."""
     return pack_documents(ids, seq_length, mode=packing, bos_id=tokenizer.bos_token_id,
                           eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
@@ -111,7 +112,7 @@ class Pretrainer(Trainer):
 
     def __init__(self, model: RobertaForMaskedLM, tokenizer: RobertaTokenizer,
                  data: PretrainingData, config: PretrainConfig):
-        config = config.for_width(model.config.hidden_size)
+        config, notes = config.resolved(model.config.hidden_size)
         config.validate()
         if model.config.vocab_size < tokenizer.vocab_size:
             raise TrainingError(f"the model's vocabulary ({model.config.vocab_size}) is smaller "
@@ -126,6 +127,7 @@ class Pretrainer(Trainer):
         self._position_hold = PositionHold(model, config.hold_positions_steps)
         self._position_hold.update(step=0)  # before DDP wraps the model
         super().__init__(model, config)
+        self.notes += notes
         if len(data.train) < config.batch_size * self.world_size:
             raise TrainingError(f"the corpus packs into {len(data.train)} training sequences, "
                                 f"fewer than one batch of {config.batch_size * self.world_size}:"

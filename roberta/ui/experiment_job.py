@@ -31,23 +31,20 @@ from roberta.experiments import (
     load_spreads,
 )
 from roberta.tokenizer import RobertaTokenizer
-from roberta.training.config import PretrainConfig
+from roberta.training.config import PACKINGS, PretrainConfig
+from roberta.training.pretrain_settings import DATA_SPLIT_SEED, PretrainSettings, pretrain_config
 from roberta.training.pretraining import PretrainingData, prepare_pretraining_data
 
 from .limits import LimitError, check_batch_tokens, check_steps
 from .pretrain_job import (
-    DATA_SPLIT_SEED,
     PACKED_DATA,
-    PretrainSettings,
-    as_int,
     build_model,
     get_data,
     get_tokenizer,
     load_corpus,
-    pretrain_config,
     validate,
 )
-from .runs import SettingsError
+from .runs import SettingsError, as_int
 
 # The settings "custom" can compare: Train-tab fields, plus packing. (name, what it parses to)
 CUSTOM_SETTINGS: dict[str, type] = {
@@ -58,7 +55,6 @@ CUSTOM_SETTINGS: dict[str, type] = {
 }
 # Settings whose sides cannot be scored on the same held-out sequences.
 SEPARATE_VALIDATION = {"vocab_size", "seq_length", "size"}
-PACKINGS = ("full_sentences", "doc_sentences")
 
 
 def _parse(name: str, kind: type, text: Any) -> Any:
