@@ -127,9 +127,9 @@ def training_steps(name: str) -> dict:
 
     torch.set_num_threads(1)
     from roberta.config import RobertaConfig
-    from roberta.data import PackedSequences
     from roberta.defaults import default_model_dir
     from roberta.model import RobertaForMaskedLM
+    from roberta.packing import PackedSequences
     from roberta.tokenizer import RobertaTokenizer
     from roberta.training.config import PretrainConfig
     from roberta.training.memory import training_memory_bytes

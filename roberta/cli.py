@@ -143,7 +143,8 @@ def _init_distributed() -> tuple[int, int]:
 
 
 def _read_corpus(spec: str) -> list[str]:
-    from .data import bundled_pretraining_corpus, read_text_file, read_text_folder
+    from .data import bundled_pretraining_corpus
+    from .uploads import read_text_file, read_text_folder
     if spec in ("bundled", "bundled+wikipedia"):
         return bundled_pretraining_corpus(include_wikipedia=spec.endswith("wikipedia"))
     path = Path(spec)
@@ -368,11 +369,12 @@ def _check_fits_in_memory(config: RobertaConfig) -> None:
 
 
 def cmd_finetune(args) -> int:
-    from .data import read_classification_csv, sentiment_task
+    from .data import sentiment_task
     from .model import RobertaForMaskedLM
     from .tokenizer import RobertaTokenizer
     from .training.engine import recover_checkpoint
     from .training.finetuning import Finetuner, classifier_from
+    from .uploads import read_classification_csv
 
     if args.resume and args.init:
         raise ValueError("--init and --resume do not go together: a resumed run continues the "

@@ -30,10 +30,11 @@ from .corpus import (
     pretraining_sources,
     words_per_source,
 )
-from .data import PackedSequences, _dedupe, split_documents
+from .data import _dedupe, split_documents
 from .defaults import CLASSIFIER_SUBDIR, MLM_SUBDIR, RECIPE_STAGES, assets_dir
 from .init import STRUCTURED_START, initialise_
 from .model import RobertaForMaskedLM
+from .packing import PackedSequences
 from .probes import (
     DAILY_LIFE_PROBES,
     EVERYDAY_PROBES,

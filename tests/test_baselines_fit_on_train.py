@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from roberta.baselines import fit_tfidf, unigram_baseline
-from roberta.data import ClassificationData, PackedSequences
+from roberta.data import ClassificationData
 from roberta.defaults import CLASSIFIER_SUBDIR
 from roberta.masking import IGNORE_INDEX
 from roberta.model import RobertaForMaskedLM
+from roberta.packing import PackedSequences
 from roberta.tokenizer import RobertaTokenizer
 from roberta.training.config import FinetuneConfig, PretrainConfig
 from roberta.training.finetuning import Finetuner, classifier_from, finetune_split

@@ -697,7 +697,8 @@ def test_server_paths_become_file_names():
 def test_a_csv_over_the_row_cap_is_refused_after_reading_past_the_cap(tmp_path, monkeypatch):
     import pandas as pd
 
-    from roberta.data import DataError, read_classification_csv
+    from roberta.data import DataError
+    from roberta.uploads import read_classification_csv
 
     upload = tmp_path / "big.csv"
     upload.write_text("text,label\n" + "".join(f"review number {i},{i % 2}\n"

@@ -18,8 +18,9 @@ import torch
 import transformers
 
 from roberta import RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification, cli
-from roberta.data import ClassificationData, PackedSequences
+from roberta.data import ClassificationData
 from roberta.model import IGNORE_INDEX
+from roberta.packing import PackedSequences
 from roberta.settings import TrainingError
 from roberta.tokenizer import RobertaTokenizer
 from roberta.training.config import FinetuneConfig, PretrainConfig

@@ -13,10 +13,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..masking import MaskingConfig
+from ..packing import PACKING_MODES
 from ..settings import check, like, setting
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-PACKINGS = ("full_sentences", "doc_sentences")
 
 DEFAULT_PROBES = (
     "The government said the new <mask> would cost millions.",
@@ -89,7 +89,7 @@ class PretrainConfig(TrainConfig):
     validation_fraction: float = setting(0.02, "the validation fraction", minimum=0,
                                          above=True, maximum=0.5, below=True)
     # FULL-SENTENCES or DOC-SENTENCES (RoBERTa paper, section 4.2)
-    packing: str = setting("full_sentences", "Packing", choices=PACKINGS, flag="--packing")
+    packing: str = setting("full_sentences", "Packing", choices=PACKING_MODES, flag="--packing")
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     static_masking: bool = False  # the paper's baseline: masks fixed once, duplicated copies
     static_copies: int = setting(10, "static copies", minimum=1)

@@ -11,11 +11,12 @@ from typing import Any
 import torch
 
 from ..baselines import unigram_baseline
-from ..data import PackedSequences, pack_documents, split_documents
+from ..data import split_documents
 from ..inference import FillMaskResult, fill_mask
 from ..init import position_dims
 from ..masking import IGNORE_INDEX, DynamicMasker, StaticMaskedDataset
 from ..model import RobertaForMaskedLM
+from ..packing import PackedSequences, pack_documents
 from ..settings import TrainingError
 from ..tokenizer import RobertaTokenizer
 from .config import PretrainConfig

@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from roberta.data import PackedSequences
 from roberta.experiments import (
     COMPARISONS,
     CUSTOM_ID,
@@ -30,8 +29,9 @@ from roberta.experiments import (
     Spread,
     load_spreads,
 )
+from roberta.packing import PACKING_MODES, PackedSequences
 from roberta.tokenizer import RobertaTokenizer
-from roberta.training.config import PACKINGS, PretrainConfig
+from roberta.training.config import PretrainConfig
 from roberta.training.pretrain_settings import DATA_SPLIT_SEED, PretrainSettings, pretrain_config
 from roberta.training.pretraining import PretrainingData, prepare_pretraining_data
 
@@ -92,8 +92,8 @@ def custom_comparison(setting: str | None, value_a: Any, value_b: Any) -> Compar
     if a == b:
         raise ExperimentError(f"The two configurations are identical ({setting} = {a!r} on both "
                               f"sides): give the two sides different values.")
-    if setting == "packing" and not {a, b} <= set(PACKINGS):
-        raise ExperimentError(f"Packing is {' or '.join(PACKINGS)}.")
+    if setting == "packing" and not {a, b} <= set(PACKING_MODES):
+        raise ExperimentError(f"Packing is {' or '.join(PACKING_MODES)}.")
     return Comparison(
         CUSTOM_ID, f"Custom: {setting} = {a} vs {b}", setting, f"{setting} = {a}",
         f"{setting} = {b}", {setting: a}, {setting: b},
@@ -164,8 +164,8 @@ def packed_data(settings: PretrainSettings, extras: Mapping[str, Any],
     corpus = load_corpus(settings)
     key, tokenizer = get_tokenizer(settings, corpus, embedded)
     packing = extras.get("packing", "full_sentences")
-    if packing not in PACKINGS:
-        raise ExperimentError(f"Packing is {' or '.join(PACKINGS)}, not {packing!r}.")
+    if packing not in PACKING_MODES:
+        raise ExperimentError(f"Packing is {' or '.join(PACKING_MODES)}, not {packing!r}.")
     if packing == "full_sentences":
         data = get_data(settings, corpus, key, tokenizer)
     else:  # a key get_data never uses (it has no packing element)

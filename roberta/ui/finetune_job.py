@@ -15,7 +15,6 @@ from roberta.corpus import imdb_task
 from roberta.data import (
     ClassificationData,
     DataError,
-    read_classification_csv,
     sentiment_task,
     train_test_split_classification,
 )
@@ -32,6 +31,7 @@ from roberta.settings import SettingError, check, like, naming
 from roberta.training.config import FINETUNE_DROPOUT, FinetuneConfig
 from roberta.training.finetuning import finetune_split
 from roberta.training.memory import training_memory_bytes
+from roberta.uploads import read_classification_csv
 from roberta.wheels import wheel_present
 
 from .limits import check_steps, check_training_memory, check_upload, current_limits

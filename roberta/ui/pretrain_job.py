@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from roberta.config import RobertaConfig
-from roberta.data import DataError, bundled_pretraining_corpus, read_pasted_text, read_text_file
+from roberta.data import DataError, bundled_pretraining_corpus
 from roberta.masking import MaskingConfig
 from roberta.model import RobertaForMaskedLM, RobertaForSequenceClassification
 from roberta.settings import SettingError, naming
@@ -42,6 +42,7 @@ from roberta.training.pretrain_settings import (
     resolve,
 )
 from roberta.training.pretraining import PretrainingData
+from roberta.uploads import read_pasted_text, read_text_file
 
 from .limits import (
     check_batch_tokens,
