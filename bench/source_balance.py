@@ -38,7 +38,7 @@ from roberta.corpus import IMDB_SOURCE  # noqa: E402
 from roberta.data import split_documents  # noqa: E402
 from roberta.defaults import default_model_dir  # noqa: E402
 from roberta.probes import EVERYDAY_PROBES, answered_share, score_probes  # noqa: E402
-from roberta.recipe import (  # noqa: E402
+from roberta.recipe_settings import (  # noqa: E402
     BundledRecipe,
     held_out_groups,
     new_masked_lm,

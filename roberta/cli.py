@@ -487,7 +487,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_recipe(args) -> int:
-    from .recipe import BundledRecipe, run_bundled_recipe
+    from .recipe import run_bundled_recipe
+    from .recipe_settings import BundledRecipe
     recipe = BundledRecipe(seed=args.seed)
     for name in ("pretrain_steps", "finetune_steps", "finetune_lr", "everyday_steps"):
         if getattr(args, name) is not None:

@@ -213,6 +213,7 @@ def test_the_recipes_classifier_card_fits_tfidf_on_exactly_the_mix(tiny_assets, 
 def test_the_recipes_finetune_stage_trains_on_the_mix_and_validates_on_its_held_out_texts(
         tiny_assets, tmp_path, monkeypatch):
     from roberta import recipe as recipe_module
+    from roberta.recipe_settings import BundledRecipe
 
     data = sentiment_data_with_the_planted_word_held_out()
     monkeypatch.setattr(recipe_module, "sentiment_data", lambda recipe: data)
@@ -225,7 +226,7 @@ def test_the_recipes_finetune_stage_trains_on_the_mix_and_validates_on_its_held_
     monkeypatch.setattr(Finetuner, "run", stop_before_training)
     with pytest.raises(FittedNowStop):
         recipe_module._finetune_stage(tiny_assets, tmp_path / "work", "cpu",
-                                      recipe_module.BundledRecipe(), [], tmp_path / "checkpoints")
+                                      BundledRecipe(), [], tmp_path / "checkpoints")
     assert seen["train"] == list(data.mix.texts)
     assert seen["validation"] == list(data.mix.validation_texts)
     assert not any(PLANTED_WORD in t for t in seen["train"])

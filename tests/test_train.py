@@ -861,8 +861,8 @@ def test_evaluation_separates_masked_inputs_from_all_scored_tokens(tokenizer, da
 def test_every_front_end_holds_positions_only_for_the_structured_start():
     """One rule (PretrainConfig.hold_for) behind the Train tab, the recipe and the CLI: the
     structured start's position rows are held, RoBERTa's random ones learn from step 0."""
-    from roberta.recipe import BundledRecipe
-    from roberta.recipe import pretrain_config as recipe_config
+    from roberta.recipe_settings import BundledRecipe
+    from roberta.recipe_settings import pretrain_config as recipe_config
     from roberta.training.pretrain_settings import PretrainSettings, pretrain_config
 
     for init, held in (("structured", -1), ("roberta", 0)):
