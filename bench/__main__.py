@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
 def _run(args, argv) -> dict:
     import torch
 
-    from roberta.train import cpu_supports_bf16, pick_device
+    from roberta.training.devices import cpu_supports_bf16, pick_device
 
     from . import latency, machine, peaks, report, training
 

@@ -36,7 +36,6 @@ from everyday import SENTENCES  # noqa: E402
 from roberta.defaults import default_model_dir  # noqa: E402
 from roberta.model import RobertaForMaskedLM  # noqa: E402
 from roberta.probes import EVERYDAY_PROBES, daily_life_probes, score_probes  # noqa: E402
-from roberta.recipe import BundledRecipe, phase_one_pool  # noqa: E402
 from roberta.recipe_everyday import (  # noqa: E402
     everyday_share,
     packed_pool,
@@ -45,8 +44,9 @@ from roberta.recipe_everyday import (  # noqa: E402
     phase_two_pool,
     phase_two_start,
 )
+from roberta.recipe_settings import BundledRecipe, phase_one_pool  # noqa: E402
 from roberta.tokenizer import RobertaTokenizer  # noqa: E402
-from roberta.train import Pretrainer, PretrainingData  # noqa: E402
+from roberta.training.pretraining import Pretrainer, PretrainingData  # noqa: E402
 
 VARIANT = re.compile(r"^(?:vocab(\d+)-)?repeat(\d+)$")
 

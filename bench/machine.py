@@ -39,7 +39,7 @@ def load_average() -> str:
 def describe(device: torch.device) -> dict[str, str]:
     import transformers
 
-    from roberta.train import cpu_supports_bf16
+    from roberta.training.devices import cpu_supports_bf16
 
     flags = cpu_flags()
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]

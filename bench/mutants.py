@@ -44,7 +44,12 @@ class Mutant:
     tests: tuple[str, ...]  # pytest node ids (a parametrized test: every parametrization)
 
 
-TRAIN, MODEL, MASKING = "roberta/train.py", "roberta/model.py", "roberta/masking.py"
+CONFIG = "roberta/training/config.py"
+DEVICES = "roberta/training/devices.py"
+ENGINE = "roberta/training/engine.py"
+FINETUNING = "roberta/training/finetuning.py"
+PRETRAINING = "roberta/training/pretraining.py"
+MODEL, MASKING = "roberta/model.py", "roberta/masking.py"
 FINETUNE_JOB, RECIPE = "roberta/ui/finetune_job.py", "roberta/recipe.py"
 EXPERIMENTS = "roberta/experiments.py"
 OPTIMIZER_TESTS, PRECISION_TESTS = "tests/test_optimizer.py", "tests/test_precision.py"
@@ -53,52 +58,53 @@ FIT_TESTS, TRAIN_TESTS = "tests/test_baselines_fit_on_train.py", "tests/test_tra
 MUTANTS = (
     # --- the optimizer ---------------------------------------------------------------------------
     Mutant("adam-betas-0.999", "AdamW betas (0.9, 0.999), torch's default, not RoBERTa's 0.98",
-           ((TRAIN, "adam_betas: tuple[float, float] = (0.9, 0.98)",
+           ((CONFIG, "adam_betas: tuple[float, float] = (0.9, 0.98)",
              "adam_betas: tuple[float, float] = (0.9, 0.999)"),),
            (f"{OPTIMIZER_TESTS}::test_adamw_has_robertas_betas_and_eps_not_torchs_defaults",
             f"{OPTIMIZER_TESTS}::test_updates_match_torch_adamw_driven_by_hand_with_robertas"
             "_settings")),
     Mutant("adam-eps-1e-8", "AdamW eps 1e-8, torch's default, not RoBERTa's 1e-6",
-           ((TRAIN, "adam_eps: float = 1e-6", "adam_eps: float = 1e-8"),),
+           ((CONFIG, "adam_eps: float = 1e-6", "adam_eps: float = 1e-8"),),
            (f"{OPTIMIZER_TESTS}::test_adamw_has_robertas_betas_and_eps_not_torchs_defaults",)),
     Mutant("weight-decay-on-biases-and-layernorm",
            "weight decay applied to biases and LayerNorm weights too",
-           ((TRAIN, '{"params": no_decay, "weight_decay": 0.0}',
+           ((ENGINE, '{"params": no_decay, "weight_decay": 0.0}',
              '{"params": no_decay, "weight_decay": config.weight_decay}'),),
            (f"{OPTIMIZER_TESTS}::test_weight_decay_spares_every_bias_and_layernorm_parameter",
             f"{OPTIMIZER_TESTS}::test_updates_match_torch_adamw_driven_by_hand_with_robertas"
             "_settings")),
     Mutant("no-gradient-clipping", "gradient clipping switched off",
-           ((TRAIN, 'parameters, c.grad_clip if c.grad_clip > 0 else float("inf"))',
+           ((ENGINE, 'parameters, c.grad_clip if c.grad_clip > 0 else float("inf"))',
              'parameters, float("inf"))'),),
            (f"{OPTIMIZER_TESTS}::test_gradients_are_clipped_to_the_configured_norm",)),
     Mutant("clipping-ignores-its-setting", "gradients clipped at 1.0 whatever grad_clip says",
-           ((TRAIN, 'parameters, c.grad_clip if c.grad_clip > 0 else float("inf"))',
+           ((ENGINE, 'parameters, c.grad_clip if c.grad_clip > 0 else float("inf"))',
              'parameters, 1.0 if c.grad_clip > 0 else float("inf"))'),),
            (f"{OPTIMIZER_TESTS}::test_gradients_are_clipped_to_the_configured_norm",)),
     # --- the schedule ----------------------------------------------------------------------------
     Mutant("no-linear-decay", "the rate stays at its peak after warmup",
-           ((TRAIN, "return max(c.min_lr_ratio, 1.0 - (1.0 - c.min_lr_ratio) * progress)",
+           ((ENGINE, "return max(c.min_lr_ratio, 1.0 - (1.0 - c.min_lr_ratio) * progress)",
              "return 1.0"),),
            (f"{OPTIMIZER_TESTS}::test_the_schedule_warms_up_peaks_decays_and_ends_on_the_floor",
             f"{OPTIMIZER_TESTS}::test_no_warmup_starts_at_the_peak_and_decays_to_zero")),
     Mutant("decay-ignores-the-floor", "linear decay towards 0, cut off at min_lr_ratio",
-           ((TRAIN, "return max(c.min_lr_ratio, 1.0 - (1.0 - c.min_lr_ratio) * progress)",
+           ((ENGINE, "return max(c.min_lr_ratio, 1.0 - (1.0 - c.min_lr_ratio) * progress)",
              "return max(c.min_lr_ratio, 1.0 - progress)"),),
            (f"{OPTIMIZER_TESTS}::test_the_schedule_warms_up_peaks_decays_and_ends_on_the_floor",)),
     Mutant("warmup-skipped", "no warmup: the peak rate from the first step",
-           ((TRAIN, "return (step + 1) / (c.warmup_steps + 1)", "return 1.0"),),
+           ((ENGINE, "return (step + 1) / (c.warmup_steps + 1)", "return 1.0"),),
            (f"{OPTIMIZER_TESTS}::test_the_schedule_warms_up_peaks_decays_and_ends_on_the_floor",
             f"{OPTIMIZER_TESTS}::test_updates_match_torch_adamw_driven_by_hand_with_robertas"
             "_settings")),
     # --- the baselines ---------------------------------------------------------------------------
     Mutant("unigram-counted-on-validation", "the unigram baseline counts validation tokens",
-           ((TRAIN, "train_ids = self.data.train.input_ids[self.data.train.attention_mask.bool()]",
+           ((PRETRAINING,
+             "train_ids = self.data.train.input_ids[self.data.train.attention_mask.bool()]",
              "train_ids = self.data.validation.input_ids["
              "self.data.validation.attention_mask.bool()]"),),
            (f"{FIT_TESTS}::test_the_unigram_baseline_counts_training_tokens_only",)),
     Mutant("finetuner-tfidf-on-test-set", "the fine-tuner's TF-IDF baseline fitted on the test set",
-           ((TRAIN, "self._tfidf = fit_tfidf(self.train_split, self.train_labels)",
+           ((FINETUNING, "self._tfidf = fit_tfidf(self.train_split, self.train_labels)",
              "self._tfidf = fit_tfidf(self.data.test_texts, self.data.test_labels)"),),
            (f"{FIT_TESTS}::test_the_finetuners_tfidf_is_fitted_on_its_training_split",)),
     Mutant("sentiment-tab-tfidf-on-validation",
@@ -121,31 +127,32 @@ MUTANTS = (
            (f"{FIT_TESTS}::test_the_recipes_card_stage_fits_tfidf_on_the_same_training_split",)),
     # --- precision -------------------------------------------------------------------------------
     Mutant("bf16-autocast-never-entered", "bf16 asked for on a CPU runs in fp32",
-           ((TRAIN, 'if precision == "fp32":\n        return contextlib.nullcontext()',
+           ((DEVICES, 'if precision == "fp32":\n        return contextlib.nullcontext()',
              'if precision == "fp32" or device.type == "cpu":\n'
              "        return contextlib.nullcontext()"),),
            (f"{PRECISION_TESTS}::test_a_bf16_step_computes_in_bf16_and_an_fp32_step_in_fp32",
             f"{PRECISION_TESTS}::test_bf16_loss_curve_tracks_fp32_over_200_steps")),
     Mutant("fp32-runs-under-autocast", "fp32 asked for runs under fp16 autocast",
-           ((TRAIN, 'if precision == "fp32":\n        return contextlib.nullcontext()',
+           ((DEVICES, 'if precision == "fp32":\n        return contextlib.nullcontext()',
              'if precision == "fp64":\n        return contextlib.nullcontext()'),),
            (f"{PRECISION_TESTS}::test_a_bf16_step_computes_in_bf16_and_an_fp32_step_in_fp32",)),
     Mutant("auto-picks-emulated-bf16", "auto picks bf16 on a CPU without native bf16 (~50x slower)",
-           ((TRAIN, 'return "bf16" if device.type == "cpu" and cpu_supports_bf16() else "fp32"',
+           ((DEVICES, 'return "bf16" if device.type == "cpu" and cpu_supports_bf16() else "fp32"',
              'return "bf16" if device.type == "cpu" else "fp32"'),),
            (f"{PRECISION_TESTS}::test_auto_precision_follows_the_hardware",
             f"{PRECISION_TESTS}::test_this_machine_runs_auto_in_what_its_cpu_does_fast")),
     # --- the best fine-tuning step ---------------------------------------------------------------
     Mutant("finetune-ends-on-last-weights",
            "fine-tuning ends on the last weights, not the best evaluation's",
-           ((TRAIN, "            self.model.load_state_dict(self.best[2])\n", ""),),
+           ((FINETUNING, "            self.model.load_state_dict(self.best[2])\n", ""),),
            (f"{TRAIN_TESTS}::test_fine_tuning_ends_on_its_best_evaluation_and_reports_that_steps"
             "_figures",
             f"{TRAIN_TESTS}::test_finetuning_reports_test_metrics_beside_the_tfidf_baseline",
             f"{TRAIN_TESTS}::test_a_stopped_fine_tuning_keeps_its_best_step_and_the_baseline_it"
             "_was_given")),
     Mutant("best-step-is-the-last-of-a-tie", "a later evaluation that only ties the best wins",
-           ((TRAIN, 'scores["accuracy"] > self.best[0]', 'scores["accuracy"] >= self.best[0]'),),
+           ((FINETUNING, 'scores["accuracy"] > self.best[0]',
+             'scores["accuracy"] >= self.best[0]'),),
            (f"{TRAIN_TESTS}::test_fine_tuning_ends_on_its_best_evaluation_and_reports_that_steps"
             "_figures",
             f"{TRAIN_TESTS}::test_finetuning_reports_test_metrics_beside_the_tfidf_baseline")),

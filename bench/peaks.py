@@ -27,7 +27,7 @@ def matmul_flops_per_s(n: int, dtype: torch.dtype, device: torch.device, repeat:
 def measure(device: torch.device, quick: bool, bf16_too: bool = True) -> dict[str, float]:
     """fp32 and bf16 peaks. On a CPU without native bf16, a bf16 matmul is emulated and ~100x
     slower, so it is measured on a smaller matrix to keep the run short."""
-    from roberta.train import cpu_supports_bf16
+    from roberta.training.devices import cpu_supports_bf16
 
     if device.type == "cuda":
         size32 = size16 = 8192

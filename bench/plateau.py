@@ -29,17 +29,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from roberta.data import bundled_pretraining_corpus  # noqa: E402
 from roberta.init import StructuredInit, structured_init_  # noqa: E402
-from roberta.train import Pretrainer  # noqa: E402
-from roberta.ui.pretrain_job import (  # noqa: E402
+from roberta.training.pretrain_settings import (  # noqa: E402
     PretrainSettings,
-    build_model,
-    get_data,
-    get_tokenizer,
-    load_corpus,
+    new_model,
+    new_tokenizer,
     pretrain_config,
-    validate,
+    pretraining_data,
+    resolve,
 )
+from roberta.training.pretraining import Pretrainer  # noqa: E402
 
 SHORT = {"learning_rate": "lr", "max_steps": "steps", "batch_size": "batch",
          "warmup_steps": "warmup"}
@@ -60,7 +60,7 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
 def settings_from_flags(args: argparse.Namespace) -> PretrainSettings:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(PretrainSettings)
                  if getattr(args, f.name, None) is not None}
-    settings, warnings = validate(PretrainSettings(**overrides))
+    settings, warnings = resolve(PretrainSettings(**overrides))
     for warning in warnings:
         print("warning:", warning)
     return settings
@@ -78,9 +78,9 @@ def run_seed(settings: PretrainSettings, spec: StructuredInit | None, seconds: f
     `seconds` ("at_window"). Stops after the window unless `run_on`."""
     start = time.perf_counter()
     if spec is None:  # the settings' own start, as the Train tab builds it
-        model = build_model(settings, tokenizer)
+        model = new_model(settings, tokenizer)
     else:  # a variant of the structured start
-        model = build_model(dataclasses.replace(settings, init="roberta"), tokenizer)
+        model = new_model(dataclasses.replace(settings, init="roberta"), tokenizer)
         structured_init_(model, spec)
     trainer = Pretrainer(model, tokenizer, data, pretrain_config(settings))
     unigram = trainer.unigram_baseline()["accuracy"]
@@ -148,9 +148,9 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f}; {settings.size}, init {settings.init}, lr "
           f"{settings.learning_rate:g}, {settings.max_steps} steps, batch {settings.batch_size}, "
           f"hold positions {settings.hold_positions_steps}; {spec}", flush=True)
-    corpus = load_corpus(settings)
-    key, tokenizer = get_tokenizer(settings, corpus, None)
-    data = get_data(settings, corpus, key, tokenizer)
+    texts = bundled_pretraining_corpus()
+    tokenizer = new_tokenizer(settings, texts)
+    data = pretraining_data(settings, texts, tokenizer)
     importlib.import_module("torch._dynamo")  # the first AdamW imports it; the app prewarms it
 
     results = []

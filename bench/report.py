@@ -142,8 +142,8 @@ def document(*, command: str, machine: dict, load: tuple[str, str], loads: list,
               "figures are medians, and the spread column shows how noisy the machine was.",
               "- The training step is forward, backward, `clip_grad_norm_(1.0)` and AdamW "
               "(fused, transformers' Trainer default; decay and no-decay groups as "
-              "`roberta.train.Trainer`). Sequences are full (packed), so neither library gets "
-              "an attention mask, as in the trainer.",
+              "`roberta.training.engine.Trainer`). Sequences are full (packed), so neither "
+              "library gets an attention mask, as in the trainer.",
               "- Compile: `torch.compile` of each encoder layer (regional compilation; one "
               "compile serves every layer; our last layer, whose row count changes with every "
               "batch, stays eager), an empty inductor cache. The compile time is the first "

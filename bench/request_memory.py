@@ -14,7 +14,8 @@ the README's settings table: at most 1 GB per request (the caps are what bound i
   and heads, 514 positions) on a long text.
 - training steps (train-*): the model is built inside the request, as the Train tab does, then
   two optimizer steps of masked-LM pretraining (AdamW's moments exist from the first); the peak
-  is compared with `roberta.train.training_memory_bytes`, the estimate the app refuses runs by.
+  is compared with `roberta.training.memory.training_memory_bytes`, the estimate the app
+  refuses runs by.
   finetune-*: the same for a classifier copied from a masked LM the session already holds.
 """
 
@@ -85,7 +86,9 @@ def finetuning_steps(name: str) -> dict:
     from roberta.defaults import default_model_dir
     from roberta.model import RobertaForMaskedLM, RobertaForSequenceClassification
     from roberta.tokenizer import RobertaTokenizer
-    from roberta.train import FinetuneConfig, Finetuner, classifier_from, training_memory_bytes
+    from roberta.training.config import FinetuneConfig
+    from roberta.training.finetuning import Finetuner, classifier_from
+    from roberta.training.memory import training_memory_bytes
 
     what, shape, batch, length = FINETUNING[name]
     shape = dict(shape)
@@ -124,11 +127,13 @@ def training_steps(name: str) -> dict:
 
     torch.set_num_threads(1)
     from roberta.config import RobertaConfig
-    from roberta.data import PackedSequences
     from roberta.defaults import default_model_dir
     from roberta.model import RobertaForMaskedLM
+    from roberta.packing import PackedSequences
     from roberta.tokenizer import RobertaTokenizer
-    from roberta.train import PretrainConfig, Pretrainer, PretrainingData, training_memory_bytes
+    from roberta.training.config import PretrainConfig
+    from roberta.training.memory import training_memory_bytes
+    from roberta.training.pretraining import Pretrainer, PretrainingData
 
     what, shape, batch, length = TRAINING[name]
     shape = dict(shape)

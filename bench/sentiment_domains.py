@@ -79,7 +79,7 @@ def model_trainer(args: argparse.Namespace) -> protocol.Trainer | None:
         return None
     from roberta.config import RobertaConfig
     from roberta.defaults import default_model_dir
-    from roberta.train import FinetuneConfig
+    from roberta.training.config import FinetuneConfig
 
     mlm_dir = Path(args.mlm) if args.mlm else default_model_dir("mlm")
     max_length = RobertaConfig.load(mlm_dir / "config.json").max_sequence_length

@@ -38,7 +38,7 @@ from roberta.corpus import IMDB_SOURCE  # noqa: E402
 from roberta.data import split_documents  # noqa: E402
 from roberta.defaults import default_model_dir  # noqa: E402
 from roberta.probes import EVERYDAY_PROBES, answered_share, score_probes  # noqa: E402
-from roberta.recipe import (  # noqa: E402
+from roberta.recipe_settings import (  # noqa: E402
     BundledRecipe,
     held_out_groups,
     new_masked_lm,
@@ -46,7 +46,7 @@ from roberta.recipe import (  # noqa: E402
     pretraining_text,
 )
 from roberta.tokenizer import RobertaTokenizer  # noqa: E402
-from roberta.train import Pretrainer, PretrainingData, pack_ids  # noqa: E402
+from roberta.training.pretraining import Pretrainer, PretrainingData, pack_ids  # noqa: E402
 
 
 def packed(tokenizer: RobertaTokenizer, docs: list[str], seq_length: int):

@@ -1,10 +1,10 @@
 """What a workshop room sees in the Train tab's first minute, measured without the browser.
 
-Runs the Train tab's default settings (roberta.ui.pretrain_job.PretrainSettings) through the
-same code path as the tab, from a cold process: corpus, BPE tokenizer, packed data (the app
-caches and prewarms these), then for each seed the clock starts as if Start had been pressed:
-model, trainer, evaluations. Prints one line per evaluation and a summary, the median over the
-seeds of the last evaluation finished within the window:
+Runs the Train tab's default settings (roberta.training.pretrain_settings.ONE_MINUTE_RUN)
+through the same library calls as the tab, from a cold process: corpus, BPE tokenizer, packed
+data (the app caches and prewarms these), then for each seed the clock starts as if Start had
+been pressed: model, trainer, evaluations. Prints one line per evaluation and a summary, the
+median over the seeds of the last evaluation finished within the window:
 
     python bench/train_first_minute.py [--seconds 60] [--seeds 0 1 2 3 4] [--init roberta] ...
 
@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from bench.plateau import add_settings_flags, run_seed, settings_from_flags, summarise  # noqa: E402
-from roberta.train import cpu_supports_bf16  # noqa: E402
-from roberta.ui.pretrain_job import get_data, get_tokenizer, load_corpus  # noqa: E402
+from roberta.data import bundled_pretraining_corpus  # noqa: E402
+from roberta.training.devices import cpu_supports_bf16  # noqa: E402
+from roberta.training.pretrain_settings import new_tokenizer, pretraining_data  # noqa: E402
 
 
 def main() -> None:
@@ -48,10 +49,10 @@ def main() -> None:
           f"{cpu_supports_bf16()}, load average {os.getloadavg()[0]:.2f}; settings: {settings}")
 
     t = time.perf_counter()
-    corpus = load_corpus(settings)
-    key, tokenizer = get_tokenizer(settings, corpus, None)
+    texts = bundled_pretraining_corpus()
+    tokenizer = new_tokenizer(settings, texts)
     t_tok = time.perf_counter()
-    data = get_data(settings, corpus, key, tokenizer)
+    data = pretraining_data(settings, texts, tokenizer)
     t_data = time.perf_counter()
     print(f"data preparation (cached per process in the app): tokenizer {t_tok - t:.1f} s, "
           f"tokenize + pack {t_data - t_tok:.1f} s; {len(data.train):,} training sequences")

@@ -3,7 +3,7 @@
 Each library runs the step the way its users would: ours through the sparse MLM head (the LM
 head only at the ~15% scored positions), transformers through its dense head (every position)
 with the loss over the labelled ones. Both get the same optimizer, transformers' Trainer default
-(fused AdamW), grouped and configured as roberta.train.Trainer does it.
+(fused AdamW), grouped and configured as roberta.training.engine.Trainer does it.
 
 Variants per library: eager in fp32, each attention implementation transformers offers, bf16
 autocast where the hardware does bf16 natively, and torch.compile of each encoder layer

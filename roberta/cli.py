@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -22,33 +19,30 @@ from .config import PRESETS, RobertaConfig
 from .defaults import RECIPE_STAGES
 from .init import INIT_CHOICES
 from .masking import MaskingConfig
-from .train import FINETUNE_DROPOUT, FinetuneConfig, PretrainConfig
+from .progress import EventPrinter
+from .resume import (
+    FLAG_OF,
+    path_flag,
+    read_run_record,
+    resumed_settings,
+    text_fingerprint,
+    trim_metrics_log,
+    write_run_record,
+)
+from .settings import SettingError, add_flags, declared
+from .training.config import FINETUNE_DROPOUT, HOLD_WHOLE_RUN, FinetuneConfig, PretrainConfig
+
+# The engine's settings every training subcommand takes, in --help's order.
+TRAINING_FLAGS = ("max_steps", "batch_size", "learning_rate", "warmup_steps", "min_lr_ratio",
+                  "weight_decay", "grad_clip", "grad_accum_steps", "precision", "device", "seed",
+                  "eval_every", "checkpoint_every", "seq_length")
 
 
 def _add_training_flags(p: argparse.ArgumentParser, defaults) -> None:
     """The optimisation flags, each left None unless given: the config dataclass (`defaults`,
-    a PretrainConfig or FinetuneConfig) owns every default, and says it in --help."""
+    a PretrainConfig or FinetuneConfig) declares every flag and default, and --help says it."""
     g = p.add_argument_group("optimisation")
-
-    def flag(name, dest, note="", unset="", **kwargs):  # unset: what a None default means
-        default = getattr(defaults, dest)
-        shown = f"default: {unset if default is None else default}"
-        g.add_argument(name, dest=dest, help="; ".join(filter(None, [note, shown])), **kwargs)
-
-    flag("--max-steps", "max_steps", type=int)
-    flag("--batch-size", "batch_size", "per process", type=int)
-    flag("--lr", "learning_rate", "peak learning rate", "2e-3 x 128 / hidden size", type=float)
-    flag("--warmup-steps", "warmup_steps", "", "150, or a tenth of the run", type=int)
-    flag("--min-lr-ratio", "min_lr_ratio", type=float)
-    flag("--weight-decay", "weight_decay", type=float)
-    flag("--grad-clip", "grad_clip", type=float)
-    flag("--grad-accum", "grad_accum_steps", type=int)
-    flag("--precision", "precision", choices=["auto", "fp32", "bf16", "fp16"])
-    flag("--device", "device", "auto, cpu, cuda, cuda:N or mps")
-    flag("--seed", "seed", type=int)
-    flag("--eval-every", "eval_every", type=int)
-    flag("--checkpoint-every", "checkpoint_every", type=int)
-    flag("--seq-length", "seq_length", type=int)
+    add_flags(g, defaults, TRAINING_FLAGS)
     g.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
 
 
@@ -71,32 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, help="override hidden_size")
     p.add_argument("--heads", type=int, help="override num_attention_heads")
     p.add_argument("--ffn", type=int, help="override intermediate_size")
-    p.add_argument("--corpus",
-                   help="'bundled' (the default), 'bundled+wikipedia', a .txt file or a folder "
-                        "of .txt files")
+    p.add_argument("--corpus", help="'bundled' (the default), 'bundled+wikipedia', a .txt "
+                                    "file or a folder of .txt files")
     p.add_argument("--tokenizer", help="tokenizer directory (default: train one on the corpus)")
-    p.add_argument("--vocab-size", type=int, default=None,
-                   help="vocabulary of a newly trained tokenizer (default: the preset's)")
+    p.add_argument("--vocab-size", type=int, help="vocabulary of a newly trained tokenizer "
+                                                  "(default: the preset's)")
     p.add_argument("--init", help="start from this masked-LM directory instead of scratch")
     p.add_argument("--start", choices=list(INIT_CHOICES),
                    help="from scratch: the structured start that gets past the masked-LM "
                         "plateau (the default), or RoBERTa's random init (see roberta/init.py)")
-    p.add_argument("--hold-positions", dest="hold_positions_steps", type=int, default=-1,
-                   help="steps the structured start's position rows stay fixed (-1: the "
-                        "whole run, 0: trainable from the start)")
+    hold = declared(PretrainConfig)["hold_positions_steps"]
+    p.add_argument(hold.flag, dest="hold_positions_steps", type=int, default=HOLD_WHOLE_RUN,
+                   help=hold.help)
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
-    masking = MaskingConfig()
-    p.add_argument("--mask-rate", dest="mlm_probability", type=float,
-                   help=f"default: {masking.mlm_probability}")
-    p.add_argument("--mask-fraction", type=float,
-                   help=f"of chosen: -> <mask> (default: {masking.mask_fraction})")
-    p.add_argument("--random-fraction", type=float,
-                   help=f"of chosen: -> random (default: {masking.random_fraction})")
+    add_flags(p, MaskingConfig, ("mlm_probability", "mask_fraction", "random_fraction"))
     p.add_argument("--whole-word", action="store_true", default=None)
     p.add_argument("--static-masking", action="store_true", default=None,
                    help="the paper's static baseline")
-    p.add_argument("--packing", choices=["full_sentences", "doc_sentences"],
-                   help=f"default: {PretrainConfig.packing}")
+    add_flags(p, PretrainConfig, ("packing",))
     _add_training_flags(p, PretrainConfig)
 
     f = sub.add_parser("finetune", help="fine-tune a sequence classifier")
@@ -107,10 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the same data")
     f.add_argument("--task", help="'sentiment' (bundled; the default) or 'csv'")
     f.add_argument("--csv", help="CSV file with a text and a label column (--task csv)")
-    f.add_argument("--text-column")
-    f.add_argument("--label-column")
-    f.add_argument("--validation-fraction", type=float,
-                   help=f"default: {FinetuneConfig.validation_fraction}")
+    f.add_argument("--text-column"), f.add_argument("--label-column")
+    add_flags(f, FinetuneConfig, ("validation_fraction",))
     f.add_argument("--dropout", type=float,
                    help=f"the classifier's dropout (default: {FINETUNE_DROPOUT}, whatever the "
                         f"masked LM was pretrained with)")
@@ -127,15 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="copy a model directory to a clean Hugging Face "
                                       "directory (no optimizer state), optionally fp16")
-    e.add_argument("model")
+    e.add_argument("model"), e.add_argument("--fp16", action="store_true")
     e.add_argument("--out", required=True)
-    e.add_argument("--fp16", action="store_true")
 
     r = sub.add_parser("recipe", help="reproducible recipes, e.g. the embedded default models")
     r.add_argument("name", choices=["bundled"])
     r.add_argument("--out", default=None, help="assets directory (default: the repo's assets/)")
-    r.add_argument("--pretrain-steps", type=int, help="override the recipe's step count")
-    r.add_argument("--finetune-steps", type=int, help="override the recipe's step count")
+    for stage in ("pretrain", "finetune"):
+        r.add_argument(f"--{stage}-steps", type=int, help="override the recipe's step count")
     r.add_argument("--finetune-lr", type=float, help="override the recipe's peak learning rate")
     r.add_argument("--everyday-steps", type=int,
                    help="override phase 2's step count (everyday English; 0 skips phase 2)")
@@ -169,7 +152,8 @@ def _init_distributed() -> tuple[int, int]:
 
 
 def _read_corpus(spec: str) -> list[str]:
-    from .data import bundled_pretraining_corpus, read_text_file, read_text_folder
+    from .data import bundled_pretraining_corpus
+    from .uploads import read_text_file, read_text_folder
     if spec in ("bundled", "bundled+wikipedia"):
         return bundled_pretraining_corpus(include_wikipedia=spec.endswith("wikipedia"))
     path = Path(spec)
@@ -180,188 +164,14 @@ def _read_corpus(spec: str) -> list[str]:
     raise ValueError(f"--corpus {spec!r} is neither 'bundled' nor an existing file or folder")
 
 
-# Settings a resumed run may change: how long it goes on, how often it reports and saves, and
-# where it runs. Any other (seed, learning rate, batch, masking...) would make it another run.
-RESUME_MAY_CHANGE = frozenset({"max_steps", "eval_every", "checkpoint_every", "device",
-                               "output_dir"})
-
-
-def _flag(name: str) -> str:
-    return FLAGS.get(name, "--" + name.replace("_", "-"))
-
-
-def _as_json(value):
-    return json.loads(json.dumps(value, default=str))
-
-
-# --- the run record: what defines a run besides trainer_state.json -------------------------
-# The text it learns from, its tokenizer, its model's shape and start (pretrain); its task, CSV
-# and dropout (finetune). Kept beside the checkpoint as <out>.run.json (like the metrics log:
-# a checkpoint save replaces the folder), so --resume can refuse a flag that changes them.
-# Files are compared by content: the same text under another path is the same run; an edited
-# file is not.
-CONTENT_OF = {"corpus": "corpus_text", "csv": "csv_text"}
-
-
-def run_record_path(out: Path) -> Path:
-    return out.parent / f"{out.name}.run.json"
-
-
-def read_run_record(out: Path) -> dict:
-    """The run record of the checkpoint in `out`; {} if there is none (an older checkpoint)."""
-    try:
-        record = json.loads(run_record_path(out).read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
-def write_run_record(out: Path, record: dict) -> None:
-    path = run_record_path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_as_json(record), indent=1, sort_keys=True) + "\n")
-
-
-def text_fingerprint(texts) -> str:
-    """A short hash of a corpus's documents (or a file's bytes): equal only for the same text."""
-    digest = hashlib.sha256()
-    for text in [texts] if isinstance(texts, bytes) else texts:
-        digest.update(text if isinstance(text, bytes) else text.encode("utf-8", "replace"))
-        digest.update(b"\0")
-    return digest.hexdigest()[:32]
-
-
-def _path_flag(value: str | None) -> str | None:
-    """A directory or file flag as the record keeps it: absolute, so `./x` and `x` agree."""
-    return None if value is None else str(Path(value).resolve())
-
-
-def _run_flag_changes(record: dict, given_run: dict) -> list[str]:
-    """Each run flag given that differs from the record, said as the flag and both values."""
-    changed = []
-    for key, value in given_run.items():
-        if key in CONTENT_OF.values() or value is None or key not in record:
-            continue
-        if key in CONTENT_OF:
-            content = CONTENT_OF[key]
-            if content in record and given_run.get(content) != record[content]:
-                changed.append(f"{_flag(key)} {value} (not the text the checkpoint was trained "
-                               f"on, {record[key]})")
-        elif _as_json(value) != record[key]:
-            was = "not given" if record[key] is None else record[key]
-            changed.append(f"{_flag(key)} {value} (the checkpoint's: {was})")
-    return changed
-
-
-def resumed_settings(out: Path, given: dict, given_masking: dict | None = None,
-                     given_run: dict | None = None) -> dict:
-    """The settings a --resume continues with: the checkpoint's own (trainer_state.json), with
-    the flags given. A flag given that would change the run (anything but RESUME_MAY_CHANGE,
-    and the run record's flags in `given_run`: corpus, tokenizer, shape, task, CSV...) must
-    match the checkpoint's, or ValueError names each that differs: a forgotten --seed takes
-    the checkpoint's, a different one is refused."""
-    try:
-        saved = json.loads((out / "trainer_state.json").read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
-        saved = None
-    if not isinstance(saved, dict):
-        return given  # the engine refuses the checkpoint, saying what is wrong with it
-    changed = [f"{_flag(k)} {v} (the checkpoint's: {saved[k]})"
-               for k, v in given.items() if k in saved and k not in RESUME_MAY_CHANGE
-               and _as_json(v) != saved[k]]
-    changed += _run_flag_changes(read_run_record(out), given_run or {})
-    saved_masking = saved.get("masking") if isinstance(saved.get("masking"), dict) else {}
-    changed += [f"{_flag(k)} {v} (the checkpoint's: {saved_masking[k]})"
-                for k, v in (given_masking or {}).items()
-                if k in saved_masking and _as_json(v) != saved_masking[k]]
-    if changed:
-        raise ValueError(f"--resume continues the run in {out} with its own settings; these "
-                         f"differ: {'; '.join(changed)}. Leave them out (the checkpoint's are "
-                         f"used), or start a new run with another --out")
-    return {**saved, **given}
-
-
-def trim_metrics_log(log_path: Path, step: int) -> None:
-    """Before a resume from the checkpoint at `step`: drop the log's rows past it (the steps a
-    killed run logged after its last checkpoint are run again), so each step is logged once."""
-    if not log_path.is_file():
-        return
-    kept = []
-    for line in log_path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by the kill
-        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
-            kept.append(line)
-    log_path.write_text("".join(f"{line}\n" for line in kept))
-
-
-class EventPrinter:
-    """A tqdm bar with loss and tokens/s, evaluation lines above it, and a metrics.jsonl log."""
-
-    def __init__(self, total: int, log_path: Path | None, enabled: bool = True):
-        from tqdm import tqdm
-        self.enabled = enabled
-        self.bar = tqdm(total=total, unit="step", dynamic_ncols=True, disable=not enabled)
-        self.log = open(log_path, "a") if (log_path and enabled) else None  # noqa: SIM115
-        self.last_eval: dict[str, float] = {}  # the latest evaluation's metrics
-
-    def __call__(self, event) -> None:
-        if event.kind == "eval":
-            self.last_eval = event.metrics
-        if not self.enabled:
-            return
-        if self.log:
-            self.log.write(json.dumps({"kind": event.kind, "step": event.step,
-                                       "elapsed": round(event.elapsed, 3), **event.metrics,
-                                       "message": event.message}) + "\n")
-            self.log.flush()
-        if event.kind == "start":
-            self.bar.reset(total=event.total_steps)
-            self.bar.update(event.step)
-            self.bar.write(event.message)
-        elif event.kind == "step":
-            self.bar.update(event.step - self.bar.n)
-            m = event.metrics
-            self.bar.set_postfix(loss=f"{m['loss']:.3f}", tok_s=f"{m['tokens_per_s']:.0f}",
-                                 lr=f"{m['lr']:.2e}")
-        elif event.kind == "eval":
-            text = "  ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
-            self.bar.write(f"step {event.step}: {text}")
-            for probe in event.probes or []:
-                guesses = ", ".join(repr(c.token) for c in probe.predictions[0].candidates)
-                self.bar.write(f"    {probe.text[:60]} -> {guesses}")
-        elif event.finished:
-            self.bar.close()
-            text = "  ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
-            print(f"{event.kind}: {event.message} {text}".rstrip())
-            if self.log:
-                self.log.close()
-
-
 # --- subcommands -----------------------------------------------------------------------------
 
-def cmd_pretrain(args) -> int:
-    from .init import StructuredInit, initialise_
-    from .model import RobertaForMaskedLM
-    from .tokenizer import RobertaTokenizer
-    from .train import Pretrainer, prepare_pretraining_data, recover_checkpoint
-
-    rank, world = _init_distributed()
-    out = Path(args.out)
-    if rank == 0:
-        recover_checkpoint(out)  # a crash mid-save left the newest checkpoint beside `out`
-    if world > 1:
-        torch.distributed.barrier()
-    if args.resume and not (out / "trainer_state.json").is_file():
-        raise ValueError(f"--resume: no checkpoint in {out}")
-    if not args.resume and (out / "model.safetensors").exists():
-        raise ValueError(f"{out} already holds a model; pass --resume to continue it or choose "
-                         f"another --out (nothing is overwritten)")
-    # The run's own flags: on --resume, one left out is the run record's, one given must match.
-    given_run = dict(corpus=args.corpus, tokenizer=_path_flag(args.tokenizer),
-                     vocab_size=args.vocab_size, init=_path_flag(args.init), start=args.start,
+def _pretrain_run(args, out: Path) -> tuple[dict, dict, list[str]]:
+    """What defines the run besides the engine's settings (corpus, tokenizer, shape, start):
+    on --resume, a flag left out is the run record's (resume.py). (the run, the flags given
+    with the corpus's fingerprint, the corpus's documents)."""
+    given_run = dict(corpus=args.corpus, tokenizer=path_flag(args.tokenizer),
+                     vocab_size=args.vocab_size, init=path_flag(args.init), start=args.start,
                      preset=args.preset, layers=args.layers, hidden=args.hidden,
                      heads=args.heads, ffn=args.ffn)
     record = read_run_record(out) if args.resume else {}
@@ -370,14 +180,12 @@ def cmd_pretrain(args) -> int:
            **{k: v for k, v in given_run.items() if v is not None}}
     texts = _read_corpus(run["corpus"])
     given_run["corpus"], given_run["corpus_text"] = run["corpus"], text_fingerprint(texts)
-    overrides = {k: v for k, v in dict(num_hidden_layers=run.get("layers"),
-                                       hidden_size=run.get("hidden"),
-                                       num_attention_heads=run.get("heads"),
-                                       intermediate_size=run.get("ffn")).items()
-                 if v is not None}
-    config = RobertaConfig.preset(run["preset"], **overrides)  # validated before any work
-    _check_fits_in_memory(config)
-    structured = run["start"] == "structured" and not args.init  # a scratch model's start
+    return run, given_run, texts
+
+
+def _pretrain_settings(args, out: Path, given_run: dict, structured: bool) -> PretrainConfig:
+    """The engine's settings: the flags given over the library's defaults, or on --resume the
+    checkpoint's own (a flag given that differs is refused); validated."""
     given = _given(args, PretrainConfig)  # the rest (learning rate, warmup...): the library's
     given["hold_positions_steps"] = PretrainConfig.hold_for(
         "structured" if structured else "roberta", args.hold_positions_steps)
@@ -391,7 +199,38 @@ def cmd_pretrain(args) -> int:
                  if k in {f.name for f in dataclasses.fields(PretrainConfig)}
                  and k != "output_dir"}
     settings = PretrainConfig(**given, output_dir=str(out), masking=MaskingConfig(**masking))
-    settings.validate()  # before a tokenizer is trained
+    settings.validate()
+    return settings
+
+
+def cmd_pretrain(args) -> int:
+    from .init import StructuredInit, initialise_
+    from .model import RobertaForMaskedLM
+    from .tokenizer import RobertaTokenizer
+    from .training.engine import recover_checkpoint
+    from .training.pretraining import Pretrainer, prepare_pretraining_data
+
+    rank, world = _init_distributed()
+    out = Path(args.out)
+    if rank == 0:
+        recover_checkpoint(out)  # a crash mid-save left the newest checkpoint beside `out`
+    if world > 1:
+        torch.distributed.barrier()
+    if args.resume and not (out / "trainer_state.json").is_file():
+        raise ValueError(f"--resume: no checkpoint in {out}")
+    if not args.resume and (out / "model.safetensors").exists():
+        raise ValueError(f"{out} already holds a model; pass --resume to continue it or choose "
+                         f"another --out (nothing is overwritten)")
+    run, given_run, texts = _pretrain_run(args, out)
+    overrides = {k: v for k, v in dict(num_hidden_layers=run.get("layers"),
+                                       hidden_size=run.get("hidden"),
+                                       num_attention_heads=run.get("heads"),
+                                       intermediate_size=run.get("ffn")).items()
+                 if v is not None}
+    config = RobertaConfig.preset(run["preset"], **overrides)  # validated before any work
+    _check_fits_in_memory(config)
+    structured = run["start"] == "structured" and not args.init  # a scratch model's start
+    settings = _pretrain_settings(args, out, given_run, structured)  # before a tokenizer
     if structured and not args.resume:
         StructuredInit().validate(config.hidden_size, config.num_attention_heads,
                                   config.num_hidden_layers)
@@ -468,10 +307,12 @@ def _check_fits_in_memory(config: RobertaConfig) -> None:
 
 
 def cmd_finetune(args) -> int:
-    from .data import read_classification_csv, sentiment_task
+    from .data import sentiment_task
     from .model import RobertaForMaskedLM
     from .tokenizer import RobertaTokenizer
-    from .train import Finetuner, classifier_from, recover_checkpoint
+    from .training.engine import recover_checkpoint
+    from .training.finetuning import Finetuner, classifier_from
+    from .uploads import read_classification_csv
 
     if args.resume and args.init:
         raise ValueError("--init and --resume do not go together: a resumed run continues the "
@@ -489,7 +330,7 @@ def cmd_finetune(args) -> int:
         raise ValueError(f"{out} already holds a model; pass --resume to continue it or choose "
                          f"another --out (nothing is overwritten)")
     # The run's own flags: on --resume, one left out is the run record's, one given must match.
-    given_run = dict(task=args.task, csv=_path_flag(args.csv), text_column=args.text_column,
+    given_run = dict(task=args.task, csv=path_flag(args.csv), text_column=args.text_column,
                      label_column=args.label_column, dropout=args.dropout)
     record = read_run_record(out) if args.resume else {}
     run = {**dict(task="sentiment", dropout=FINETUNE_DROPOUT),
@@ -597,7 +438,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_recipe(args) -> int:
-    from .recipe import BundledRecipe, run_bundled_recipe
+    from .recipe import run_bundled_recipe
+    from .recipe_settings import BundledRecipe
     recipe = BundledRecipe(seed=args.seed)
     for name in ("pretrain_steps", "finetune_steps", "finetune_lr", "everyday_steps"):
         if getattr(args, name) is not None:
@@ -611,17 +453,7 @@ COMMANDS = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "fill-mask": cmd
             "classify": cmd_classify, "export": cmd_export, "recipe": cmd_recipe}
 
 
-# Settings the library names by field that a person sets by flag, for its messages.
-FLAGS = {"hold_positions_steps": "--hold-positions", "learning_rate": "--lr",
-         "mlm_probability": "--mask-rate", "grad_accum_steps": "--grad-accum",
-         "hidden_dropout_prob": "--dropout"}
-
-
-def _as_flags(message: str) -> str:
-    """A library message with field names given as the flags that set them."""
-    fields = {f.name for cls in (PretrainConfig, MaskingConfig) for f in dataclasses.fields(cls)}
-    return re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: FLAGS.get(
-        m[0], "--" + m[0].replace("_", "-") if m[0] in fields else m[0]), message)
+# A setting as the command line words it: by the flag its declaration names.
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -631,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, OSError) as err:
-        message = str(err) if args.command == "recipe" else _as_flags(str(err))  # own flags
+        message = err.worded(FLAG_OF) if isinstance(err, SettingError) and \
+            args.command != "recipe" else str(err)  # the recipe names its own flags
         print(f"error: {message}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as err:  # e.g. a model too big to allocate

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .settings import SettingError, setting
+
 # Shapes of the named presets. Positions are always sequence length + 2 (RoBERTa's position ids
 # start at padding_idx + 1), so 128 tokens need 130 positions and 512 need 514.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -52,17 +54,17 @@ def _shown(value: Any) -> str:
 
 @dataclass
 class RobertaConfig:
-    vocab_size: int = 50265
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
+    vocab_size: int = setting(50265, "the vocabulary size", flag="--vocab-size")
+    hidden_size: int = setting(768, "the hidden size", flag="--hidden")
+    num_hidden_layers: int = setting(12, "the number of layers", flag="--layers")
+    num_attention_heads: int = setting(12, "the number of attention heads", flag="--heads")
+    intermediate_size: int = setting(3072, "the feed-forward size", flag="--ffn")
     hidden_act: str = "gelu"
     max_position_embeddings: int = 514
     type_vocab_size: int = 1
     layer_norm_eps: float = 1e-5  # roberta-base's value; transformers' class default is 1e-12
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
+    hidden_dropout_prob: float = setting(0.1, "dropout", flag="--dropout")
+    attention_probs_dropout_prob: float = setting(0.1, "dropout", flag="--dropout")
     classifier_dropout: float | None = None  # None: use hidden_dropout_prob
     initializer_range: float = 0.02
     pad_token_id: int = 1
@@ -103,15 +105,16 @@ class RobertaConfig:
         for name in positive:
             value = getattr(self, name)
             if not _is_int(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {_shown(value)}")
+                raise SettingError(f"{{{name}}} must be a positive integer, got {{value}}",
+                                   value=_shown(value))
         for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
             if not _is_int(getattr(self, name)):
                 raise ValueError(f"{name} must be a whole number, got "
                                  f"{_shown(getattr(self, name))}")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
-                f"({self.num_attention_heads})")
+            raise SettingError("{hidden_size} ({size}) must be divisible by "
+                               "{num_attention_heads} ({heads})", size=self.hidden_size,
+                               heads=self.num_attention_heads)
         if self.max_position_embeddings < self.pad_token_id + 2:
             raise ValueError(
                 f"max_position_embeddings ({self.max_position_embeddings}) is too small: RoBERTa "
@@ -126,7 +129,8 @@ class RobertaConfig:
                 raise ValueError(f"{name} must be a number, got {_shown(value)}")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+                raise SettingError(f"{{{name}}} must be in [0, 1), got {{value}}",
+                                   value=repr(getattr(self, name)))
         if not self.layer_norm_eps > 0:
             raise ValueError(f"layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
         for name in ("pad_token_id", "bos_token_id", "eos_token_id"):

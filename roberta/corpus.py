@@ -3,8 +3,8 @@
 IMDB's reviews are split into train and test first, with a fixed seed and stratified by label;
 the test reviews are never pretrained on and never fine-tuned on. Everything else in the corpus
 is pretraining text (the masked LM's own held-out documents are split off later, by
-`roberta.train.prepare_pretraining_data`). The out-of-domain sentiment sets — tweets, drug
-reviews and the fine-foods test reviews — are never trained on by either stage.
+`roberta.training.pretraining.prepare_pretraining_data`). The out-of-domain sentiment sets —
+tweets, drug reviews and the fine-foods test reviews — are never trained on by either stage.
 """
 
 from __future__ import annotations

@@ -28,15 +28,16 @@ from typing import Any
 import torch
 
 from .masking import IGNORE_INDEX
-from .train import Pretrainer, Trainer, TrainEvent
+from .training.engine import Trainer, TrainEvent
+from .training.pretraining import Pretrainer
 
 SPREAD_FILE = Path(__file__).with_name("experiment_spread.json")
 
 # What every one-click comparison starts from: the Train tab's default run (micro, structured
 # start, 2,048-token BPE, batch 8, the bundled corpus), made short enough for two runs to fit
-# in about two minutes on a 2-core CPU. Overrides of roberta.ui.pretrain_job.PretrainSettings.
-BASE_SETTINGS: dict[str, Any] = {"max_steps": 600, "warmup_steps": 100, "eval_every": 50,
-                                 "eval_sequences": 128}
+# in about two minutes on a 2-core CPU. Overrides of ONE_MINUTE_RUN
+# (roberta/training/pretrain_settings.py).
+BASE_SETTINGS: dict[str, Any] = {"max_steps": 600, "warmup_steps": 100}
 
 # Settings that are not Train-tab fields but that some comparisons change (see ExperimentJob).
 EXTRA_SETTINGS = ("packing", "train_sequences", "static_copies")

@@ -32,7 +32,8 @@ positions trainable from step 0 left the model on the plateau; holding the posit
 left 1 seed in 3 there; holding the word embeddings' position dims as well got all 3 off it. With
 the 150-step warmup the Train tab now uses, trainable positions and positions released at step 500
 did as well as holding them for the run (2 seeds each, within noise); the default keeps the hold,
-the safest. Wider models need a lower learning rate (`roberta.train.default_learning_rate`).
+the safest. Wider models need a lower learning rate
+(`roberta.training.config.default_learning_rate`).
 
 The structured parts come from their own generator (`StructuredInit.seed`), so the circuit is the
 same whatever the training seed; everything else keeps RoBERTa's random init from torch's RNG.
@@ -49,7 +50,8 @@ from .config import RobertaConfig
 from .model import RobertaForMaskedLM
 from .tokenizer import RobertaTokenizer
 
-INIT_CHOICES = ("structured", "roberta")
+STRUCTURED_START, RANDOM_START = "structured", "roberta"
+INIT_CHOICES = (STRUCTURED_START, RANDOM_START)
 STRUCTURED_INIT_KEY = "structured_init"  # in config.json: how a structured start was built
 
 

@@ -34,6 +34,7 @@ from enum import IntEnum
 import torch
 
 from .model import IGNORE_INDEX  # one definition: the label the model's loss skips
+from .settings import SettingError, check, setting
 
 __all__ = [
     "IGNORE_INDEX",
@@ -69,25 +70,19 @@ NOT_CHOSEN, MASKED, RANDOM, KEPT = (int(a) for a in MaskAction)
 class MaskingConfig:
     """How much to mask and what to do with the chosen tokens."""
 
-    mlm_probability: float = 0.15
-    mask_fraction: float = 0.8
-    random_fraction: float = 0.1
+    mlm_probability: float = setting(0.15, "the masking rate", minimum=0, above=True,
+                                     maximum=1, below=True, flag="--mask-rate")
+    mask_fraction: float = setting(0.8, "the <mask> share", minimum=0, maximum=1,
+                                   flag="--mask-fraction", help="of chosen: -> <mask>")
+    random_fraction: float = setting(0.1, "the random-token share", minimum=0, maximum=1,
+                                     flag="--random-fraction", help="of chosen: -> random")
     whole_word: bool = False
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.mlm_probability < 1.0:
-            raise ValueError(
-                f"mlm_probability must be between 0 and 1 (exclusive), not {self.mlm_probability}"
-            )
-        for name in ("mask_fraction", "random_fraction"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, not {value}")
+        check(self)
         if self.mask_fraction + self.random_fraction > 1.0 + 1e-9:
-            raise ValueError(
-                f"mask_fraction + random_fraction must add up to at most 1, not "
-                f"{self.mask_fraction} + {self.random_fraction}"
-            )
+            raise SettingError("{mask_fraction} + {random_fraction} must add up to at most 1, "
+                               "not {sum}", sum=f"{self.mask_fraction} + {self.random_fraction}")
 
     @property
     def keep_fraction(self) -> float:

@@ -21,12 +21,14 @@ from dataclasses import dataclass
 import torch
 
 from .corpus import EVERYDAY_CREDITS, everyday_sources
-from .data import PackedSequences, _dedupe, split_documents
+from .data import _dedupe, split_documents
 from .init import transfer_vocabulary
 from .model import RobertaForMaskedLM
+from .packing import PackedSequences
 from .probes import daily_life_probes
 from .tokenizer import RobertaTokenizer
-from .train import PretrainConfig, PretrainingData, pack_ids, pack_with_copies
+from .training.config import PretrainConfig
+from .training.pretraining import PretrainingData, pack_ids, pack_with_copies
 
 EVERYDAY_GROUP = "everyday English"
 EVERYDAY_SOURCES_NOTE = "".join(

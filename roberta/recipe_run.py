@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .defaults import RECIPE_COMMAND
-from .train import resolve_precision
+from .training.devices import resolve_precision
 
 
 def hardware(device: torch.device) -> str:

@@ -39,7 +39,7 @@ from .sentiment_protocol import (
     split_domains,
 )
 from .tokenizer import RobertaTokenizer
-from .train import resolve_precision
+from .training.devices import resolve_precision
 
 
 @dataclass(frozen=True)

@@ -440,7 +440,8 @@ def finetune_trainer(mlm_dir: str | Path, config, dropout: float | None = 0.1,
 
     from .model import RobertaForMaskedLM
     from .tokenizer import RobertaTokenizer
-    from .train import Finetuner, classifier_from, run_to_end
+    from .training.engine import run_to_end
+    from .training.finetuning import Finetuner, classifier_from
 
     def train(mix: TrainingMix) -> Scorer:
         tokenizer = RobertaTokenizer.from_pretrained(mlm_dir)
@@ -463,7 +464,7 @@ def classifier_scorer(model, tokenizer, max_length: int | None = None, device=No
     import torch
 
     from .inference import encode_windows
-    from .train import text_logits
+    from .training.finetuning import text_logits
 
     max_length = max_length or model.config.max_sequence_length
     device = device or torch.device("cpu")

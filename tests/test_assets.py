@@ -13,18 +13,18 @@ import transformers
 from roberta import RobertaForMaskedLM, RobertaForSequenceClassification
 from roberta.defaults import REPO_ASSETS, default_model_dir
 from roberta.probes import answered_share, score_probes
-from roberta.recipe import (
+from roberta.recipe import measure_masked_lm
+from roberta.recipe_sentiment import classifier_rows, sentiment_data
+from roberta.recipe_settings import (
     BundledRecipe,
     document_repeats,
     held_out_groups,
-    measure_masked_lm,
     pretrain_config,
     pretraining_text,
 )
-from roberta.recipe_sentiment import classifier_rows, sentiment_data
 from roberta.sentiment_protocol import split_counts
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import prepare_pretraining_data
+from roberta.training.pretraining import prepare_pretraining_data
 
 MLM, CLASSIFIER = REPO_ASSETS / "mlm", REPO_ASSETS / "sentiment"
 

@@ -15,20 +15,15 @@ import pytest
 import torch
 
 from roberta.baselines import fit_tfidf, unigram_baseline
-from roberta.data import ClassificationData, PackedSequences
+from roberta.data import ClassificationData
 from roberta.defaults import CLASSIFIER_SUBDIR
 from roberta.masking import IGNORE_INDEX
 from roberta.model import RobertaForMaskedLM
+from roberta.packing import PackedSequences
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import (
-    FinetuneConfig,
-    Finetuner,
-    PretrainConfig,
-    Pretrainer,
-    PretrainingData,
-    classifier_from,
-    finetune_split,
-)
+from roberta.training.config import FinetuneConfig, PretrainConfig
+from roberta.training.finetuning import Finetuner, classifier_from, finetune_split
+from roberta.training.pretraining import Pretrainer, PretrainingData
 from roberta.ui import finetune_job
 
 PLANTED_WORD = "zyzzyva"  # a word no training text holds
@@ -143,11 +138,11 @@ def test_the_unigram_baseline_counts_training_tokens_only(tokenizer, masked_lm):
 # --- fine-tuning: the TF-IDF model -------------------------------------------------------------
 
 def test_the_finetuners_tfidf_is_fitted_on_its_training_split(tokenizer, masked_lm, monkeypatch):
-    from roberta import train
+    from roberta.training import finetuning
 
     data = reviews_with_the_planted_word_held_out(FINETUNE)
     spy = FitSpy()
-    monkeypatch.setattr(train, "fit_tfidf", spy)
+    monkeypatch.setattr(finetuning, "fit_tfidf", spy)
     torch.manual_seed(0)
     trainer = Finetuner(classifier_from(masked_lm, data.label_names), tokenizer, data, FINETUNE)
     report = trainer.baseline()  # fitted when first needed, as the final report does
@@ -218,6 +213,7 @@ def test_the_recipes_classifier_card_fits_tfidf_on_exactly_the_mix(tiny_assets, 
 def test_the_recipes_finetune_stage_trains_on_the_mix_and_validates_on_its_held_out_texts(
         tiny_assets, tmp_path, monkeypatch):
     from roberta import recipe as recipe_module
+    from roberta.recipe_settings import BundledRecipe
 
     data = sentiment_data_with_the_planted_word_held_out()
     monkeypatch.setattr(recipe_module, "sentiment_data", lambda recipe: data)
@@ -230,7 +226,7 @@ def test_the_recipes_finetune_stage_trains_on_the_mix_and_validates_on_its_held_
     monkeypatch.setattr(Finetuner, "run", stop_before_training)
     with pytest.raises(FittedNowStop):
         recipe_module._finetune_stage(tiny_assets, tmp_path / "work", "cpu",
-                                      recipe_module.BundledRecipe(), [], tmp_path / "checkpoints")
+                                      BundledRecipe(), [], tmp_path / "checkpoints")
     assert seen["train"] == list(data.mix.texts)
     assert seen["validation"] == list(data.mix.validation_texts)
     assert not any(PLANTED_WORD in t for t in seen["train"])

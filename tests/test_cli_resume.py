@@ -93,8 +93,8 @@ def test_a_different_corpus_tokenizer_or_shape_is_refused_by_name(run, tmp_path)
 
 
 def test_the_run_record_keeps_what_trainer_state_does_not(run):
-    from roberta.cli import read_run_record, run_record_path, text_fingerprint
-    from roberta.data import read_text_file
+    from roberta.resume import read_run_record, run_record_path, text_fingerprint
+    from roberta.uploads import read_text_file
 
     corpus, out = run
     assert run_record_path(out) == out.with_name(f"{out.name}.run.json")
@@ -105,7 +105,7 @@ def test_the_run_record_keeps_what_trainer_state_does_not(run):
 
 
 def test_the_same_text_under_another_path_is_the_same_run():
-    from roberta.cli import _run_flag_changes, text_fingerprint
+    from roberta.resume import _run_flag_changes, text_fingerprint
 
     record = {"corpus": "/data/a.txt", "corpus_text": text_fingerprint(["one", "two"]),
               "layers": None, "preset": "nano"}

@@ -9,7 +9,9 @@ import torch
 from roberta import RobertaConfig, RobertaForMaskedLM
 from roberta.inference import fill_mask
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import PretrainConfig, Pretrainer, pick_device, prepare_pretraining_data
+from roberta.training.config import PretrainConfig
+from roberta.training.devices import pick_device
+from roberta.training.pretraining import Pretrainer, prepare_pretraining_data
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

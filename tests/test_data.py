@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roberta import data
+from roberta import data, packing, uploads
 from roberta.data import DataError
 
 BOS, PAD, EOS = 0, 1, 2
@@ -163,8 +163,8 @@ def test_wiki_markup_left_by_filter_wiki_is_tidied():
 def test_text_file_splits_on_blank_lines(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_bytes(b"First doc line one.\r\nline two.\r\n\r\n \r\n\r\nSecond doc.\n")
-    assert data.read_text_file(path) == ["First doc line one.\nline two.", "Second doc."]
-    assert data.read_text_file(path, split_paragraphs=False) == [
+    assert uploads.read_text_file(path) == ["First doc line one.\nline two.", "Second doc."]
+    assert uploads.read_text_file(path, split_paragraphs=False) == [
         "First doc line one.\nline two.\n\n \n\nSecond doc."
     ]
 
@@ -172,8 +172,8 @@ def test_text_file_splits_on_blank_lines(tmp_path):
 def test_text_file_with_bom_and_utf16(tmp_path):
     (tmp_path / "bom.txt").write_bytes("\ufeffcafé".encode())
     (tmp_path / "u16.txt").write_bytes("naïve text".encode("utf-16"))
-    assert data.read_text_file(tmp_path / "bom.txt") == ["café"]
-    assert data.read_text_file(tmp_path / "u16.txt") == ["naïve text"]
+    assert uploads.read_text_file(tmp_path / "bom.txt") == ["café"]
+    assert uploads.read_text_file(tmp_path / "u16.txt") == ["naïve text"]
 
 
 @pytest.mark.parametrize(
@@ -189,33 +189,33 @@ def test_bad_text_files_raise_a_clear_error(tmp_path, content, message):
     path = tmp_path / "upload.txt"
     path.write_bytes(content)
     with pytest.raises(DataError, match=message):
-        data.read_text_file(path)
+        uploads.read_text_file(path)
 
 
 def test_cp1252_file_reads_when_its_encoding_is_given(tmp_path):
     path = tmp_path / "windows.txt"
     path.write_bytes(b"costs \xa35")
-    assert data.read_text_file(path, encoding="cp1252") == ["costs £5"]
+    assert uploads.read_text_file(path, encoding="cp1252") == ["costs £5"]
 
 
 def test_too_large_upload(tmp_path):
     path = tmp_path / "big.txt"
     path.write_text("word " * 1000)
     with pytest.raises(DataError, match=r"is 5\.0 KB, more than the 100 bytes limit"):
-        data.read_text_file(path, max_bytes=100)
+        uploads.read_text_file(path, max_bytes=100)
     with pytest.raises(DataError, match="limit"):
-        data.read_text_folder(tmp_path, max_bytes=100)
+        uploads.read_text_folder(tmp_path, max_bytes=100)
     with pytest.raises(DataError, match="limit"):
-        data.read_pasted_text("word " * 1000, max_bytes=100)
+        uploads.read_pasted_text("word " * 1000, max_bytes=100)
 
 
 def test_missing_paths(tmp_path):
     with pytest.raises(DataError, match="no file"):
-        data.read_text_file(tmp_path / "nope.txt")
+        uploads.read_text_file(tmp_path / "nope.txt")
     with pytest.raises(DataError, match="folder"):
-        data.read_text_file(tmp_path)
+        uploads.read_text_file(tmp_path)
     with pytest.raises(DataError, match="no .txt files"):
-        data.read_text_folder(tmp_path)
+        uploads.read_text_folder(tmp_path)
 
 
 def test_folder_is_one_document_per_file_sorted_recursively(tmp_path):
@@ -224,16 +224,16 @@ def test_folder_is_one_document_per_file_sorted_recursively(tmp_path):
     (tmp_path / "sub" / "a.txt").write_text("In sub.")
     (tmp_path / "a.txt").write_text("Ay.")
     (tmp_path / "skip.md").write_text("not text")
-    assert data.read_text_folder(tmp_path) == ["Ay.", "Bee.\n\nStill bee.", "In sub."]
+    assert uploads.read_text_folder(tmp_path) == ["Ay.", "Bee.\n\nStill bee.", "In sub."]
     (tmp_path / "sub" / "bad.txt").write_bytes(b"\x00\x01")
     with pytest.raises(DataError, match=r"sub/bad\.txt looks like a binary"):
-        data.read_text_folder(tmp_path)
+        uploads.read_text_folder(tmp_path)
 
 
 def test_pasted_text():
-    assert data.read_pasted_text("one\r\n\r\ntwo\n") == ["one", "two"]
+    assert uploads.read_pasted_text("one\r\n\r\ntwo\n") == ["one", "two"]
     with pytest.raises(DataError, match="empty"):
-        data.read_pasted_text("   \n")
+        uploads.read_pasted_text("   \n")
 
 
 def _write_csv(tmp_path, text, name="data.csv"):
@@ -246,7 +246,7 @@ def test_csv_detects_columns_by_name(tmp_path):
     path = _write_csv(
         tmp_path, 'id,Review,Sentiment\n1,"Great, really",pos\n2,Awful,neg\n3,Fine,pos\n'
     )
-    task = data.read_classification_csv(path)
+    task = uploads.read_classification_csv(path)
     assert task.train_texts == ["Great, really", "Awful", "Fine"]
     assert task.label_names == ("neg", "pos")
     assert task.train_labels == [1, 0, 1]
@@ -260,7 +260,7 @@ def test_csv_text_column_falls_back_to_longest_values(tmp_path):
         "B\tAnother long one\t10\nC\tThird\t2\n",
         name="data.tsv",
     )
-    task = data.read_classification_csv(path)
+    task = uploads.read_classification_csv(path)
     assert task.train_texts[0] == "A long sentence here"
     assert task.label_names == ("1", "2", "10")  # numeric labels sort as numbers
     assert task.train_labels == [0, 2, 1]
@@ -269,12 +269,12 @@ def test_csv_text_column_falls_back_to_longest_values(tmp_path):
 def test_csv_errors_list_the_columns(tmp_path):
     path = _write_csv(tmp_path, "words,stars_given\nhello,5\nbye,1\n")
     with pytest.raises(DataError, match=r"Columns found: 'words', 'stars_given'"):
-        data.read_classification_csv(path)
+        uploads.read_classification_csv(path)
     # naming the label column by hand works
-    task = data.read_classification_csv(path, label_column="stars_given")
+    task = uploads.read_classification_csv(path, label_column="stars_given")
     assert task.train_texts == ["hello", "bye"]
     with pytest.raises(DataError, match=r"no label column 'nope'.*Columns found"):
-        data.read_classification_csv(path, label_column="nope")
+        uploads.read_classification_csv(path, label_column="nope")
 
 
 @pytest.mark.parametrize(
@@ -288,7 +288,7 @@ def test_csv_errors_list_the_columns(tmp_path):
 )
 def test_csv_content_errors(tmp_path, csv, message):
     with pytest.raises(DataError, match=message):
-        data.read_classification_csv(_write_csv(tmp_path, csv))
+        uploads.read_classification_csv(_write_csv(tmp_path, csv))
 
 
 def test_classification_split_is_deterministic_stratified_and_complete():
@@ -362,7 +362,7 @@ def _check_frame(packed, max_length):
 @settings(max_examples=60, deadline=None)
 @given(docs=documents, max_length=st.integers(3, 20), drop_last=st.booleans())
 def test_full_sentences_keeps_every_token_in_order(docs, max_length, drop_last):
-    packed = data.pack_full_sentences(docs, max_length, BOS, EOS, PAD, drop_last=drop_last)
+    packed = packing.pack_full_sentences(docs, max_length, BOS, EOS, PAD, drop_last=drop_last)
     _check_frame(packed, max_length)
     stream = [t for row in _rows(packed) for t in row[1:-1]]
     expected = []
@@ -380,7 +380,7 @@ def test_full_sentences_keeps_every_token_in_order(docs, max_length, drop_last):
 @settings(max_examples=60, deadline=None)
 @given(docs=documents, max_length=st.integers(3, 20))
 def test_doc_sentences_never_crosses_a_document(docs, max_length):
-    packed = data.pack_doc_sentences(docs, max_length, BOS, EOS, PAD)
+    packed = packing.pack_doc_sentences(docs, max_length, BOS, EOS, PAD)
     _check_frame(packed, max_length)
     rows = iter(_rows(packed))
     for doc in docs:  # consecutive sequences rebuild each document exactly, one by one
@@ -392,21 +392,22 @@ def test_doc_sentences_never_crosses_a_document(docs, max_length):
 
 
 def test_packing_small_example_by_hand():
-    packed = data.pack_full_sentences([[10, 11, 12], [20, 21]], 6, BOS, EOS, PAD)
+    packed = packing.pack_full_sentences([[10, 11, 12], [20, 21]], 6, BOS, EOS, PAD)
     assert packed.input_ids.tolist() == [[0, 10, 11, 12, 2, 2], [0, 20, 21, 2, 1, 1]]
     assert packed.attention_mask.tolist() == [[1] * 6, [1, 1, 1, 1, 0, 0]]
-    packed = data.pack_doc_sentences([[10, 11, 12, 13, 14], [20]], 5, BOS, EOS, PAD)
+    packed = packing.pack_doc_sentences([[10, 11, 12, 13, 14], [20]], 5, BOS, EOS, PAD)
     assert packed.input_ids.tolist() == [
         [0, 10, 11, 12, 2],
         [0, 13, 14, 2, 1],
         [0, 20, 2, 1, 1],
     ]
-    assert data.pack_documents([[7]], 4, mode="doc_sentences").input_ids.tolist() == [[0, 7, 2, 1]]
+    packed = packing.pack_documents([[7]], 4, mode="doc_sentences")
+    assert packed.input_ids.tolist() == [[0, 7, 2, 1]]
     with pytest.raises(DataError, match="packing mode"):
-        data.pack_documents([[7]], 4, mode="sentences")
+        packing.pack_documents([[7]], 4, mode="sentences")
     with pytest.raises(DataError, match="at least 3"):
-        data.pack_full_sentences([[7]], 2)
-    assert len(data.pack_full_sentences([[], []], 8)) == 0
+        packing.pack_full_sentences([[7]], 2)
+    assert len(packing.pack_full_sentences([[], []], 8)) == 0
 
 
 def test_packing_a_corpus_sized_input_keeps_every_token():
@@ -415,7 +416,7 @@ def test_packing_a_corpus_sized_input_keeps_every_token():
     rng = np.random.default_rng(0)
     lengths = rng.integers(20, 600, size=6000)
     docs = [rng.integers(5, 8000, size=n).tolist() for n in lengths]
-    for pack in (data.pack_full_sentences, data.pack_doc_sentences):
+    for pack in (packing.pack_full_sentences, packing.pack_doc_sentences):
         packed = pack(docs, 128)
         content = packed.input_ids[packed.input_ids > 4]
         assert content.numel() == lengths.sum()

@@ -24,7 +24,8 @@ from roberta.experiments import (
 from roberta.init import initialise_
 from roberta.model import RobertaForMaskedLM
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import PretrainConfig, prepare_pretraining_data
+from roberta.training.config import PretrainConfig
+from roberta.training.pretraining import prepare_pretraining_data
 from roberta.ui.experiment_job import build_job, custom_comparison, side_settings
 from roberta.ui.limits import LimitError
 

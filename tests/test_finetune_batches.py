@@ -7,7 +7,8 @@ import torch
 from roberta.data import ClassificationData
 from roberta.model import RobertaForMaskedLM
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import FinetuneConfig, Finetuner, classifier_from
+from roberta.training.config import FinetuneConfig
+from roberta.training.finetuning import Finetuner, classifier_from
 
 
 def finetuner(tiny_assets, group_by_length: bool, seed: int = 0) -> Finetuner:

@@ -698,7 +698,8 @@ def test_server_paths_become_file_names():
 def test_a_csv_over_the_row_cap_is_refused_after_reading_past_the_cap(tmp_path, monkeypatch):
     import pandas as pd
 
-    from roberta.data import DataError, read_classification_csv
+    from roberta.data import DataError
+    from roberta.uploads import read_classification_csv
 
     upload = tmp_path / "big.csv"
     upload.write_text("text,label\n" + "".join(f"review number {i},{i % 2}\n"
@@ -798,7 +799,7 @@ def test_a_run_over_the_memory_cap_is_refused_before_it_starts(client, monkeypat
 
 
 def test_the_training_estimate_grows_with_batch_length_and_size():
-    from roberta.train import training_memory_bytes
+    from roberta.training.memory import training_memory_bytes
 
     def estimate(preset="micro", batch=8, length=128, **kw):
         return training_memory_bytes(RobertaConfig.preset(preset, seq_length=length), batch,
@@ -817,9 +818,10 @@ def test_the_training_estimate_grows_with_batch_length_and_size():
 
 
 def test_the_default_first_minute_run_is_well_under_the_memory_cap(tiny_assets, monkeypatch):
-    from roberta.train import training_memory_bytes
+    from roberta.training.memory import training_memory_bytes
+    from roberta.training.pretrain_settings import PretrainSettings, model_config
     from roberta.ui.limits import ENV_MAX_REQUEST_MB, Limits, current_limits
-    from roberta.ui.pretrain_job import PretrainSettings, model_config, validate
+    from roberta.ui.pretrain_job import validate
 
     monkeypatch.delenv(ENV_MAX_REQUEST_MB, raising=False)
     assert Limits.from_env(gpu=False).max_request_bytes == Limits.from_env(gpu=True) \

@@ -13,7 +13,8 @@ from roberta import RobertaConfig, RobertaForMaskedLM
 from roberta.data import bundled_pretraining_corpus
 from roberta.init import StructuredInit, initialise_, position_dims, structured_init_
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import PositionHold, PretrainConfig, Pretrainer, prepare_pretraining_data
+from roberta.training.config import PretrainConfig
+from roberta.training.pretraining import PositionHold, Pretrainer, prepare_pretraining_data
 
 
 def structured_model(preset="micro", seed=0, spec=None, **overrides):

@@ -2,8 +2,8 @@
 references: torch's own AdamW driven by hand with RoBERTa's settings, gradient norms computed
 outside the engine, and a learning-rate schedule worked out by hand.
 
-The trainer here is the shared engine (roberta.train.Trainer) fed one fixed batch on a nano
-masked LM without dropout, so a step is a pure function of the weights: whatever differs from
+The trainer here is the shared engine (roberta.training.engine.Trainer) fed one fixed batch on a
+nano masked LM without dropout, so a step is a pure function of the weights: whatever differs from
 the reference is the optimizer, the clipping or the schedule.
 """
 
@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from roberta import RobertaConfig, RobertaForMaskedLM
-from roberta.train import TrainConfig, Trainer, default_warmup, run_to_end
+from roberta.training.config import TrainConfig, default_warmup
+from roberta.training.engine import Trainer, run_to_end
 
 VOCAB, BATCH, SEQ = 200, 4, 16
 MASK_ID = 4

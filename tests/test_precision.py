@@ -12,16 +12,11 @@ import pytest
 import torch
 
 from roberta import RobertaConfig, RobertaForMaskedLM
-from roberta import train as train_module
-from roberta.train import (
-    TrainConfig,
-    Trainer,
-    TrainingError,
-    autocast,
-    cpu_supports_bf16,
-    resolve_precision,
-    run_to_end,
-)
+from roberta.settings import TrainingError
+from roberta.training import devices
+from roberta.training.config import TrainConfig
+from roberta.training.devices import autocast, cpu_supports_bf16, resolve_precision
+from roberta.training.engine import Trainer, run_to_end
 
 STEPS, BATCH, SEQ = 200, 4, 16
 MASK_ID, FIRST_ID = 4, 5
@@ -120,9 +115,9 @@ def test_the_autocast_context_runs_matmuls_in_the_precision_named(precision, dty
 def test_auto_precision_follows_the_hardware(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     # A CPU with native bf16 (AVX512-BF16 or AMX) gets bf16; one without it, fp32.
-    monkeypatch.setattr(train_module, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(devices, "cpu_supports_bf16", lambda: True)
     assert resolve_precision("auto", cpu) == "bf16"
-    monkeypatch.setattr(train_module, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(devices, "cpu_supports_bf16", lambda: False)
     assert resolve_precision("auto", cpu) == "fp32"
     # Asked for by name, bf16 runs on any CPU (emulated where it is not native) and fp32 too.
     assert resolve_precision("bf16", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"
@@ -151,7 +146,7 @@ def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, cpuinfo, native):
                 raise FileNotFoundError("/proc/cpuinfo")
             return cpuinfo
 
-    monkeypatch.setattr(train_module, "Path", FakeCpuinfo)
+    monkeypatch.setattr(devices, "Path", FakeCpuinfo)
     assert cpu_supports_bf16() is native
 
 

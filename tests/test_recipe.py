@@ -17,10 +17,13 @@ from roberta import RobertaForMaskedLM, RobertaForSequenceClassification
 from roberta.cli import main
 from roberta.corpus import IMDB_SOURCE, WORDNET_SOURCE
 from roberta.inference import encode_windows
-from roberta.recipe import BundledRecipe, document_repeats, run_bundled_recipe
+from roberta.recipe import run_bundled_recipe
 from roberta.recipe_sentiment import fit_temperature, sentiment_data
+from roberta.recipe_settings import BundledRecipe, document_repeats
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import Finetuner, Pretrainer, cpu_supports_bf16, text_logits
+from roberta.training.devices import cpu_supports_bf16
+from roberta.training.finetuning import Finetuner, text_logits
+from roberta.training.pretraining import Pretrainer
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ import transformers
 from roberta import RobertaConfig, RobertaForMaskedLM
 from roberta import recipe_everyday as phase_two
 from roberta.init import structured_init_, transfer_vocabulary
-from roberta.recipe import BundledRecipe
 from roberta.recipe_everyday import (
     EVERYDAY_GROUP,
     PretrainingPool,
@@ -17,6 +16,7 @@ from roberta.recipe_everyday import (
     phase_two_pool,
     phase_two_start,
 )
+from roberta.recipe_settings import BundledRecipe
 from roberta.tokenizer import RobertaTokenizer
 
 OLD_TEXT = ["the cat sat on the mat and the dog sat on the rug"] * 40

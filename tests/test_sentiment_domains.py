@@ -259,7 +259,7 @@ def test_the_neutral_band_and_the_majority_share():
 def test_the_fine_tuning_trainer_trains_on_the_mix_and_validates_on_its_own_texts(tmp_path):
     from tiny_assets import make_tiny_assets
 
-    from roberta.train import FinetuneConfig
+    from roberta.training.config import FinetuneConfig
 
     assets = make_tiny_assets(tmp_path)
     texts = [f"The food was {w} on Monday." for w in GOOD * 4 + BAD * 4]
@@ -270,7 +270,7 @@ def test_the_fine_tuning_trainer_trains_on_the_mix_and_validates_on_its_own_text
                             seq_length=32, device="cpu")
     from roberta.model import RobertaForMaskedLM
     from roberta.tokenizer import RobertaTokenizer
-    from roberta.train import Finetuner, classifier_from
+    from roberta.training.finetuning import Finetuner, classifier_from
     tuner = Finetuner(
         classifier_from(RobertaForMaskedLM.from_pretrained(assets / "mlm"), ["n", "p"]),
         RobertaTokenizer.from_pretrained(assets / "mlm"), protocol.mix_task(mix), config)

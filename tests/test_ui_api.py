@@ -200,7 +200,7 @@ def test_mask_pattern_settings(client):
     (("",), "empty"),
     (("The cat.", 0), "must be at least 1, not 0"),
     (("The cat.", 8, 0.15, 0.9, 0.2), "at most 1"),
-    (("The cat.", 8, 1.0), "must be at most"),
+    (("The cat.", 8, 1.0), "The masking rate must be above 0 and below 1"),
 ])
 def test_mask_pattern_bad_input_is_a_plain_error(client, args, expected):
     assert expected in app_error(client, *args, api_name="/mask_pattern")

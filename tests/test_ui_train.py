@@ -24,16 +24,10 @@ from tiny_assets import tiny_corpus
 from roberta.config import RobertaConfig
 from roberta.model import RobertaForMaskedLM
 from roberta.tokenizer import RobertaTokenizer
+from roberta.training.pretrain_settings import PretrainSettings, model_config, pretrain_config
 from roberta.ui import limits
 from roberta.ui.limits import LimitError, TrainingQueue
-from roberta.ui.pretrain_job import (
-    PretrainSettings,
-    build_model,
-    export_hf_zip,
-    model_config,
-    pretrain_config,
-    validate,
-)
+from roberta.ui.pretrain_job import build_model, export_hf_zip, validate
 from roberta.ui.runs import OnceCache, SettingsError
 from roberta.viz.curves import FinetuneHistory, PretrainHistory
 
@@ -253,7 +247,7 @@ def test_exports_never_overwrite_each_other(tiny_assets):
 
 def test_an_exported_classifier_says_how_to_classify_with_it(tiny_assets):
     from roberta.tokenizer import RobertaTokenizer
-    from roberta.train import classifier_from
+    from roberta.training.finetuning import classifier_from
 
     tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
     mlm = RobertaForMaskedLM.from_pretrained(tiny_assets / "mlm")
@@ -608,7 +602,7 @@ def test_stop_finetuning_keeps_the_best_classifier(client, monkeypatch):
     step's, weight for weight, and the results name that step. A spy on Finetuner.score makes
     each validation accuracy lower than the one before (the app runs in this process), so the
     best step is the first evaluation, never the step the run stopped at."""
-    from roberta.train import Finetuner
+    from roberta.training.finetuning import Finetuner
     from roberta.ui import registry
 
     real_score, real_add = Finetuner.score, registry.add
@@ -673,7 +667,7 @@ def test_bad_sentiment_input_is_a_plain_error(client, call, expected):
 
 def test_every_initialisation_has_a_label():
     from roberta.init import INIT_CHOICES
-    from roberta.ui.pretrain_job import INIT_LABELS
+    from roberta.training.pretrain_settings import INIT_LABELS
 
     assert tuple(value for _, value in INIT_LABELS) == INIT_CHOICES
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 
 import gradio as gr
 
+from roberta.tokenizer import MASK
+
 log = logging.getLogger("roberta.ui")
 
 
@@ -256,3 +258,15 @@ def _set_buttons(start: bool, stop: bool, stop_label: str) -> str:
     update = {"__type__": "update"}
     return (f"() => [{json.dumps({**update, 'interactive': start})}, "
             f"{json.dumps({**update, 'interactive': stop, 'value': stop_label})}]")
+
+
+def check_masked_text(text: str | None) -> str:
+    """Plain messages for the mistakes people make in a fill-mask text before the library sees
+    it (Fill-mask and its side-by-side comparison)."""
+    if not isinstance(text, str) or not text.strip():
+        raise user_error("The text is empty: type a sentence with <mask> where a word should be "
+                         "guessed.")
+    if MASK not in text and re.search(r"\[mask\]|<mask>", text, flags=re.IGNORECASE):
+        raise user_error("RoBERTa's mask token is written <mask> (lower case, angle brackets), "
+                         "not [MASK] as in BERT.")
+    return text

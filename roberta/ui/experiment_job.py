@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from roberta.data import PackedSequences
 from roberta.experiments import (
     COMPARISONS,
     CUSTOM_ID,
@@ -30,23 +29,22 @@ from roberta.experiments import (
     Spread,
     load_spreads,
 )
+from roberta.packing import PACKING_MODES, PackedSequences
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import PretrainConfig, PretrainingData, prepare_pretraining_data
+from roberta.training.config import PretrainConfig
+from roberta.training.pretrain_settings import DATA_SPLIT_SEED, PretrainSettings, pretrain_config
+from roberta.training.pretraining import PretrainingData, prepare_pretraining_data
 
 from .limits import LimitError, check_batch_tokens, check_steps
 from .pretrain_job import (
-    DATA_SPLIT_SEED,
     PACKED_DATA,
-    PretrainSettings,
-    as_int,
     build_model,
     get_data,
     get_tokenizer,
     load_corpus,
-    pretrain_config,
     validate,
 )
-from .runs import SettingsError
+from .runs import SettingsError, as_int
 
 # The settings "custom" can compare: Train-tab fields, plus packing. (name, what it parses to)
 CUSTOM_SETTINGS: dict[str, type] = {
@@ -57,7 +55,6 @@ CUSTOM_SETTINGS: dict[str, type] = {
 }
 # Settings whose sides cannot be scored on the same held-out sequences.
 SEPARATE_VALIDATION = {"vocab_size", "seq_length", "size"}
-PACKINGS = ("full_sentences", "doc_sentences")
 
 
 def _parse(name: str, kind: type, text: Any) -> Any:
@@ -95,8 +92,8 @@ def custom_comparison(setting: str | None, value_a: Any, value_b: Any) -> Compar
     if a == b:
         raise ExperimentError(f"The two configurations are identical ({setting} = {a!r} on both "
                               f"sides): give the two sides different values.")
-    if setting == "packing" and not {a, b} <= set(PACKINGS):
-        raise ExperimentError(f"Packing is {' or '.join(PACKINGS)}.")
+    if setting == "packing" and not {a, b} <= set(PACKING_MODES):
+        raise ExperimentError(f"Packing is {' or '.join(PACKING_MODES)}.")
     return Comparison(
         CUSTOM_ID, f"Custom: {setting} = {a} vs {b}", setting, f"{setting} = {a}",
         f"{setting} = {b}", {setting: a}, {setting: b},
@@ -167,8 +164,8 @@ def packed_data(settings: PretrainSettings, extras: Mapping[str, Any],
     corpus = load_corpus(settings)
     key, tokenizer = get_tokenizer(settings, corpus, embedded)
     packing = extras.get("packing", "full_sentences")
-    if packing not in PACKINGS:
-        raise ExperimentError(f"Packing is {' or '.join(PACKINGS)}, not {packing!r}.")
+    if packing not in PACKING_MODES:
+        raise ExperimentError(f"Packing is {' or '.join(PACKING_MODES)}, not {packing!r}.")
     if packing == "full_sentences":
         data = get_data(settings, corpus, key, tokenizer)
     else:  # a key get_data never uses (it has no packing element)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from roberta.experiments import COMPARISONS, CUSTOM_ID, Comparison, verdict
-from roberta.train import TrainEvent
+from roberta.training.engine import TrainEvent
 from roberta.ui import registry
 from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop
 from roberta.ui.experiment_job import (

@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 from roberta.inference import FillMaskResult, fill_mask
 from roberta.token_text import merge_pieces, visible_token
 from roberta.ui import limits, registry
-from roberta.ui.common import markdown_literal, plain_errors, shown, user_error
+from roberta.ui.common import check_masked_text, markdown_literal, plain_errors, shown, user_error
 from roberta.ui.lens_views import build_logit_lens, mask_clicked
 from roberta.ui.session_end import delete_uploads
 from roberta.ui.side_by_side import build_fill_mask_compare
@@ -114,21 +114,10 @@ def filled_sentence(text: str, result: FillMaskResult) -> str:
     return before + "".join(parts) + markdown_literal(text[end:]) + after
 
 
-def check_text(text: str | None) -> str:
-    """Plain messages for the mistakes people make before the library sees the text."""
-    if not isinstance(text, str) or not text.strip():
-        raise user_error("The text is empty: type a sentence with <mask> where a word should be "
-                         "guessed.")
-    if MASK not in text and re.search(r"\[mask\]|<mask>", text, flags=re.IGNORECASE):
-        raise user_error("RoBERTa's mask token is written <mask> (lower case, angle brackets), "
-                         "not [MASK] as in BERT.")
-    return text
-
-
 def predict(text: str, model_name: str | None = None, top_k: int = 5,
             session: dict | None = None):
     """Everything the tab shows for one text: table, chart, tokenization, summary."""
-    text = check_text(text)
+    text = check_masked_text(text)
     loaded = registry.resolve(session, model_name, "mlm")
     with plain_errors("Fill-mask"):
         result = fill_mask(loaded.model, loaded.tokenizer, text, top_k=int(top_k))

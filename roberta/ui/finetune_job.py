@@ -15,7 +15,6 @@ from roberta.corpus import imdb_task
 from roberta.data import (
     ClassificationData,
     DataError,
-    read_classification_csv,
     sentiment_task,
     train_test_split_classification,
 )
@@ -28,23 +27,21 @@ from roberta.sentiment_protocol import (
     split_domains,
 )
 from roberta.sentiment_protocol import live_domains as protocol_live_domains
-from roberta.train import (
-    FINETUNE_DROPOUT,
-    FinetuneConfig,
-    finetune_split,
-    training_memory_bytes,
-)
+from roberta.settings import SettingError, check, like, naming
+from roberta.training.config import FINETUNE_DROPOUT, FinetuneConfig
+from roberta.training.finetuning import finetune_split
+from roberta.training.memory import training_memory_bytes
+from roberta.uploads import read_classification_csv
 from roberta.wheels import wheel_present
 
 from .limits import check_steps, check_training_memory, check_upload, current_limits
 from .runs import (
     OnceCache,
     SettingsError,
-    as_float,
-    as_int,
     check_choice,
     fingerprint,
-    labelled,
+    form_numbers,
+    in_words,
     same_fields,
 )
 
@@ -63,11 +60,6 @@ LIVE_TEST_PER_DOMAIN = 200
 DOMAIN_ARCHIVES = ("imdb", "tweets", "drugs", "vader")
 DEVICE_CHOICES = ("cpu", "cuda")
 CSV_TEST_FRACTION = 0.2  # an uploaded CSV has no test split: hold this much out
-# The library's field names, as the Sentiment tab calls them; the most this app offers.
-LABELS = {"max_steps": "Steps", "learning_rate": "the learning rate",
-          "warmup_steps": "Warmup steps", "batch_size": "the batch size",
-          "seq_length": "Max tokens per text", "eval_every": "“Evaluate every”", "seed": "Seed"}
-MAXIMA = {"batch_size": 512, "seq_length": 512}
 
 
 def dataset_choices() -> list[tuple[str, str]]:
@@ -104,20 +96,24 @@ def domain_scores(model, tokenizer, max_length: int) -> str:
 class FinetuneSettings:
     """Every choice of the fine-tuning form; the defaults are the tab's first run."""
 
-    max_steps: int = 150
+    max_steps: int = like(FinetuneConfig, "max_steps", 150)
     dataset: str = "bundled"
     csv_file: str | None = None
     text_column: str = ""
     label_column: str = ""
     base_model: str | None = None  # None: the first masked LM on offer
-    learning_rate: float = 3e-4
-    warmup_steps: int = 15
-    batch_size: int = 16
-    seq_length: int = FinetuneConfig.seq_length
-    eval_every: int = 15
-    seed: int = 0
-    device: str = "cpu"
+    learning_rate: float = like(FinetuneConfig, "learning_rate", 3e-4)
+    warmup_steps: int = like(FinetuneConfig, "warmup_steps", 15)
+    batch_size: int = like(FinetuneConfig, "batch_size", 16)
+    seq_length: int = like(FinetuneConfig, "seq_length")
+    eval_every: int = like(FinetuneConfig, "eval_every", 15)
+    seed: int = like(FinetuneConfig, "seed")
+    device: str = like(FinetuneConfig, "device", "cpu", choices=DEVICE_CHOICES)
     dropout: float = FINETUNE_DROPOUT
+
+
+# A setting as the Sentiment tab words it: its control's label.
+LABEL_OF = naming(FinetuneSettings, FinetuneConfig)
 
 
 def validate(settings: FinetuneSettings) -> FinetuneSettings:
@@ -126,15 +122,14 @@ def validate(settings: FinetuneSettings) -> FinetuneSettings:
     s = settings
     check_choice("dataset", s.dataset,
                  [v for _, v in (BUNDLED_CHOICE, DOMAINS_CHOICE, IMDB_CHOICE, CSV_CHOICE)])
-    check_choice("device", s.device, DEVICE_CHOICES)
+    clean = replace(s, **form_numbers(s, LABEL_OF))
+    try:
+        check(clean)
+        finetune_config(clean).validate()
+    except SettingError as err:
+        raise in_words(err, LABEL_OF) from None
     if s.device == "cuda" and not torch.cuda.is_available():
         raise SettingsError("CUDA was chosen but this machine has no CUDA GPU; choose cpu.")
-    clean = replace(s, learning_rate=as_float("The learning rate", s.learning_rate), **{
-        name: as_int(LABELS[name], getattr(s, name), MAXIMA.get(name))
-        for name in ("max_steps", "warmup_steps", "batch_size", "seq_length", "eval_every",
-                     "seed")})
-    with labelled(LABELS):
-        finetune_config(clean).validate()
     check_steps(clean.max_steps)
     return clean
 

@@ -14,7 +14,7 @@ settings page can change it without touching code):
     ROBERTA_LAB_MAX_PARAMETERS      model parameters, e.g. 40M       (CPU: 40M, GPU: 400M)
     ROBERTA_LAB_MAX_BATCH_TOKENS    batch size × sequence length     (CPU: 16,384, GPU: 262,144)
     ROBERTA_LAB_MAX_REQUEST_MB      estimated peak megabytes of one training run's step
-                                    (roberta.train.training_memory_bytes)  (1,024)
+                                    (training_memory_bytes)          (1,024)
     ROBERTA_LAB_MAX_RUN_SECONDS     wall-clock seconds per run       (CPU: 900, GPU: 3,600)
     ROBERTA_LAB_MAX_UPLOAD_MB       megabytes per upload, all files  (20)
     ROBERTA_LAB_MAX_SESSION_MODELS  models one browser session keeps (6; the oldest goes first)
@@ -194,8 +194,8 @@ def check_batch_tokens(batch_size: int, seq_length: int, limits: Limits | None =
 
 def check_training_memory(estimate_bytes: int, batch_size: int, seq_length: int,
                           limits: Limits | None = None, what: str = "This run") -> None:
-    """Refuse a run whose estimated step (roberta.train.training_memory_bytes) would hold more
-    memory than one request may."""
+    """Refuse a run whose estimated step (roberta.training.memory.training_memory_bytes) would
+    hold more memory than one request may."""
     limits = limits or current_limits()
     if estimate_bytes > limits.max_request_bytes:
         raise LimitError(f"{what} would need about {estimate_bytes / 2**20:,.0f} MB of memory "

@@ -10,8 +10,10 @@ import gradio as gr
 import torch
 
 from roberta.masking import MaskingConfig
+from roberta.settings import SettingError, declared, naming
 from roberta.ui import registry
 from roberta.ui.common import plain_errors, shown, user_error
+from roberta.ui.runs import in_words
 from roberta.viz import masking as viz
 
 EXAMPLE = "Unbelievably, the archaeologists rediscovered the forgotten manuscripts yesterday."
@@ -21,8 +23,10 @@ AVERAGE_RUNS = 400
 SPLIT_DRAWS = 5000
 
 
-def mask_pattern(text: str, epochs: int = 8, mlm_probability: float = 0.15,
-                 mask_fraction: float = 0.8, random_fraction: float = 0.1,
+def mask_pattern(text: str, epochs: int = 8,
+                 mlm_probability: float = MaskingConfig.mlm_probability,
+                 mask_fraction: float = MaskingConfig.mask_fraction,
+                 random_fraction: float = MaskingConfig.random_fraction,
                  static_copies: int = 1, seed: int = 0, model_name: str | None = None,
                  session: dict | None = None):
     """Grids, coverage and split for one sentence."""
@@ -35,10 +39,13 @@ def mask_pattern(text: str, epochs: int = 8, mlm_probability: float = 0.15,
         raise user_error("Static copies must be at least 1 (BERT used 1; the RoBERTa paper's "
                          "static baseline used 10).")
     tokenizer = registry.resolve(session, model_name, "mlm").tokenizer
-    with plain_errors("Masking"):
+    try:
         config = MaskingConfig(mlm_probability=float(mlm_probability),
                                mask_fraction=float(mask_fraction),
                                random_fraction=float(random_fraction))
+    except SettingError as err:
+        raise user_error(str(in_words(err, naming(MaskingConfig)))) from None
+    with plain_errors("Masking"):
         encoding = tokenizer.encode(text, max_length=MAX_TOKENS)
         if encoding.truncated:
             gr.Warning(shown(f"Only the first {MAX_TOKENS - 2} tokens are shown; the rest of "
@@ -108,12 +115,15 @@ def build_masking_tab(session: gr.State) -> None:
                                                     label="Tokenizer of the model")
             with gr.Row():
                 epochs = gr.Slider(1, MAX_EPOCHS, value=8, step=1, label="Epochs")
-                mlm_probability = gr.Slider(0.05, 0.5, value=0.15, step=0.01,
+                rate = declared(MaskingConfig)["mlm_probability"]
+                mlm_probability = gr.Slider(rate.minimum, rate.maximum,
+                                            value=MaskingConfig.mlm_probability, step=0.01,
                                             label="Masking rate")
             with gr.Row():
-                mask_fraction = gr.Slider(0.0, 1.0, value=0.8, step=0.05, label="→ <mask>")
-                random_fraction = gr.Slider(0.0, 1.0, value=0.1, step=0.05,
-                                            label="→ random token")
+                mask_fraction = gr.Slider(0.0, 1.0, value=MaskingConfig.mask_fraction, step=0.05,
+                                          label="→ <mask>")
+                random_fraction = gr.Slider(0.0, 1.0, value=MaskingConfig.random_fraction,
+                                            step=0.05, label="→ random token")
             with gr.Row():
                 static_copies = gr.Slider(1, 10, value=1, step=1, label="Static copies",
                                           info="BERT: 1; the paper's static baseline: 10")

@@ -1,16 +1,6 @@
-"""What the Train tab runs, free of Gradio: settings, cached data, the model, the export.
-
-The defaults are the point of this module. A workshop presenter presses Start and the room must
-see the loss fall and the probe guesses change within a minute, on a 2-core CPU, from scratch.
-`PretrainSettings()` is that run, chosen by measurement (bench/train_first_minute.py and
-bench/plateau.py): the 2-layer, 128-wide "micro" model from the structured start
-(roberta/init.py) with its position rows held, a 2,048-token BPE (a smaller vocabulary is
-learned faster), batches of 8 (this early, more updates beat bigger batches), no dropout, peak
-learning rate 2e-3 after 150 warmup steps and a linear decay to zero at step 3,000 (~90 s on
-two threads of a CPU with native bf16, ~130 s on one), evaluated every 50. Wider models take a
-lower peak rate (`default_learning_rate`): at 2e-3 the 4-layer, 256-wide tiny preset stays on
-the plateau even from the structured start. A short warmup (40 steps) left some seeds of micro
-and tiny on the plateau for hundreds of steps more; 150 did not (bench/plateau.py, README).
+"""What the Train tab runs, free of Gradio: its form's values as library settings
+(roberta/training/pretrain_settings.py: the one-minute run and its checks), this host's caps,
+cached data, the model, the export.
 
 Turning the bundled corpus into packed sequences takes seconds (tokenizer training ~5 s,
 tokenizing ~6 s on 2 cores), so tokenizers and packed data are cached per process and the
@@ -29,33 +19,30 @@ import time
 import uuid
 import weakref
 import zipfile
-from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from roberta.config import PRESETS, RobertaConfig
-from roberta.data import (
-    DataError,
-    bundled_pretraining_corpus,
-    read_pasted_text,
-    read_text_file,
-)
-from roberta.init import INIT_CHOICES, StructuredInit, initialise_
+from roberta.config import RobertaConfig
+from roberta.data import DataError, bundled_pretraining_corpus
 from roberta.masking import MaskingConfig
 from roberta.model import RobertaForMaskedLM, RobertaForSequenceClassification
+from roberta.settings import SettingError, naming
 from roberta.tokenizer import RobertaTokenizer
-from roberta.train import (
-    DEFAULT_PROBES,
-    PretrainConfig,
-    PretrainingData,
-    TrainingError,
-    cpu_supports_bf16,
-    default_warmup,
-    prepare_pretraining_data,
-    training_memory_bytes,
+from roberta.training.config import PretrainConfig
+from roberta.training.memory import training_memory_bytes
+from roberta.training.pretrain_settings import (
+    ONE_MINUTE_RUN,
+    PretrainSettings,
+    model_config,
+    new_model,
+    new_tokenizer,
+    pretraining_data,
+    resolve,
 )
+from roberta.training.pretraining import PretrainingData
+from roberta.uploads import read_pasted_text, read_text_file
 
 from .limits import (
     check_batch_tokens,
@@ -65,162 +52,26 @@ from .limits import (
     check_upload,
     current_limits,
 )
-from .runs import (
-    OnceCache,
-    SettingsError,
-    as_float,
-    as_int,
-    check_choice,
-    fingerprint,
-    labelled,
-    same_fields,
-)
+from .runs import OnceCache, SettingsError, fingerprint, form_numbers, in_words  # noqa: F401
 
-CORPUS_CHOICES = (
-    ("Bundled: BBC News + fine-food reviews (1.6M tokens)", "bundled"),
-    ("Uploaded .txt file(s)", "upload"),
-    ("Pasted text", "pasted"),
-)
-TOKENIZER_CHOICES = (
-    ("Train a new byte-level BPE on the corpus", "new"),
-    ("The embedded model's tokenizer", "embedded"),
-)
-SIZE_CHOICES = tuple(name for name in PRESETS if name not in ("base", "large")) + (
-    "base", "large", "custom")
-INIT_LABELS = (
-    ("Structured start: neighbour heads built in at step 0", "structured"),
-    ("RoBERTa's random start, N(0, 0.02)", "roberta"),
-)
-DEVICE_CHOICES = ("cpu", "cuda")
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
-
-DATA_SPLIT_SEED = 0  # the train/validation split stays put when the training seed changes
-MIN_VOCAB = 300  # a byte-level BPE needs its 256 bytes and the special tokens first
-# The most this app offers of each (the library bounds the rest; limits.py the host's caps).
-MAXIMA = {"batch_size": 4096, "seq_length": 512, "vocab_size": 65_536, "eval_sequences": 4096,
-          "num_layers": 24, "hidden_size": 4096, "num_heads": 64, "ffn_size": 16384}
-# The library's field names, as the Train tab calls them.
-LABELS = {
-    "max_steps": "Steps", "learning_rate": "the learning rate", "warmup_steps": "the warmup",
-    "batch_size": "the batch size", "seq_length": "the sequence length",
-    "eval_every": "“Evaluate every”", "eval_sequences": "validation sequences",
-    "seed": "Seed", "vocab_size": "the vocabulary size", "dropout": "Dropout",
-    "mlm_probability": "the masking rate", "mask_fraction": "the <mask> share",
-    "random_fraction": "the random-token share", "hold_positions_steps":
-    "Hold positions for (steps)", "num_layers": "Layers", "hidden_size": "the hidden size",
-    "num_heads": "Attention heads", "ffn_size": "the feed-forward size",
-    "num_hidden_layers": "the number of layers", "num_attention_heads":
-    "the number of attention heads", "intermediate_size": "the feed-forward size",
-    "hidden_dropout_prob": "dropout", "attention_probs_dropout_prob": "dropout"}
-
-
-@dataclass
-class PretrainSettings:
-    """Every choice on the Train tab. The defaults are the tuned one-minute run."""
-
-    max_steps: int = 3000
-    corpus: str = "bundled"
-    upload_paths: Sequence[str] = ()
-    pasted_text: str = ""
-    tokenizer: str = "new"
-    vocab_size: int = 2048
-    size: str = "micro"
-    num_layers: int = 2  # the custom size's shape; ignored for a named preset
-    hidden_size: int = 128
-    num_heads: int = 2
-    ffn_size: int = 512
-    dropout: float = 0.0  # a 2-layer model trained for a minute underfits: dropout only slows it
-    seq_length: int = PretrainConfig.seq_length
-    mlm_probability: float = MaskingConfig.mlm_probability
-    mask_fraction: float = MaskingConfig.mask_fraction
-    random_fraction: float = MaskingConfig.random_fraction
-    whole_word: bool = False
-    static_masking: bool = False
-    learning_rate: float | None = None  # None: default_learning_rate for the model's width
-    warmup_steps: int | None = None  # None: default_warmup for the run's length
-    batch_size: int = 8  # more updates per second beat bigger batches this early
-    seed: int = 0
-    init: str = "structured"  # or "roberta": see roberta/init.py
-    hold_positions_steps: int = -1  # the structured start's position rows: fixed for the run
-    eval_every: int = 50
-    eval_sequences: int = 128
-    device: str = "cpu"
-    precision: str = PretrainConfig.precision
-    probes: Sequence[str] = DEFAULT_PROBES
-
-
-# --- small pieces of validation -------------------------------------------------------------
-
-def parse_probes(text: str | Sequence[str] | None) -> tuple[str, ...]:
-    """Probe sentences, one per line; each needs a <mask>. Empty: the default probes."""
-    lines = text.splitlines() if isinstance(text, str) else list(text or ())
-    probes = tuple(line.strip() for line in lines if line and line.strip())
-    if not probes:
-        return DEFAULT_PROBES
-    if len(probes) > 8:
-        raise SettingsError(f"Give at most 8 probe sentences (there are {len(probes)}).")
-    for probe in probes:
-        if "<mask>" not in probe:
-            raise SettingsError(f"The probe sentence “{probe}” has no <mask>: put <mask> where "
-                                f"the model should guess a word.")
-    return probes
+# A setting as the Train tab words it: its control's label.
+LABEL_OF = naming(PretrainSettings, RobertaConfig, PretrainConfig, MaskingConfig)
 
 
 def validate(settings: PretrainSettings) -> tuple[PretrainSettings, list[str]]:
     """Check and normalise settings: (clean settings, warnings). SettingsError (or LimitError,
-    over this host's caps) in a plain sentence for bad ones. The bounds are the library's: this
-    converts the form's values, names the controls and applies what the app offers."""
-    s, warnings = settings, []
-    for what, value, options in (
-            ("corpus", s.corpus, [v for _, v in CORPUS_CHOICES]),
-            ("tokenizer choice", s.tokenizer, [v for _, v in TOKENIZER_CHOICES]),
-            ("model size", s.size, SIZE_CHOICES), ("initialisation", s.init, INIT_CHOICES),
-            ("device", s.device, DEVICE_CHOICES), ("precision", s.precision, PRECISION_CHOICES)):
-        check_choice(what, value, options)
-    if s.device == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("CUDA was chosen but this machine has no CUDA GPU; choose cpu.")
-    if s.precision == "fp16" and s.device != "cuda":
-        raise SettingsError("fp16 training needs a CUDA GPU. On the CPU use fp32 (or auto).")
-    if s.precision == "bf16" and s.device == "cpu" and not cpu_supports_bf16():
-        warnings.append("This CPU has no native bfloat16, so bf16 runs emulated and far slower "
-                        "than fp32. Choose auto or fp32 for speed.")
-    numbers = {f.name: (as_int(LABELS[f.name], getattr(s, f.name), MAXIMA.get(f.name))
-                        if f.type == "int" else as_float(LABELS[f.name], getattr(s, f.name)))
-               for f in fields(s) if f.type in ("int", "float")}  # as their fields say
-    if numbers["vocab_size"] < MIN_VOCAB:
-        raise SettingsError(f"The vocabulary size must be at least {MIN_VOCAB}.")
-    clean = with_shape(replace(
-        s, **numbers, probes=parse_probes(s.probes),
-        learning_rate=None if s.learning_rate in (None, "") else
-        as_float("The learning rate", s.learning_rate),
-        warmup_steps=None if s.warmup_steps in (None, "") else
-        as_int("Warmup steps", s.warmup_steps)))
-    with labelled(LABELS):
-        config = model_config(clean, clean.vocab_size)  # the largest vocabulary it can have
-        training = pretrain_config(clean).for_width(clean.hidden_size)
-        training.validate()
-    if training.warmup_steps >= training.max_steps:
-        # e.g. `/train` called with a step count only, beside the 150-step default warmup
-        warnings.append(f"The warmup ({training.warmup_steps} steps) is as long as the run "
-                        f"({training.max_steps} steps), so the learning rate would never reach "
-                        f"its peak: warming up for {default_warmup(training.max_steps)} steps "
-                        f"instead (a tenth of the run).")
-        training.warmup_steps = default_warmup(training.max_steps)
-    if training.learning_rate > 1e-2:
-        warnings.append(f"A learning rate of {training.learning_rate:g} is very high for a "
-                        f"post-LayerNorm transformer; the loss may jump or become NaN.")
-    if s.init == "structured":
-        try:
-            StructuredInit().validate(clean.hidden_size, clean.num_heads, clean.num_layers)
-        except ValueError as err:
-            raise SettingsError(f"This model cannot take the structured start ({err}); choose "
-                                f"RoBERTa's random start or wider heads.") from None
+    over this host's caps) in a plain sentence naming the tab's controls. The form's values
+    become numbers here; every bound is the library's (pretrain_settings.resolve)."""
+    try:
+        clean, warnings = resolve(replace(settings, **form_numbers(settings, LABEL_OF)))
+    except SettingError as err:
+        raise in_words(err, LABEL_OF) from None
     check_steps(clean.max_steps)
     check_batch_tokens(clean.batch_size, clean.seq_length)
+    config = model_config(clean, clean.vocab_size)  # the largest vocabulary it can have
     check_parameters(RobertaForMaskedLM.parameter_count(config))
     check_memory(clean, config)
-    return replace(clean, learning_rate=training.learning_rate,
-                   warmup_steps=training.warmup_steps), warnings
+    return clean, warnings
 
 
 def check_memory(settings: PretrainSettings, config: RobertaConfig, what: str = "This run") -> None:
@@ -228,36 +79,6 @@ def check_memory(settings: PretrainSettings, config: RobertaConfig, what: str = 
     estimate = training_memory_bytes(config, settings.batch_size, settings.seq_length,
                                      mask_rate=settings.mlm_probability)
     check_training_memory(estimate, settings.batch_size, settings.seq_length, what=what)
-
-
-def with_shape(settings: PretrainSettings) -> PretrainSettings:
-    """The settings with the named preset's shape (a custom size keeps its own)."""
-    if settings.size == "custom":
-        return settings
-    shape = PRESETS[settings.size]
-    return replace(settings, num_layers=shape["num_hidden_layers"],
-                   hidden_size=shape["hidden_size"], num_heads=shape["num_attention_heads"],
-                   ffn_size=shape["intermediate_size"])
-
-
-def model_config(settings: PretrainSettings, vocab_size: int) -> RobertaConfig:
-    """The model's shape: the preset's (or the custom one), the tokenizer's exact vocabulary,
-    and enough positions for the sequence length."""
-    return RobertaConfig.preset(
-        settings.size, seq_length=settings.seq_length, vocab_size=vocab_size,
-        hidden_size=settings.hidden_size, num_hidden_layers=settings.num_layers,
-        num_attention_heads=settings.num_heads, intermediate_size=settings.ffn_size,
-        hidden_dropout_prob=settings.dropout, attention_probs_dropout_prob=settings.dropout)
-
-
-def pretrain_config(settings: PretrainSettings) -> PretrainConfig:
-    """The library's settings of the same names (the rest: the library's defaults)."""
-    return PretrainConfig(
-        **same_fields(settings, PretrainConfig, "probes", "hold_positions_steps", "masking"),
-        masking=MaskingConfig(**same_fields(settings, MaskingConfig)),
-        hold_positions_steps=PretrainConfig.hold_for(settings.init,
-                                                     settings.hold_positions_steps),
-        probes=tuple(settings.probes))
 
 
 # --- corpus, tokenizer and packed data, cached per process -----------------------------------
@@ -313,23 +134,14 @@ def get_tokenizer(settings: PretrainSettings, corpus: Corpus,
                                 "embedded model yet). Choose “Train a new byte-level BPE”.")
         return f"embedded:{id(embedded)}", embedded
     key = f"bpe:{corpus.key}:{settings.vocab_size}"
-    tokenizer = TOKENIZERS.get(key, lambda: RobertaTokenizer.train(
-        corpus.texts, vocab_size=settings.vocab_size))
+    tokenizer = TOKENIZERS.get(key, lambda: new_tokenizer(settings, corpus.texts))
     return key, tokenizer
 
 
 def get_data(settings: PretrainSettings, corpus: Corpus, tokenizer_key: str,
              tokenizer: RobertaTokenizer) -> PretrainingData:
     key = (corpus.key, tokenizer_key, settings.seq_length)
-
-    def prepare() -> PretrainingData:
-        try:
-            return prepare_pretraining_data(corpus.texts, tokenizer, settings.seq_length,
-                                            PretrainConfig.validation_fraction, DATA_SPLIT_SEED)
-        except TrainingError as err:
-            raise DataError(f"The corpus is too small to train on: {err}.") from err
-
-    return PACKED_DATA.get(key, prepare)
+    return PACKED_DATA.get(key, lambda: pretraining_data(settings, corpus.texts, tokenizer))
 
 
 # --- how long a run takes on this host ------------------------------------------------------
@@ -379,7 +191,7 @@ def prewarm_default_data() -> threading.Thread | None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         time.sleep(PREWARM_DELAY_SECONDS)  # let the app finish starting first
         try:
-            settings = PretrainSettings()
+            settings = ONE_MINUTE_RUN
             corpus = load_corpus(settings)
             key, tokenizer = get_tokenizer(settings, corpus, None)
             get_data(settings, corpus, key, tokenizer)
@@ -398,10 +210,7 @@ def build_model(settings: PretrainSettings, tokenizer: RobertaTokenizer,
     config = model_config(settings, tokenizer.vocab_size)
     check_parameters(RobertaForMaskedLM.parameter_count(config))
     check_memory(settings, config, what)  # the batch may have changed since validate()
-    torch.manual_seed(settings.seed)
-    model = RobertaForMaskedLM(config)
-    initialise_(model, settings.init)
-    return model
+    return new_model(settings, tokenizer)
 
 
 # --- export ----------------------------------------------------------------------------------

@@ -10,17 +10,16 @@ import dataclasses
 import gc
 import hashlib
 import inspect
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from typing import Any
 
-from roberta.train import Trainer, TrainEvent
+from roberta.settings import SettingError
+from roberta.training.engine import Trainer, TrainEvent
 
-from .limits import TRAINING_QUEUE, LimitError, current_limits, queue_messages
+from .limits import TRAINING_QUEUE, current_limits, queue_messages
 
 # --- forms -----------------------------------------------------------------------------------
 
@@ -49,17 +48,25 @@ def as_float(label: str, value: Any) -> float:
     return number
 
 
-@contextmanager
-def labelled(labels: dict[str, str]) -> Iterator[None]:
-    """The library's ValueErrors, which name fields (`learning_rate`), as SettingsErrors that
-    name the tab's controls (`the learning rate`)."""
-    try:
-        yield
-    except (SettingsError, LimitError):
-        raise
-    except ValueError as err:
-        text = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: labels.get(m[0], m[0]), str(err))
-        raise SettingsError(f"{text[:1].upper()}{text[1:]}.") from None
+def form_numbers(settings: Any, label_of: Callable[[str], str]) -> dict[str, Any]:
+    """The form's values of `settings`' numeric fields as numbers (a blank optional one: None),
+    SettingsError naming the control for text that is not one; the library checks bounds."""
+    numbers = {}
+    for f in dataclasses.fields(settings):
+        kind, value = str(f.type).replace(" ", ""), getattr(settings, f.name)
+        if kind in ("int|None", "float|None") and value in (None, ""):
+            numbers[f.name] = None
+        elif kind.startswith("int"):
+            numbers[f.name] = as_int(label_of(f.name), value)
+        elif kind.startswith("float"):
+            numbers[f.name] = as_float(label_of(f.name), value)
+    return numbers
+
+
+def in_words(err: SettingError, label_of: Callable[[str], str]) -> SettingsError:
+    """A library SettingError as a sentence naming the tab's controls."""
+    text = err.worded(label_of)
+    return SettingsError(f"{text[:1].upper()}{text[1:]}{'' if text.endswith('.') else '.'}")
 
 
 def form_handler(run: Callable[..., Iterator], names: Sequence[str]) -> Callable[..., Iterator]:

@@ -29,7 +29,8 @@ import torch
 
 from roberta.faithfulness import deletion_check, deletion_line
 from roberta.inference import classification_reading, classify, token_attributions
-from roberta.train import Finetuner, TrainEvent, classifier_from
+from roberta.training.engine import TrainEvent
+from roberta.training.finetuning import Finetuner, classifier_from
 from roberta.ui import downloads, registry
 from roberta.ui import finetune_job as job
 from roberta.ui.common import (

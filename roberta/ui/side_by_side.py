@@ -14,7 +14,7 @@ import pandas as pd
 
 from roberta.inference import classify, fill_mask
 from roberta.ui import registry
-from roberta.ui.common import markdown_literal, plain_errors, user_error
+from roberta.ui.common import check_masked_text, markdown_literal, plain_errors, user_error
 
 
 def default_pair(session: dict | None, task: str) -> tuple[str | None, str | None]:
@@ -46,9 +46,7 @@ def _token(token: str) -> str:
 def compare_fill_mask(text: str, model_a: str | None = None, model_b: str | None = None,
                       top_k: float = 5, session: dict | None = None):
     """One row per (mask, rank): model A's guess and probability, then model B's."""
-    from roberta.ui.fill_mask_tab import check_text  # the tab imports this module
-
-    text = check_text(text)
+    text = check_masked_text(text)
     a, b = resolve_pair(session, "mlm", model_a, model_b)
     with plain_errors("Fill-mask"):
         results = [fill_mask(m.model, m.tokenizer, text, top_k=int(top_k)) for m in (a, b)]

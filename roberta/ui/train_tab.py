@@ -27,7 +27,22 @@ from gradio.context import Context
 from roberta.config import PRESETS
 from roberta.inference import FillMaskResult
 from roberta.model import RobertaForMaskedLM
-from roberta.train import Pretrainer, TrainEvent, default_learning_rate, default_warmup
+from roberta.settings import SettingError, declared
+from roberta.training.config import PRECISIONS, default_learning_rate, default_warmup
+from roberta.training.engine import TrainEvent
+from roberta.training.pretrain_settings import (
+    CORPUS_CHOICES,
+    DEVICE_CHOICES,
+    INIT_LABELS,
+    ONE_MINUTE_RUN,
+    SIZE_CHOICES,
+    TOKENIZER_CHOICES,
+    PretrainSettings,
+    model_config,
+    pretrain_config,
+    with_shape,
+)
+from roberta.training.pretraining import Pretrainer
 from roberta.ui import downloads, registry
 from roberta.ui import pretrain_job as job
 from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop, user_error
@@ -41,12 +56,11 @@ from roberta.ui.live import (
     pretrain_plots,
     progress_html,
 )
-from roberta.ui.pretrain_job import PretrainSettings
-from roberta.ui.runs import form_handler, labelled, stream_run, unique_name, watch
+from roberta.ui.runs import form_handler, stream_run, unique_name, watch
 from roberta.viz.curves import PretrainHistory
 
 GUESS_COLUMNS = ["1st", "2nd", "3rd", "4th", "5th"]
-DEFAULTS = PretrainSettings()
+DEFAULTS = ONE_MINUTE_RUN
 
 
 # --- what the page shows -------------------------------------------------------------------
@@ -179,7 +193,7 @@ def _prepare(settings: PretrainSettings, view: TrainView, control: dict,
     if stop_requested.is_set():
         return None
     model = job.build_model(settings, tokenizer)
-    trainer = Pretrainer(model, tokenizer, data, job.pretrain_config(settings))
+    trainer = Pretrainer(model, tokenizer, data, pretrain_config(settings))
     control["trainer"] = trainer
     baseline = trainer.unigram_baseline()
     view.history.unigram_accuracy = baseline["accuracy"]
@@ -306,12 +320,13 @@ def describe_size(size: str, vocab_size, num_layers, hidden_size, num_heads, ffn
                   seq_length) -> str:
     """One line under the size controls: the shape and the parameter count."""
     try:
-        s = job.with_shape(PretrainSettings(
+        s = with_shape(PretrainSettings(
             size=size, vocab_size=int(vocab_size), seq_length=int(seq_length),
             num_layers=int(num_layers), hidden_size=int(hidden_size), num_heads=int(num_heads),
             ffn_size=int(ffn_size)))
-        with labelled(job.LABELS):
-            n = RobertaForMaskedLM.parameter_count(job.model_config(s, s.vocab_size))
+        n = RobertaForMaskedLM.parameter_count(model_config(s, s.vocab_size))
+    except SettingError as err:
+        return str(job.in_words(err, job.LABEL_OF))
     except (TypeError, ValueError) as err:
         return str(err)
     cap = current_limits().max_parameters
@@ -347,10 +362,8 @@ learning within the first few hundred steps. Details and measurements: `roberta/
 
 
 def build_train_tab(session: gr.State) -> dict[str, gr.Component]:
-    """The tab; returns its form, the mapping from each setting to its control, whose order is
-    the /train endpoint's argument order."""
-    # This browser's run: stop flag, trainer, last model, and the zip of that model.
-    control = downloads.export_state()
+    """The tab; returns its form: each setting's control, in /train's argument order."""
+    control = downloads.export_state()  # this browser's run: stop flag, trainer, model, zip
     gr.Markdown(INTRO)
     form, buttons = _settings()
     outputs, download_button = _charts()
@@ -388,7 +401,7 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
                                 interactive=False, elem_id="train-stop")
 
     with gr.Row(equal_height=True):
-        init = gr.Radio(job.INIT_LABELS, value=DEFAULTS.init, label="Start from", scale=3,
+        init = gr.Radio(INIT_LABELS, value=DEFAULTS.init, label="Start from", scale=3,
                         elem_id="train-init",
                         info="the structured start gets past the masked-LM plateau within a "
                              "minute; RoBERTa's own random start sits on it for thousands of "
@@ -401,7 +414,7 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
                       open=False), gr.Row():
         with gr.Column():
             gr.Markdown("**Corpus**")
-            corpus = gr.Radio(job.CORPUS_CHOICES, value=DEFAULTS.corpus, label="Text to learn from",
+            corpus = gr.Radio(CORPUS_CHOICES, value=DEFAULTS.corpus, label="Text to learn from",
                               info=f"uploads up to {limits.max_upload_bytes / 1e6:g} MB in all")
             corpus_files = gr.File(label="Your .txt file(s): documents separated by blank lines",
                                    file_count="multiple", file_types=[".txt"],
@@ -409,7 +422,7 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
             pasted_text = gr.Textbox("", label="Your text: separate documents with a blank line",
                                      lines=8, visible=False)
             gr.Markdown("**Tokenizer**")
-            tokenizer = gr.Radio(job.TOKENIZER_CHOICES, value=DEFAULTS.tokenizer, label="Tokenizer",
+            tokenizer = gr.Radio(TOKENIZER_CHOICES, value=DEFAULTS.tokenizer, label="Tokenizer",
                                  info=None if embedded else
                                  "There is no embedded model yet: train a new BPE.")
             vocab_size = gr.Slider(512, 16384, value=DEFAULTS.vocab_size, step=256,
@@ -418,7 +431,7 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
                                         "into more pieces")
         with gr.Column():
             gr.Markdown("**Model size**")
-            size = gr.Dropdown(list(job.SIZE_CHOICES), value=DEFAULTS.size, label="Size preset")
+            size = gr.Dropdown(list(SIZE_CHOICES), value=DEFAULTS.size, label="Size preset")
             with gr.Row(visible=False) as custom_row:
                 num_layers = gr.Number(DEFAULTS.num_layers, label="Layers")
                 hidden_size = gr.Number(DEFAULTS.hidden_size, label="Hidden size")
@@ -428,8 +441,9 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
                                 info="0 for one-minute runs: a tiny model underfits")
             size_info = gr.Markdown()
             gr.Markdown("**Masking**")
-            mlm_probability = gr.Slider(0.05, 0.5, value=DEFAULTS.mlm_probability, step=0.01,
-                                        label="Masking rate")
+            rate = declared(PretrainSettings)["mlm_probability"]
+            mlm_probability = gr.Slider(rate.minimum, rate.maximum, value=DEFAULTS.mlm_probability,
+                                        step=0.01, label="Masking rate")
             with gr.Row():
                 mask_fraction = gr.Slider(0.0, 1.0, value=DEFAULTS.mask_fraction, step=0.05,
                                           label="…of which become <mask>")
@@ -466,9 +480,9 @@ def _settings() -> tuple[dict[str, gr.Component], tuple[gr.Button, gr.Button]]:
                 eval_every = gr.Number(DEFAULTS.eval_every, label="Evaluate every (steps)")
             gr.Markdown("**Device**")
             with gr.Row():
-                device = gr.Radio([d for d in job.DEVICE_CHOICES if d == "cpu" or has_cuda],
+                device = gr.Radio([d for d in DEVICE_CHOICES if d == "cpu" or has_cuda],
                                   value="cuda" if has_cuda else "cpu", label="Device")
-                precision = gr.Radio(list(job.PRECISION_CHOICES), value=DEFAULTS.precision,
+                precision = gr.Radio(list(PRECISIONS), value=DEFAULTS.precision,
                                      label="Precision",
                                      info="auto: bf16 on GPUs and CPUs that support it, "
                                           "else fp32; fp16 only on CUDA")
