@@ -37,3 +37,7 @@ def test_compare_while_training_names_the_learners_own_run(page):
         page.get_by_role("tab", name="Train").click()
         page.locator("#train-stop").click()
         page.locator("#train-status").get_by_text("Stopped after").wait_for(timeout=120_000)
+        # the comparison left the queue rather than taking the slot the run freed
+        page.wait_for_function("() => !document.querySelector('#compare-start').disabled",
+                               timeout=120_000)
+        assert "you left the queue" in page.locator("#compare-status").inner_text()
