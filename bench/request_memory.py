@@ -214,7 +214,7 @@ def one(name: str) -> dict:
 
     torch.set_num_threads(1)
     from roberta.ui import attention_tab, registry
-    from roberta.ui.fill_mask_tab import import_checkpoint
+    from roberta.ui.model_import import import_checkpoint
 
     if name in TRAINING:
         return training_steps(name)

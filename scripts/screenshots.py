@@ -2,11 +2,13 @@
 
     python scripts/screenshots.py            # uses the embedded models in assets/
     python scripts/screenshots.py --tiny     # a throw-away untrained model, if assets/ is empty
+    python scripts/screenshots.py --only 9-phone-fill-mask.png   # one picture again
 
 The app is launched in this process and driven by Debian's chromium through playwright (no
 browser download, no network: every request that would leave 127.0.0.1 is aborted). Each tab's
 main button is pressed first so the picture shows results, not empty panels. Screenshots are of
-the viewport, so each PNG stays around 100–300 KB.
+the viewport, so each PNG stays around 100–300 KB. The last pictures are taken on a phone-sized
+page (390 × 844, as tests/test_browser_phone.py checks it).
 """
 
 from __future__ import annotations
@@ -43,8 +45,13 @@ SHOTS = [
     # The Experiments tab's two models, side by side in Fill-mask.
     ("8-fill-mask-compare.png", "Fill-mask", None, None),
 ]
+# Taken on a phone-sized page, after the others: (file name, tab, button, text to wait for).
+PHONE_SHOTS = [
+    ("9-phone-fill-mask.png", "Fill-mask", "Predict", "First guesses"),
+]
+PHONE = {"width": 390, "height": 844}
 EXTRA_WAIT = {"Attention": "#bertviz-head-view iframe"}
-SCROLL_TO_BUTTON = {"Sentiment": "Classify"}  # show the tab's results rather than its top
+SCROLL_TO_BUTTON: dict[str, str] = {}  # tab: a button to show rather than the tab's top
 SCROLL_TO = {"7-experiments.png": "#compare-paragraph",
              "8-fill-mask-compare.png": "#fill-mask-compare"}
 
@@ -78,6 +85,43 @@ def compare_in_fill_mask(page, tab) -> None:
     page.get_by_role("option", name=re.compile("^Experiment 1 B")).first.click()
     page.locator("#fill-mask-compare").click()
     tab.get_by_text("First guesses agree").wait_for()
+
+
+def take(page, args: argparse.Namespace, file_name: str, tab_name: str, button: str | None,
+         wait_text: str | None) -> None:
+    """Open the tab, press its button, wait for its results and save the viewport."""
+    page.get_by_role("tab", name=tab_name).click()
+    tab = page.locator(f"#tab-{tab_name.lower()}")
+    if button:
+        tab.get_by_role("button", name=re.compile(button)).first.click()
+    if tab_name == "Train":  # first step (data prepared), then let it learn
+        tab.get_by_text(re.compile(r"step [1-9]\d* / \d+")).first.wait_for()
+        time.sleep(args.train_seconds)
+    if tab_name == "Experiments":
+        run_comparison(page, tab, args.compare_seconds)
+    if file_name == "8-fill-mask-compare.png":
+        compare_in_fill_mask(page, tab)
+    if wait_text:
+        tab.get_by_text(wait_text).first.wait_for()
+    if tab_name in EXTRA_WAIT:
+        page.locator(EXTRA_WAIT[tab_name]).wait_for()
+    page.wait_for_timeout(1500)  # let plots and iframes finish drawing
+    with contextlib.suppress(PlaywrightTimeout):  # an earlier tab's toast fades
+        page.locator(".toast-body").first.wait_for(state="hidden", timeout=15_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    if file_name in SCROLL_TO:
+        box = page.locator(SCROLL_TO[file_name]).bounding_box()
+        page.evaluate(f"window.scrollTo(0, {max(0, box['y'] - 20)})")
+    if tab_name in SCROLL_TO_BUTTON:
+        anchor = tab.get_by_role("button",
+                                 name=re.compile(SCROLL_TO_BUTTON[tab_name])).first
+        box = anchor.bounding_box()
+        page.evaluate(f"window.scrollTo(0, {max(0, box['y'] - 250)})")
+    target = args.out / file_name
+    page.screenshot(path=str(target))
+    print(f"{target}: {target.stat().st_size / 1e3:.0f} KB")
+    if tab_name == "Train":
+        press_stop_if_running(tab.get_by_role("button", name=re.compile("Stop")).first)
 
 
 def parse_args() -> argparse.Namespace:
@@ -140,41 +184,18 @@ def main() -> int:
             page = context.new_page()
             page.set_default_timeout(120_000)
             page.goto(url)
-            for file_name, tab_name, button, wait_text in SHOTS:
-                if args.only and file_name not in args.only:
-                    continue
-                page.get_by_role("tab", name=tab_name).click()
-                tab = page.locator(f"#tab-{tab_name.lower()}")
-                if button:
-                    tab.get_by_role("button", name=re.compile(button)).first.click()
-                if tab_name == "Train":  # first step (data prepared), then let it learn
-                    tab.get_by_text(re.compile(r"step [1-9]\d* / \d+")).first.wait_for()
-                    time.sleep(args.train_seconds)
-                if tab_name == "Experiments":
-                    run_comparison(page, tab, args.compare_seconds)
-                if file_name == "8-fill-mask-compare.png":
-                    compare_in_fill_mask(page, tab)
-                if wait_text:
-                    tab.get_by_text(wait_text).first.wait_for()
-                if tab_name in EXTRA_WAIT:
-                    page.locator(EXTRA_WAIT[tab_name]).wait_for()
-                page.wait_for_timeout(1500)  # let plots and iframes finish drawing
-                with contextlib.suppress(PlaywrightTimeout):  # an earlier tab's toast fades
-                    page.locator(".toast-body").first.wait_for(state="hidden", timeout=15_000)
-                page.evaluate("window.scrollTo(0, 0)")
-                if file_name in SCROLL_TO:
-                    box = page.locator(SCROLL_TO[file_name]).bounding_box()
-                    page.evaluate(f"window.scrollTo(0, {max(0, box['y'] - 20)})")
-                if tab_name in SCROLL_TO_BUTTON:
-                    anchor = tab.get_by_role("button",
-                                             name=re.compile(SCROLL_TO_BUTTON[tab_name])).first
-                    box = anchor.bounding_box()
-                    page.evaluate(f"window.scrollTo(0, {max(0, box['y'] - 250)})")
-                target = args.out / file_name
-                page.screenshot(path=str(target))
-                print(f"{target}: {target.stat().st_size / 1e3:.0f} KB")
-                if tab_name == "Train":
-                    press_stop_if_running(tab.get_by_role("button", name=re.compile("Stop")).first)
+            for shot in SHOTS:
+                if not args.only or shot[0] in args.only:
+                    take(page, args, *shot)
+            context.close()
+            phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+            phone.route("**/*", stay_local)
+            page = phone.new_page()
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            for shot in PHONE_SHOTS:
+                if not args.only or shot[0] in args.only:
+                    take(page, args, *shot)
             browser.close()
     finally:
         demo.close()

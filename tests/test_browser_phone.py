@@ -87,3 +87,22 @@ def test_the_attention_views_read_at_phone_width(page):
     head_view.locator("#layer option").first.wait_for(state="attached")
     layers = head_view.locator("#layer option").all_inner_texts()
     assert layers[0] == "1" and layers[-1] == str(len(layers)), layers
+
+
+def test_bertviz_model_view_says_it_scrolls_sideways_and_does(page):
+    """The model view (every layer × head) is wider than a phone: the tab says so, and its
+    frame scrolls sideways to its last column instead of cutting it off."""
+    page.get_by_role("tab", name="Attention").click()
+    tab = page.locator("#tab-attention")
+    tab.get_by_role("button", name="Show attention").click()
+    page.frame_locator("#bertviz-model-view iframe").locator("svg").first.wait_for()
+    assert tab.get_by_text("Wider than a phone: scroll it sideways").is_visible()
+    iframe = page.locator("#bertviz-model-view iframe")
+    frame, frame_box = iframe.element_handle().content_frame(), iframe.bounding_box()
+    assert frame_box["x"] >= 0 and frame_box["x"] + frame_box["width"] <= PHONE["width"]
+    wide, seen = frame.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert wide > seen  # wider than the phone ...
+    scrolled = frame.evaluate("window.scrollTo(100000, 0); window.scrollX")
+    assert scrolled == wide - seen  # ... and every column can be scrolled into view
+    assert sideways_overflow(page) <= 0  # the frame scrolls, not the page

@@ -222,3 +222,70 @@ def test_masking_columns_wrap_into_blocks_within_the_budget():
         used = sum(widths[i] + CELL_PADDING_CHARACTERS for i in block)
         assert used <= 40 or len(block) == 1  # only a cell wider than the budget overflows
     assert column_blocks([], 40) == []
+
+
+# --- issue 33: what the Experiments charts showed wrong, as plotly.js draws them --------------
+
+def comparison_run(steps: int = 1000, eval_every: int = 100):
+    """The default comparison's labels, both sides evaluated every `eval_every` steps, their
+    perplexity falling from ~800 to ~5 (two decades and more: where plotly's own log ticks
+    read '1000, 5, 2, 100')."""
+    from roberta.viz.compare_curves import ComparisonHistory
+
+    history = ComparisonHistory(("A: structured start", "B: RoBERTa's random start"),
+                                "initialisation", "step")
+    for side in (0, 1):
+        for step in range(eval_every, steps + 1, eval_every):
+            history.record(side, "eval", step, {
+                "val_loss": 7 - step / steps, "val_accuracy": 0.1 + step / (2 * steps),
+                "val_mask_accuracy": 0.02 + (1 - side) * step / (3 * steps),
+                "val_perplexity": 800 / (1 + (side + 1) * step / 6)})
+    return history
+
+
+DRAWN_TEXT = """(selector) => {
+    const svg = document.querySelector('#plot .main-svg').getBoundingClientRect();
+    return {svg: [svg.left, svg.top, svg.right, svg.bottom],
+            items: [...document.querySelectorAll('#plot ' + selector)].map(t => {
+                const r = t.getBoundingClientRect();
+                return {text: t.textContent, box: [r.left, r.top, r.right, r.bottom]}; })};
+}"""
+
+
+def inside(box, frame) -> bool:
+    return frame[0] - 1 <= box[0] and box[2] <= frame[2] + 1 and \
+        frame[1] - 1 <= box[1] and box[3] <= frame[3] + 1
+
+
+@in_chromium
+@pytest.mark.parametrize("width", [360, 580])  # a phone; one of two charts side by side at 1280
+def test_the_comparison_legend_and_its_note_are_drawn_whole(plotly_page, width):
+    """The accuracy legend ran off the chart's edge ('at <mas'), and nothing said why the two
+    overall lines sit together (copying)."""
+    drawn = measure(plotly_page, comparison_run().accuracy_spec(), width)
+    legend = plotly_page.evaluate(DRAWN_TEXT, ".legendtext")
+    names = [item["text"] for item in legend["items"]]
+    assert names == ["A: structured start: at <mask>", "A: structured start: overall",
+                     "B: RoBERTa's random start: at <mask>", "B: RoBERTa's random start: overall"]
+    for item in legend["items"]:
+        assert inside(item["box"], legend["svg"]), (item, legend["svg"])
+    notes = plotly_page.evaluate(DRAWN_TEXT, ".annotation-text")["items"]
+    note = next(n for n in notes if "copies" in n["text"])
+    assert "the thin lines sit together" in note["text"]
+    assert inside(note["box"], legend["svg"]), (note, legend["svg"])
+    assert not overlap(note["box"], drawn["legendBox"])
+    assert not overlap(note["box"], drawn["plotBox"])
+
+
+@in_chromium
+@pytest.mark.parametrize("chart", ["Train", "Experiments"])
+def test_log_axes_read_as_whole_numbers_in_order(plotly_page, chart):
+    """The perplexity axis read '1000, 5, 2, 100, 5': plotly labels a decade's 2 and 5 with a
+    bare digit. Drawn, the labels are whole numbers rising up the axis."""
+    history = long_run() if chart == "Train" else comparison_run()
+    measure(plotly_page, history.perplexity_spec(), 440)
+    labels = [item["text"] for item in plotly_page.evaluate(DRAWN_TEXT, ".ytick text")["items"]]
+    values = [float(label.replace(",", "")) for label in labels]
+    assert len(values) >= 3, labels
+    assert values == sorted(values) and len(set(values)) == len(values), labels
+    assert all(v == int(v) for v in values), labels

@@ -131,8 +131,8 @@ def test_the_tiny_model_fits_the_default_budget_and_the_budget_is_the_hosts(tiny
 def test_the_ui_passes_the_hosts_budget(tiny_assets, tmp_path, monkeypatch):
     import gradio as gr
 
-    from roberta.ui.fill_mask_tab import import_checkpoint
     from roberta.ui.limits import ENV_MAX_IMPORT_GFLOPS
+    from roberta.ui.model_import import import_checkpoint
 
     monkeypatch.setenv(ENV_MAX_IMPORT_GFLOPS, "0.000001")
     upload = make_zip(tmp_path / "ok.zip", checkpoint_files(tiny_assets))

@@ -126,7 +126,7 @@ def test_train_probe_table(hostile_session):
 
 
 def test_import_status_with_a_hostile_file_name(tiny_assets, tmp_path):
-    from roberta.ui.fill_mask_tab import import_checkpoint
+    from roberta.ui.model_import import import_checkpoint
 
     # A file name may hold anything but "/" and NUL.
     upload = tmp_path / (PAYLOAD.replace("/", "∕") + ".zip")
@@ -145,8 +145,8 @@ def test_import_refuses_a_config_over_the_hosts_parameter_cap(tiny_assets, tmp_p
                                                               monkeypatch):
     import gradio as gr
 
-    from roberta.ui.fill_mask_tab import import_checkpoint
     from roberta.ui.limits import ENV_MAX_PARAMETERS
+    from roberta.ui.model_import import import_checkpoint
 
     monkeypatch.setenv(ENV_MAX_PARAMETERS, "1M")
     files = {f.name: f.read_bytes() for f in (tiny_assets / "mlm").iterdir()}
@@ -325,7 +325,7 @@ def test_the_host_refuses_a_model_past_its_total_and_keeps_the_session(tiny_asse
 
 
 def test_reimporting_a_file_replaces_its_model(tiny_assets, tmp_path):
-    from roberta.ui.fill_mask_tab import import_checkpoint
+    from roberta.ui.model_import import import_checkpoint
 
     upload = tmp_path / "again.zip"
     with zipfile.ZipFile(upload, "w") as archive:
@@ -411,7 +411,7 @@ def test_a_client_that_leaves_has_its_models_and_uploads_let_go_at_once(app_url,
 def many_heads_session(tiny_assets, tmp_path):
     """An imported model shaped like roberta-base where it matters here (12 layers × 12 heads,
     514 positions) but 24 wide, so it is cheap to build and run."""
-    from roberta.ui.fill_mask_tab import import_checkpoint
+    from roberta.ui.model_import import import_checkpoint
 
     tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
     config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=24, num_hidden_layers=12,
@@ -568,7 +568,7 @@ def test_anything_but_a_file_where_a_file_goes_is_a_plain_message(client):
     for value in ("abc", 7, ["a", "b"], {"x": 1}):
         message = app_error(lambda v=value: client.predict(upload=v,
                                                            api_name="/import_checkpoint"))
-        assert "“Checkpoint .zip” must be an uploaded file" in message
+        assert "“Import a checkpoint (.zip)” must be an uploaded file" in message
 
 
 # Endpoints that start a training run: their bad values are covered above and in test_ui_*.
@@ -664,7 +664,7 @@ def test_an_import_error_names_the_file_not_the_servers_temp_folder(tiny_assets,
 
     import gradio as gr
 
-    from roberta.ui.fill_mask_tab import import_checkpoint
+    from roberta.ui.model_import import import_checkpoint
 
     upload = tmp_path / "broken.zip"
     with zipfile.ZipFile(upload, "w") as archive:
@@ -737,7 +737,7 @@ def test_an_imported_upload_is_deleted_and_a_second_press_says_so(tiny_assets, t
                                                                    monkeypatch):
     import gradio as gr
 
-    from roberta.ui.fill_mask_tab import import_checkpoint
+    from roberta.ui.model_import import import_checkpoint
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     upload = tmp_path / "gradio" / "0123abcd" / "model.zip"  # as Gradio stores an upload

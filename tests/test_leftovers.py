@@ -92,8 +92,8 @@ def test_a_file_input_makes_no_temp_file(tiny_assets, own_disk, tmp_path):
 
     demo = build_app()
     gradio_folder, _ = own_disk
-    upload = next(b for b in demo.blocks.values()
-                  if isinstance(b, gr.File) and b.file_types == [".zip"])
+    upload = next(b for b in demo.blocks.values()  # the checkpoint import's UploadButton
+                  if isinstance(b, (gr.File, gr.UploadButton)) and b.file_types == [".zip"])
     stored = gradio_folder / "0123abcd" / "model.zip"  # as Gradio stores an upload
     stored.parent.mkdir()
     stored.write_bytes(b"PK")

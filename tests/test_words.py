@@ -10,7 +10,7 @@ from gradio_client import handle_file
 
 from roberta.model import RobertaForMaskedLM, RobertaForSequenceClassification
 from roberta.ui.attention_tab import switched_off_note
-from roberta.ui.fill_mask_tab import import_message
+from roberta.ui.model_import import import_message
 from roberta.ui.model_tab import TIED_WORD_EMBEDDINGS, WORD_EMBEDDINGS, parameters_by_component
 
 MASKED = "The food was <mask> and the service was slow."

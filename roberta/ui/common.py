@@ -164,21 +164,22 @@ def _check_input(block, payload) -> None:
                              f"{str(value)[:40]!r}.")
 
 
+FILE_INPUTS = (gr.File, gr.UploadButton)
 GUARDED_INPUTS = (gr.Number, gr.Slider, gr.Dropdown, gr.Radio, gr.CheckboxGroup, gr.Checkbox,
-                  gr.File)
+                  *FILE_INPUTS)
 
 
 def guard_number_inputs(demo: gr.Blocks) -> None:
-    """Check every Number, Slider, Dropdown, Radio, CheckboxGroup, Checkbox and File of `demo`
-    before Gradio preprocesses it: a wrong value (text, NaN, infinity, out of range, a whole
-    number too large, None; a list or an object where one choice goes, a single value where a
-    list goes, a value that is not one of the choices; anything but true or false for a
-    checkbox; anything but an uploaded file where one goes) is a plain message naming the
-    field, logged at INFO, instead of Gradio's generic error or its own refusal with a
+    """Check every Number, Slider, Dropdown, Radio, CheckboxGroup, Checkbox, File and
+    UploadButton of `demo` before Gradio preprocesses it: a wrong value (text, NaN, infinity,
+    out of range, a whole number too large, None; a list or an object where one choice goes, a
+    single value where a list goes, a value that is not one of the choices; anything but true
+    or false for a checkbox; anything but an uploaded file where one goes) is a plain message
+    naming the field, logged at INFO, instead of Gradio's generic error or its own refusal with a
     traceback in the log. What Gradio's conversion still refuses (a file of the wrong type) is
     shown the same quiet way."""
     for block in demo.blocks.values():
-        if isinstance(block, gr.File) and block.data_model is not None \
+        if isinstance(block, FILE_INPUTS) and block.data_model is not None \
                 and not isinstance(block.data_model, _PlainFileModel):
             block.data_model = _PlainFileModel(block.data_model, f"“{block.label or 'File'}”")
         if not isinstance(block, GUARDED_INPUTS) or hasattr(block, "_unchecked"):
@@ -186,7 +187,7 @@ def guard_number_inputs(demo: gr.Blocks) -> None:
         block._unchecked = block.preprocess  # the component's own conversion, run after
 
         def preprocess(payload, block=block):
-            if not isinstance(block, gr.File):
+            if not isinstance(block, FILE_INPUTS):
                 _check_input(block, payload)
             try:
                 return block._unchecked(payload)

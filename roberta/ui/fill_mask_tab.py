@@ -1,11 +1,10 @@
 """Fill-mask tab: the model's top guesses for every <mask>, as a table and a bar chart, with the
-tokenization shown; plus importing a Hugging Face checkpoint into this browser session."""
+tokenization shown; beside the model picker, the import of a Hugging Face checkpoint
+(roberta/ui/model_import.py, shared with the Model tab)."""
 
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -14,10 +13,10 @@ from plotly.subplots import make_subplots
 
 from roberta.inference import FillMaskResult, fill_mask
 from roberta.token_text import merge_pieces, visible_token
-from roberta.ui import limits, registry
-from roberta.ui.common import check_masked_text, markdown_literal, plain_errors, shown, user_error
+from roberta.ui import registry
+from roberta.ui.common import check_masked_text, markdown_literal, plain_errors, shown
 from roberta.ui.lens_views import build_logit_lens, mask_clicked
-from roberta.ui.session_end import delete_uploads
+from roberta.ui.model_import import build_import_panel
 from roberta.ui.side_by_side import build_fill_mask_compare
 from roberta.viz.attention import plotly_text
 
@@ -142,59 +141,6 @@ def predict(text: str, model_name: str | None = None, top_k: int = 5,
             tokenization_spans(result.tokens, mask_positions), summary)
 
 
-# --- importing a checkpoint --------------------------------------------------------------
-
-def imported_name(stem: str) -> str:
-    """One name per file: importing a file of the same name again replaces the earlier import
-    (registry.add), instead of piling up copies in the server's memory."""
-    return f"Imported: {stem}"
-
-
-def import_message(name: str, stem: str) -> str:
-    """The toast after an import, naming the file and the model once each (the name already
-    says "Imported")."""
-    return f"Added {stem}.zip as “{name}”."
-
-
-def import_checkpoint(session: dict, upload: str | None, current: str | None):
-    """Load an uploaded .zip of a Hugging Face checkpoint into this session."""
-    from roberta.checkpoint_zip import load_checkpoint_zip
-
-    if not upload:
-        raise user_error("Choose a .zip file first: a zipped Hugging Face checkpoint folder "
-                         "(config.json, model.safetensors and the tokenizer files).")
-    if not Path(upload).is_file():
-        raise user_error("The uploaded file is no longer on the server (an upload is deleted "
-                         "once it has been imported): choose the .zip again.")
-    session = session if isinstance(session, dict) else {}
-    try:
-        with tempfile.TemporaryDirectory(prefix="roberta-import-") as workdir, \
-                plain_errors("Importing the checkpoint"):
-            limits.check_upload([upload])  # the app's upload cap (ROBERTA_LAB_MAX_UPLOAD_MB)
-            caps = limits.current_limits()
-            imported = load_checkpoint_zip(upload, Path(workdir) / "checkpoint",
-                                           caps.max_upload_bytes, caps.max_parameters,
-                                           caps.import_budget())
-    finally:  # read or refused, the upload has served: it does not wait for the cache sweep
-        delete_uploads([Path(upload)])
-    stem = Path(upload).stem[:60] or "checkpoint"
-    name = imported_name(stem)
-    loaded = registry.LoadedModel(name, imported.task, imported.model, imported.tokenizer,
-                                  registry.describe(imported.model, f"imported from {stem}.zip"))
-    registry.add(session, loaded)
-    names = registry.choices(session, "mlm")
-    if imported.task == "mlm":
-        value, where = name, "It is selected above."
-    else:
-        value = current if current in names else (names[0] if names else None)
-        where = "It is a sentiment classifier: choose it in the Sentiment tab."
-    gr.Info(shown(import_message(name, stem)))
-    status = (f"✅ Added **{markdown_literal(name)}** "
-              f"({markdown_literal(loaded.description)}). {where}")
-    return (session, gr.update(choices=names, value=value),
-            registry.model_info(session, value, "mlm"), status)
-
-
 def build_fill_mask_tab(session: gr.State) -> None:
     gr.Markdown("Type a sentence with one or more `<mask>`: the model guesses the hidden "
                 "tokens. This is the task RoBERTa was pretrained on.")
@@ -209,14 +155,9 @@ def build_fill_mask_tab(session: gr.State) -> None:
         with gr.Column(scale=2):
             model_name, model_info = registry.model_selector(session, "mlm")
             gr.Examples([[e] for e in EXAMPLES], inputs=[text], label="Examples")
-            with gr.Accordion("Import a Hugging Face checkpoint (.zip)", open=False):
-                gr.Markdown("Zip a folder written by `save_pretrained` (ours or "
-                            "transformers'): `config.json`, `model.safetensors` and the "
-                            "tokenizer files. Only safetensors weights are read, never pickles. "
-                            "The model is kept for this browser session only.")
-                upload = gr.File(label="Checkpoint .zip", file_types=[".zip"], type="filepath")
-                import_button = gr.Button("Import")
-                import_status = gr.Markdown()
+            # The same import as the Model tab's; this one is also the API's /import_checkpoint.
+            build_import_panel(session, model_name, model_info, "mlm",
+                               api_name="import_checkpoint")
     summary = gr.Markdown()
     tokens = gr.HighlightedText(label="Tokenization (␣ = the token begins with a space; click "
                                       "a word to hide it behind <mask>)",
@@ -240,6 +181,3 @@ def build_fill_mask_tab(session: gr.State) -> None:
     clicked.success(predict, inputs, outputs, api_visibility="private", concurrency_limit=4)
     clicked.success(*redraw_lens, api_visibility="private", concurrency_limit=4,
                     show_progress="hidden")
-    import_button.click(import_checkpoint, [session, upload, model_name],
-                        [session, model_name, model_info, import_status],
-                        api_name="import_checkpoint", concurrency_limit=1)

@@ -13,6 +13,7 @@ from roberta.config import PRESETS, RobertaConfig
 from roberta.model import RobertaForMaskedLM
 from roberta.ui import downloads, registry
 from roberta.ui.common import markdown_literal, user_error
+from roberta.ui.model_import import build_import_panel
 
 CONFIG_MEANINGS = {
     "vocab_size": "tokens the byte-level BPE vocabulary has (roberta-base: 50,265)",
@@ -176,8 +177,12 @@ def architecture_text(name: str, model) -> str:
             f" → {head}\n```" + classes)
 
 
+# The Model tab shows any model: masked LMs and classifiers in one picker.
+TASKS = ("mlm", "classifier")
+
+
 def all_choices(session: dict | None) -> list[str]:
-    return registry.choices(session, "mlm") + registry.choices(session, "classifier")
+    return registry.choices_for(session, TASKS)
 
 
 def model_info(model_name: str | None = None, session: dict | None = None):
@@ -190,36 +195,35 @@ def model_info(model_name: str | None = None, session: dict | None = None):
     if model_name not in available:  # neither task's: name every model, not one task's
         raise user_error(f"There is no model called “{model_name}” in this browser session. "
                          f"Choose one of: {', '.join(available)}.")
-    task = "mlm" if model_name in registry.choices(session, "mlm") else "classifier"
+    task = registry.task_of(session, model_name, TASKS)
     loaded = registry.resolve(session, model_name, task)
     table = parameters_by_component(loaded.model)
     return (architecture_text(loaded.name, loaded.model), config_table(loaded.model.config),
-            table, parameters_chart(table),
-            f"**{markdown_literal(loaded.name)}**: {markdown_literal(loaded.description)}")
-
-
-def missing_text() -> str:
-    return (f"⚠️ {registry.missing_message('mlm')}\n\n"
-            f"⚠️ {registry.missing_message('classifier')}")
+            table, parameters_chart(table), registry.model_info(session, model_name, TASKS))
 
 
 def model_info_or_missing(model_name: str | None, session: dict | None):
     """What the tab shows when it opens: the model, or what is missing (no error pop-up)."""
     if not all_choices(session):
-        return "", None, None, None, missing_text()
+        return "", None, None, None, registry.model_info(session, None, TASKS)
     return model_info(model_name, session)
 
 
 def build_model_tab(session: gr.State) -> None:
-    available = all_choices({})
     with gr.Row():
-        model_name = gr.Dropdown(available, value=available[0] if available else None,
-                                 label="Model", scale=2, allow_custom_value=True)
-        show_button = gr.Button("Show", variant="primary", scale=1)
-        download_button = downloads.download_button("⬇ Download", scale=1,
-                                                    elem_id="model-download")
+        with gr.Column(scale=2):
+            # The same picker as every tab's (registry.model_selector), offering both tasks;
+            # its line under it says what the chosen model is, or what is missing.
+            model_name, status = registry.model_selector(session, TASKS,
+                                                         refresh_on_select=False)
+        with gr.Column(scale=1):
+            with gr.Row():
+                show_button = gr.Button("Show", variant="primary")
+                download_button = downloads.download_button("⬇ Download",
+                                                            elem_id="model-download")
+            # The same import as the Fill-mask tab's, feeding this tab's picker.
+            build_import_panel(session, model_name, status, TASKS)
     exports = downloads.export_state()  # this browser tab's zip of the chosen model
-    status = gr.Markdown("" if available else missing_text())
     architecture = gr.Markdown()
     with gr.Row():
         parameters = gr.Dataframe(label="Parameters by component", interactive=False)
@@ -230,22 +234,18 @@ def build_model_tab(session: gr.State) -> None:
     gr.Dataframe(presets_table(), interactive=False)
     gr.Markdown(roberta_vs_bert())
 
-    def refresh(session_value: dict, current: str | None):
-        names = all_choices(session_value)
-        value = current if current in names else (names[0] if names else None)
-        return gr.update(choices=names, value=value)
-
     outputs = [architecture, config, parameters, chart, status]
     show_button.click(model_info, [model_name, session], outputs, api_name="model_info")
-    # Choosing a model shows it (Show stays for API callers and to redraw).
+    # Choosing a model (or importing one: it is selected) shows it (Show stays for API callers
+    # and to redraw).
     model_name.change(model_info_or_missing, [model_name, session], outputs,
                       api_visibility="private").then(
         downloads.selected_model_download, [model_name, session, exports], download_button,
         api_visibility="private")
-    tab = registry.enclosing_tab()
-    if tab is not None:
-        tab.select(refresh, [session, model_name], model_name, api_visibility="private",
-                   queue=False).then(model_info_or_missing, [model_name, session], outputs,
-                                     api_visibility="private").then(
+    # Opening the tab: this session's models offered, then the chosen one shown.
+    selected = registry.refresh_when_selected(session, model_name, status, TASKS)
+    if selected is not None:
+        selected.then(model_info_or_missing, [model_name, session], outputs,
+                      api_visibility="private").then(
             downloads.selected_model_download, [model_name, session, exports], download_button,
             api_visibility="private")

@@ -144,7 +144,7 @@ def missing_message(task: str) -> str:
     problem = _embedded_entry(task)[1] or "it is not there"
     return (f"The embedded {TASK_WORDS[task]} is missing: {problem}. Create it with "
             f"`{RECIPE_COMMAND}` (it trains the defaults into {assets_dir()}), train your own in "
-            f"the Train tab, or import a Hugging Face checkpoint in the Fill-mask tab.")
+            f"the Train tab, or import a Hugging Face checkpoint in the Fill-mask or Model tab.")
 
 
 # --- this session's models ---------------------------------------------------------------
@@ -331,15 +331,37 @@ def release(session: dict | None) -> int:
 
 # --- a model dropdown for a tab ------------------------------------------------------------
 
-def model_info(session: dict | None, name: str | None, task: str) -> str:
+def task_list(task: str | tuple[str, ...]) -> tuple[str, ...]:
+    """("mlm",) for "mlm": a dropdown offers one task's models or several tasks' models."""
+    tasks = (task,) if isinstance(task, str) else tuple(task)
+    for one in tasks:
+        _check_task(one)
+    return tasks
+
+
+def choices_for(session: dict | None, task: str | tuple[str, ...]) -> list[str]:
+    """The names of `choices` for each task in turn (the Model tab lists both tasks')."""
+    return [name for one in task_list(task) for name in choices(session, one)]
+
+
+def task_of(session: dict | None, name: str | None,
+            task: str | tuple[str, ...]) -> str | None:
+    """Which of the tasks offers a model called `name` (None: none of them)."""
+    return next((one for one in task_list(task) if name in choices(session, one)), None)
+
+
+def model_info(session: dict | None, name: str | None, task: str | tuple[str, ...]) -> str:
     """Markdown under a model dropdown: what the chosen model is, or what is missing."""
-    if not name:
-        return f"⚠️ {missing_message(task)}"
-    is_embedded = name == EMBEDDED_NAMES[task]
-    loaded = embedded(task) if is_embedded else \
-        _step_zero(task, name) or _session_models(session).get(name)
+    tasks = task_list(task)
+    missing = "\n\n".join(f"⚠️ {missing_message(one)}" for one in tasks)
+    found = task_of(session, name, tasks) if name else None
+    if found is None:
+        return missing
+    is_embedded = name == EMBEDDED_NAMES[found]
+    loaded = embedded(found) if is_embedded else \
+        _step_zero(found, name) or _session_models(session).get(name)
     if loaded is None:
-        return f"⚠️ {missing_message(task)}"
+        return missing
     return f"**{markdown_literal(loaded.name)}**: {markdown_literal(loaded.description)}"
 
 
@@ -352,27 +374,44 @@ def enclosing_tab() -> gr.Tab | None:
     return block
 
 
-def model_selector(session: gr.State, task: str,
-                   label: str = "Model") -> tuple[gr.Dropdown, gr.Markdown]:
-    """A dropdown of the models `task` can use, with a line saying what the chosen one is (or
-    what is missing and how to make it). Call it inside a `gr.Tab`: the choices refresh when
-    the tab is selected, so a model trained in another tab shows up here for this session."""
-    names = choices({}, task)
+def refreshed_choices(session: dict | None, current: str | None,
+                      task: str | tuple[str, ...]):
+    """A model dropdown's update and its line: this session's models now, the chosen one kept
+    while it is still there."""
+    names = choices_for(session, task)
+    value = current if current in names else (names[0] if names else None)
+    return gr.update(choices=names, value=value), model_info(session, value, task)
+
+
+def refresh_when_selected(session: gr.State, dropdown: gr.Dropdown, info: gr.Markdown,
+                          task: str | tuple[str, ...]):
+    """When the tab around the dropdown is selected, offer this session's models (a model
+    trained or imported in another tab shows up). The event, for a tab to chain its own
+    `.then` to; None outside a tab."""
+    tab = enclosing_tab()
+    if tab is None:
+        return None
+    return tab.select(lambda session_value, current: refreshed_choices(session_value, current,
+                                                                       task),
+                      [session, dropdown], [dropdown, info], api_visibility="private",
+                      queue=False)
+
+
+def model_selector(session: gr.State, task: str | tuple[str, ...], label: str = "Model",
+                   refresh_on_select: bool = True) -> tuple[gr.Dropdown, gr.Markdown]:
+    """A dropdown of the models `task` can use (one task, or several: the Model tab's), with a
+    line saying what the chosen one is (or what is missing and how to make it). Call it inside
+    a `gr.Tab`: the choices refresh when the tab is selected, so a model trained in another tab
+    shows up here for this session (refresh_on_select=False: the tab wires
+    `refresh_when_selected` itself, to chain more to it)."""
+    names = choices_for({}, task)
     # allow_custom_value: a program may name a model this session imported or trained without
     # the dropdown having been refreshed; resolve() explains unknown names in plain words.
     dropdown = gr.Dropdown(names, value=names[0] if names else None, label=label,
                            interactive=True, allow_custom_value=True)
     info = gr.Markdown(model_info({}, dropdown.value, task))
-
-    def refresh(session_value: dict, current: str | None):
-        names = choices(session_value, task)
-        value = current if current in names else (names[0] if names else None)
-        return gr.update(choices=names, value=value), model_info(session_value, value, task)
-
-    tab = enclosing_tab()
-    if tab is not None:
-        tab.select(refresh, [session, dropdown], [dropdown, info], api_visibility="private",
-                   queue=False)
+    if refresh_on_select:
+        refresh_when_selected(session, dropdown, info, task)
     dropdown.change(lambda session_value, name: model_info(session_value, name, task),
                     [session, dropdown], info, api_visibility="private", queue=False)
     return dropdown, info

@@ -96,16 +96,18 @@ class ComparisonHistory:
 
     def accuracy_spec(self) -> Spec:
         spec = self._spec("Accuracy where the input was <mask> (thick) and overall (thin)",
-                          "accuracy (%)", 560, rangemode="tozero")
+                          "accuracy (%)", 640, rangemode="tozero")
         # Four long entries: one per line (side by side, the last ran off the chart's edge), and
-        # a word on why the thin lines sit together (issue 33).
+        # a word on why the thin lines sit together (issue 33), in short lines that fit a phone;
+        # the bottom margin holds both apart (at 210 px the note touched the legend and its last
+        # line was cut off).
         spec["layout"]["legend"].update(orientation="v", y=-0.22)
-        spec["layout"]["margin"]["b"] = 210
+        spec["layout"]["margin"]["b"] = 290
         spec["layout"]["annotations"].append({
-            "text": "Overall accuracy counts the chosen tokens left as they were, which any model "
-                    "copies:<br>the thin lines sit together; the thick lines, at <mask>, show "
-                    "what context taught.".replace("<mask>", "&lt;mask&gt;"),
-            "xref": "paper", "yref": "paper", "x": 0, "y": -0.62, "xanchor": "left",
+            "text": "Overall accuracy counts the chosen tokens<br>left as they were, which any "
+                    "model copies:<br>the thin lines sit together; the thick lines,<br>at "
+                    "<mask>, show what context taught.".replace("<mask>", "&lt;mask&gt;"),
+            "xref": "paper", "yref": "paper", "x": 0, "y": -0.7, "xanchor": "left",
             "yanchor": "top", "showarrow": False, "align": "left",
             "font": {"size": 12, "color": NOTE_COLOR}})
         for side, curves in enumerate(self.sides):
