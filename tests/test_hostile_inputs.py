@@ -768,13 +768,13 @@ def test_a_visitors_mistake_is_one_info_line_in_the_log(client, capfd, caplog):
     assert "Traceback" not in printed.err + printed.out
 
 
-def test_the_readme_settings_table_names_every_limit():
+def test_the_host_settings_table_names_every_limit():
     from pathlib import Path
 
     from roberta.ui import limits
 
-    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
-    table = readme.split("### Settings for a shared host", 1)[1].split("\n\n", 3)[2]
+    page = Path(__file__).resolve().parents[1].joinpath("docs", "host-settings.md").read_text()
+    table = page.split("# Settings for a shared host", 1)[1].split("\n\n", 3)[2]
     names = [v for k, v in vars(limits).items() if k.startswith("ENV_")]
     assert len(names) >= 11
     for name in names:
