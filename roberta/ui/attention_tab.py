@@ -187,11 +187,13 @@ def _shape(session: dict | None, model_name: str | None) -> tuple[int, int]:
 
 
 def controls_for(model_name: str | None, layer: int, head: int, session: dict | None):
-    """Slider ranges and head names for the chosen model."""
+    """Slider ranges and head names for the chosen model. The heads already chosen stay (a
+    name this model lacks is refused plainly when the views are drawn): answering with a value
+    would overwrite heads typed while this answer was on its way."""
     layers, heads = _shape(session, model_name)
     return (gr.update(value=min(int(layer or 1), layers), label=f"Layer (1–{layers})"),
             gr.update(value=min(int(head or 1), heads), label=f"Head (1–{heads})"),
-            gr.update(choices=head_choices(layers, heads), value=[]))
+            gr.update(choices=head_choices(layers, heads)))
 
 
 def build_attention_tab(session: gr.State) -> None:
