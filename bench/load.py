@@ -127,6 +127,16 @@ def wait_until_up(url: str, server: subprocess.Popen, log: Path, timeout: float 
     raise SystemExit(f"the app did not answer within {timeout:.0f} s")
 
 
+def stop_server(server: subprocess.Popen, temp: Path) -> None:
+    """Stop the app a bench started, and delete its temp folder."""
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
 def run(clients: int, seconds: float, settle: float, threads: int, train_steps: int) -> dict:
     from gradio_client import Client, handle_file
 
@@ -191,12 +201,7 @@ def run(clients: int, seconds: float, settle: float, threads: int, train_steps: 
         gradio_cache = folder_mb(temp / "server" / "gradio")
         server_log = log.read_text()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(temp, ignore_errors=True)
+        stop_server(server, temp)
     fill = tallies["fill-mask"].seconds
     return {"clients": clients, "seconds": seconds, "settle": settle, "start": start,
             "peak": peak, "after": after, "gradio_cache_after_mb": gradio_cache,

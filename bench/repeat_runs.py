@@ -30,8 +30,6 @@ leaves 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -44,6 +42,7 @@ from bench.load import (
     free_port,
     rss_mb,
     start_server,
+    stop_server,
     wait_until_up,
 )
 
@@ -183,12 +182,7 @@ def run(kinds: list[str], runs: int, steps: int, threads: int,
         say(line("log", sessions_ended=sessions_ended(log),
                  tracebacks=results["tracebacks_in_log"]))
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(temp, ignore_errors=True)
+        stop_server(server, temp)
     return results
 
 

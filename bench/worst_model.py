@@ -27,14 +27,21 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
 import zipfile
 from pathlib import Path
 
-from bench.load import MASKED, Tally, free_port, percentile, start_server, wait_until_up
+from bench.load import (
+    MASKED,
+    Tally,
+    free_port,
+    percentile,
+    start_server,
+    stop_server,
+    wait_until_up,
+)
 from bench.repeat_runs import PATIENT_SERVER, line
 
 HEAVY_REQUESTS = 4  # /fill_mask's concurrency limit: every slot busy
@@ -177,12 +184,7 @@ def run(seconds: float, calls_alone: int, threads: int, quick: bool, say=print) 
         hostile.close()
         tracebacks = log.read_text(errors="replace").count("Traceback")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(temp, ignore_errors=True)
+        stop_server(server, temp)
         if budget_before is None:
             os.environ.pop(ENV_MAX_IMPORT_GFLOPS, None)
         else:
