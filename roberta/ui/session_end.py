@@ -16,7 +16,6 @@ import gc
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,21 +82,6 @@ def hand_memory_back(collect_cycles: bool) -> None:
             ctypes.CDLL(libc).malloc_trim(0)
 
 
-def drop_state(holder, session_hash: str, tries: int = 5) -> None:
-    """Gradio's `delete_state` (every gr.State dropped, each delete_callback run now). It
-    iterates the session's state dict while the session's last event (a run's generator
-    stopping) may still add to it, which raises "dictionary changed size during iteration":
-    then it is tried again a moment later (the delete_callbacks here may run twice)."""
-    for attempt in range(tries):
-        try:
-            holder.delete_state(session_hash)
-            return
-        except RuntimeError:
-            if attempt == tries - 1:
-                raise
-            time.sleep(0.05)
-
-
 def drop_session(holder, session_hash: str) -> None:
     """Drop every gr.State of the session and then the session itself from Gradio's holder.
 
@@ -105,11 +89,12 @@ def drop_session(holder, session_hash: str) -> None:
     only ever changed in place (a tab's run control: its last model, its trainer, its zip) is
     kept with the session, and Gradio keeps a closed session's values (charts included) until
     10,000 newer sessions push it out. So the rest are dropped here, each state's
-    delete_callback run first (a tab's deletes its zip)."""
+    delete_callback run first (a tab's deletes its zip). The keys are read once, before any
+    is dropped: the session's last event (a run's generator stopping) may still add one, which
+    made Gradio's own loop over them fail ("dictionary changed size during iteration")."""
     session_state = holder.session_data.get(session_hash)
     if session_state is None:
         return
-    drop_state(holder, session_hash)  # the states a handler returned: delete_callback each
     for key in list(session_state.state_data):
         block = session_state.blocks_config.blocks.get(key)
         value = session_state.state_data.pop(key, None)
