@@ -11,7 +11,13 @@ from roberta.inference import encode_window, mask_word
 from roberta.lens import LENS_TOP_K, logit_lens, neuron_view
 from roberta.token_text import merge_pieces, visible_token
 from roberta.ui import registry
-from roberta.ui.common import checked_number, markdown_literal, plain_errors, user_error
+from roberta.ui.common import (
+    check_masked_text,
+    checked_number,
+    markdown_literal,
+    plain_errors,
+    user_error,
+)
 from roberta.ui.limits import attention_tokens
 from roberta.ui.page_export import html_download
 from roberta.viz.lens import layer_names, lens_figure, neuron_figure
@@ -39,18 +45,12 @@ def _whole(value: object, label: str, minimum: int, default: int) -> int:
     return default if value is None else int(value)
 
 
-def _text(text: object) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise user_error("The text is empty: type a sentence.")
-    return text
-
-
 # --- Fill-mask: the logit lens and click-to-mask ----------------------------------------------
 
 def show_logit_lens(text: str, model_name: str | None = None, mask_number: int = 1,
                     session: dict | None = None):
     """The lens at the `mask_number`-th <mask> (from 1): heatmap, table, one line."""
-    text = _text(text)
+    text = check_masked_text(text)
     number = _whole(mask_number, "Which <mask>", 1, 1)
     loaded = registry.resolve(session, model_name, "mlm")
     with plain_errors("The logit lens"):
@@ -80,7 +80,6 @@ def token_of_span(tokens: list[str], span: int) -> int:
 def mask_clicked(text: str, model_name: str | None, session: dict | None,
                  selected: gr.SelectData) -> str:
     """The text with the clicked word (a span of the tokenization view) replaced by <mask>."""
-    text = _text(text)
     loaded = registry.resolve(session, model_name, "mlm")
     length = loaded.model.config.max_sequence_length
     with plain_errors("Masking a word"):
@@ -114,7 +113,6 @@ def build_logit_lens(session: gr.State, text: gr.Textbox, model_name: gr.Dropdow
 def show_neuron_view(text: str, model_name: str | None = None, layer: int = 1, head: int = 1,
                      query_token: int = 1, session: dict | None = None):
     """One head's weights for one query token (0 = <s>), step by step."""
-    text = _text(text)
     layer, head = _whole(layer, "Layer", 1, 1), _whole(head, "Head", 1, 1)
     query = _whole(query_token, "Query token", 0, 1)
     loaded = registry.resolve(session, model_name, "mlm")
