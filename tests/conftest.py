@@ -198,6 +198,18 @@ def offline_guard() -> OfflineGuard:
     return OfflineGuard()
 
 
+@pytest.fixture(autouse=True)
+def stays_offline(request):
+    """A browser test fails at its own request that left 127.0.0.1 (the page fixture checks
+    again when its module ends)."""
+    if request.node.get_closest_marker("browser") is None:
+        yield
+        return
+    guard = request.getfixturevalue("offline_guard")
+    yield
+    guard.check()
+
+
 # Every toast the page shows, kept in window.__toasts as it appears: Gradio's toasts expire
 # after a few seconds, so counting them on the page later can miss one.
 RECORD_TOASTS = """

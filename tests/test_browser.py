@@ -12,12 +12,6 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture(autouse=True)
-def stays_offline(offline_guard):
-    yield
-    offline_guard.check()
-
-
 def open_tab(page, name: str):
     page.get_by_role("tab", name=name).click()
     return page.locator(f"#tab-{name.lower()}")

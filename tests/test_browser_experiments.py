@@ -17,12 +17,6 @@ LEGEND = """() => Array.from(document.querySelectorAll(
     '#compare-accuracy-plot .legendtext')).map(e => e.textContent)"""
 
 
-@pytest.fixture(autouse=True)
-def stays_offline(offline_guard):
-    yield
-    offline_guard.check()
-
-
 def test_a_comparison_draws_both_lines_and_stop_stops_both(page):
     page.get_by_role("tab", name="Experiments").click()
     paragraph = page.locator("#compare-paragraph")

@@ -17,12 +17,6 @@ LENS_ROWS = """() => {
 }"""
 
 
-@pytest.fixture(autouse=True)
-def stays_offline(offline_guard):
-    yield
-    offline_guard.check()
-
-
 def test_clicking_a_word_hides_it_and_predicts_again(page):
     tab = open_tab(page, "Fill-mask")
     box = tab.locator("textarea").first

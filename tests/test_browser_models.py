@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_browser import open_tab
 from tiny_assets import set_up_tiny_run
 
 from roberta import RobertaForMaskedLM
@@ -21,12 +22,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TEXT = "The cat sat on the <mask>."
 UPLOADED = "Imported: sharp-lm"
-
-
-@pytest.fixture(autouse=True)
-def stays_offline(offline_guard):
-    yield
-    offline_guard.check()
 
 
 def zipped_checkpoint(model, tokenizer, folder) -> Path:
@@ -61,11 +56,6 @@ def sharp_checkpoint(tiny_assets, tmp_path_factory):
     model, tokenizer = sharpened(tiny_assets, seed=1)
     archive = zipped_checkpoint(model, tokenizer, tmp_path_factory.mktemp("sharp") / "sharp-lm")
     return archive, model, tokenizer
-
-
-def open_tab(page, name: str):
-    page.get_by_role("tab", name=name).click()
-    return page.locator(f"#tab-{name.lower()}")
 
 
 def table_rows(page, table, columns: int) -> list[list[str]]:

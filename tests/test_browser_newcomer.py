@@ -9,22 +9,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from test_browser import open_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 WIDE = "我喜欢 <mask> 🍕."  # a Chinese phrase and an emoji: bytes to the tiny English BPE
 RAW_BYTE = re.compile(r"\\x[0-9a-f]{2}")  # how a byte token read before: "\xe5"
-
-
-@pytest.fixture(autouse=True)
-def stays_offline(offline_guard):
-    yield
-    offline_guard.check()
-
-
-def open_tab(page, name: str):
-    page.get_by_role("tab", name=name).click()
-    return page.locator(f"#tab-{name.lower()}")
 
 
 def test_the_line_under_steps_says_what_this_host_measures(page):

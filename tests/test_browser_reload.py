@@ -30,12 +30,6 @@ def leaving_asks(page) -> bool:
     return bool(asked)
 
 
-@pytest.fixture(autouse=True)
-def stays_offline(offline_guard):
-    yield
-    offline_guard.check()
-
-
 def test_leaving_asks_while_a_run_trains_and_a_reload_keeps_the_model(page, page_errors):
     page.get_by_role("tab", name="Train").click()
     tab = page.locator("#tab-train")

@@ -13,12 +13,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 
-@pytest.fixture(autouse=True)
-def stays_offline(offline_guard):
-    yield
-    offline_guard.check()
-
-
 def test_training_draws_the_loss_and_stops_with_a_model(page):
     page.get_by_role("tab", name="Train").click()
     tab = page.locator("#tab-train")

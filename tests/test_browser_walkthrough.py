@@ -4,19 +4,9 @@ words, downloads. Chromium via playwright (see conftest.py); one page per module
 from __future__ import annotations
 
 import pytest
+from test_browser import open_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def stays_offline(offline_guard):
-    yield
-    offline_guard.check()
-
-
-def open_tab(page, name: str):
-    page.get_by_role("tab", name=name).click()
-    return page.locator(f"#tab-{name.lower()}")
 
 
 LONG_SENTENCE = ("Researchers at the university announced that the extraordinarily "

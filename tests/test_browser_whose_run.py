@@ -12,12 +12,6 @@ from tiny_assets import LOSS_POINTS, set_up_tiny_run
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture(autouse=True)
-def stays_offline(offline_guard):
-    yield
-    offline_guard.check()
-
-
 def test_compare_while_training_names_the_learners_own_run(page):
     page.get_by_role("tab", name="Train").click()
     set_up_tiny_run(page.locator("#tab-train"), 3000)
