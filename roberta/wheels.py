@@ -230,11 +230,12 @@ def _csv_rows(data: bytes, encoding: str = "utf-8", delimiter: str = ",") -> lis
 
 
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_SPACES = re.compile(r"[ \t]+")
 
 
 def _clean(text: str) -> str:
     text = html.unescape(_BREAK.sub("\n", text))
-    return re.sub(r"[ \t]+", " ", text).strip()
+    return _SPACES.sub(" ", text).strip()
 
 
 @functools.lru_cache(maxsize=1)

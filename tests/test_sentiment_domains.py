@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import io
 import random
+import re
 import tarfile
 
 import pytest
@@ -64,6 +65,14 @@ def test_the_label_rule_follows_the_human_mean():
     assert domains.label_from_mean(-1.0) == NEGATIVE
     assert domains.label_from_mean(0.25) == NEUTRAL and domains.label_from_mean(-0.1) == NEUTRAL
     assert domains.label_from_mean(0.6) is None and domains.label_from_mean(-0.99) is None
+
+
+@pytest.mark.parametrize("text", ["That's terribly SAD :(", "  café — 10/10!  ", "İstanbul",
+                                  "ﬁne", "\u212a", "x\u0307y", "\U0001F600 ok\tthen", "!!", ""])
+def test_the_key_is_lower_case_letters_and_digits_single_spaced(text):
+    """normalise works on bytes for speed: the same key as the plain str definition, every
+    other character (accents, ligatures, emoji) a separator."""
+    assert normalise(text) == re.sub(r"[^0-9a-z]+", " ", text.lower()).strip()
 
 
 def test_copies_up_to_case_and_punctuation_are_one_text_and_disagreeing_ones_go():
