@@ -41,6 +41,16 @@ def timelapse_value(timelapses: Sequence[Any | None], titles: Sequence[str] = ()
     return {"runs": runs, "message": message if message or runs else WAITING}
 
 
+def live_value(send, timelapses: Sequence[Any | None], ended: bool,
+               titles: Sequence[str] = ()):
+    """A training tab's update of the block (`send`: its live.SendWhenChanged): the run's
+    time-lapses when one has a new snapshot, at most every TIMELAPSE_SECONDS while they run
+    (the page replays what it has meanwhile), and all of them once the run has ended."""
+    counts = tuple(len(t.snapshots) if t is not None else 0 for t in timelapses)
+    return send("timelapse", counts, lambda: timelapse_value(timelapses, titles), ended,
+                TIMELAPSE_SECONDS)
+
+
 def empty_value(message: str = WAITING) -> dict[str, Any]:
     return {"runs": [], "message": message}
 
@@ -182,7 +192,12 @@ function update() {
   $('.tl-message').textContent = value().message || '';
   $('.tl-controls').hidden = n === 0;
   slider.max = Math.max(0, n - 1);
-  if (n === 0) { $('.tl-runs').replaceChildren(); state.runs = 0; return; }
+  if (n === 0) {  // a new run (or a model without a time-lapse): start over
+    $('.tl-runs').replaceChildren();
+    Object.assign(state, {runs: 0, index: 0, follow: true});
+    stop();
+    return;
+  }
   show(state.follow || state.index > n - 1 ? n - 1 : state.index);
 }
 

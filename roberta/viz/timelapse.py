@@ -16,6 +16,7 @@ digits of the map's extent. A micro run's 60 snapshots make well under a megabyt
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 from typing import Any
@@ -196,45 +197,16 @@ def step_line(snapshot) -> str:
 def replay_data(timelapse, title: str = "") -> dict[str, Any]:
     """Everything a page needs to replay `timelapse` at any snapshot (see the module's text).
     ValueError when it holds no snapshot."""
+    # One consistent list: a live run appends snapshots while the page's data is made.
+    timelapse = dataclasses.replace(timelapse, snapshots=list(timelapse.snapshots))
     if not timelapse.snapshots:
         raise ValueError("the time-lapse holds no snapshot yet")
-    snapshots = list(timelapse.snapshots)
-    view = _Frozen(timelapse, snapshots)  # one consistent list while a run appends to it
     return dict(
-        title=title, sentence=timelapse.sentence, steps=[s.step for s in snapshots],
-        lines=[step_line(s) for s in snapshots],
-        probes=[probes_html(timelapse.probe_texts, s.probes) for s in snapshots],
-        figures=dict(attention=attention_figure(view), roles=roles_figure(view),
-                     counts=counts_figure(view), map=map_figure(view)))
-
-
-class _Frozen:
-    """A TimeLapse read through a copy of its snapshot list (a live run appends to the list
-    while the page's data is made from it), its derived arrays computed once."""
-
-    def __init__(self, timelapse, snapshots: list) -> None:
-        self._timelapse, self.snapshots = timelapse, snapshots
-        self.tokens, self.map_words = timelapse.tokens, timelapse.map_words
-        self.probe_texts, self.sentence = timelapse.probe_texts, timelapse.sentence
-
-    def steps(self) -> list[int]:
-        return [s.step for s in self.snapshots]
-
-    def map_points(self) -> np.ndarray:
-        return _derived(self._timelapse, self.snapshots, "map_points")
-
-    def role_counts(self) -> dict[str, list[int]]:
-        return _derived(self._timelapse, self.snapshots, "role_counts")
-
-
-def _derived(timelapse, snapshots: list, method: str):
-    """TimeLapse.<method>() over exactly these snapshots."""
-    if len(timelapse.snapshots) == len(snapshots):
-        return getattr(timelapse, method)()
-    copy = type(timelapse).__new__(type(timelapse))
-    copy.__dict__.update(timelapse.__dict__)
-    copy.snapshots = snapshots
-    return getattr(copy, method)()
+        title=title, sentence=timelapse.sentence, steps=timelapse.steps(),
+        lines=[step_line(s) for s in timelapse.snapshots],
+        probes=[probes_html(timelapse.probe_texts, s.probes) for s in timelapse.snapshots],
+        figures=dict(attention=attention_figure(timelapse), roles=roles_figure(timelapse),
+                     counts=counts_figure(timelapse), map=map_figure(timelapse)))
 
 
 def figure_at(figure: dict[str, Any], index: int) -> dict[str, Any]:
