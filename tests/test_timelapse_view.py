@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 
 from roberta.timelapse import ROLE_NAMES, Snapshot, TimeLapse
-from roberta.viz.attention import ROLE_SHORT
-from roberta.viz.timelapse import MAP_LABELS, figure_at, probes_html, replay_data
+from roberta.viz.timelapse import (
+    MAP_LABELS,
+    MAP_SCALE,
+    attention_at,
+    map_at,
+    probes_html,
+    replay_data,
+)
 
 
 def made_up(snapshots: int = 4, layers: int = 2, heads: int = 3, tokens: int = 6,
@@ -47,51 +53,41 @@ def data(timelapse) -> dict:
     return replay_data(timelapse, "A: structured start")
 
 
-def test_one_heatmap_per_head_holding_that_snapshots_attention(timelapse, data):
-    figure = data["figures"]["attention"]
-    assert len(figure["frames"]) == len(timelapse.snapshots)
+def test_every_heads_attention_at_every_snapshot(timelapse, data):
+    a = data["attention"]
+    L, H, T = timelapse.snapshots[0].attention.shape[:3]
+    assert (a["layers"], a["heads"]) == (L, H) == (2, 3)
+    assert a["tokens"] == ["<s>", "␣t0", "␣t1", "␣t2", "␣t3", "</s>"]  # spaces made visible
+    assert len(a["frames"]) == len(timelapse.snapshots)
     for index, snapshot in enumerate(timelapse.snapshots):
-        drawn = figure_at(figure, index)["data"]
-        L, H = snapshot.attention.shape[:2]
-        assert [t["type"] for t in drawn] == ["heatmap"] * (L * H)
-        for k, trace in enumerate(drawn):
-            layer, head = divmod(k, H)
-            percent = np.asarray(trace["z"])
-            assert np.abs(percent - snapshot.attention[layer, head] * 100).max() <= 0.5 + 1e-3
-            assert trace["name"] == f"layer {layer + 1} head {head + 1}"
-    titles = [a["text"] for a in figure["layout"]["annotations"]]
-    assert titles == [f"layer {la} · head {h}" for la in (1, 2) for h in (1, 2, 3)]
+        drawn = attention_at(data, index)
+        assert drawn.shape == (L, H, T, T)
+        np.testing.assert_allclose(drawn, snapshot.attention.astype(np.float32), atol=0.005)
+        assert all(isinstance(v, int) for v in a["frames"][index])  # whole percents
 
 
 def test_the_map_points_are_the_timelapses_at_that_index(timelapse, data):
     points = timelapse.map_points()
-    extent = float(np.ptp(points.reshape(-1, 2), axis=0).max())
-    figure = data["figures"]["map"]
-    x_range, y_range = figure["layout"]["xaxis"]["range"], figure["layout"]["yaxis"]["range"]
+    extent = np.ptp(points.reshape(-1, 2), axis=0)
+    m = data["map"]
+    assert m["words"] == timelapse.map_words and m["labelled"] == MAP_LABELS
     for index in range(len(timelapse.snapshots)):
-        (trace,) = figure_at(figure, index)["data"]
-        drawn = np.stack([trace["x"], trace["y"]], axis=1)
-        np.testing.assert_allclose(drawn, points[index], atol=extent * 1e-3)
+        np.testing.assert_allclose(map_at(data, index), points[index], atol=extent.max() * 2e-4)
+        frame = m["frames"][index]
         # The axes hold every snapshot's points: the map never rescales under the slider.
-        assert x_range[0] < drawn[:, 0].min() and drawn[:, 0].max() < x_range[1]
-        assert y_range[0] < drawn[:, 1].min() and drawn[:, 1].max() < y_range[1]
-    labels = figure["data"][0]["text"]
-    assert labels[:MAP_LABELS] == timelapse.map_words[:MAP_LABELS]
-    assert set(labels[MAP_LABELS:]) == {""}  # the rest on hover only
-    assert figure["data"][0]["hovertext"] == timelapse.map_words
+        assert min(frame["x"]) > 0 and max(frame["x"]) < MAP_SCALE
+        assert min(frame["y"]) > 0 and max(frame["y"]) < MAP_SCALE
 
 
 def test_the_role_grid_and_the_counts_follow_the_snapshots(timelapse, data):
-    roles, counts = data["figures"]["roles"], data["figures"]["counts"]
     expected_counts = timelapse.role_counts()
-    lines = {t["name"]: t["y"] for t in counts["data"] if t["name"] != "shown"}
+    lines = {t["name"]: t["y"] for t in data["counts"]["data"]}
     assert lines == {r: c for r, c in expected_counts.items() if any(c)}
+    assert set(data["role_colors"]) == set(data["role_short"]) == set(ROLE_NAMES)
+    assert data["role_short"]["first"] == "<s>"  # a label the page writes as text
     for index, snapshot in enumerate(timelapse.snapshots):
-        (grid,) = figure_at(roles, index)["data"]
-        assert grid["text"] == [[ROLE_SHORT[r] or "mixed" for r in row] for row in snapshot.roles]
-        assert [[ROLE_NAMES[z] for z in row] for row in grid["z"]] == snapshot.roles
-        marker = figure_at(counts, index)["data"][-1]
-        assert marker["name"] == "shown" and marker["x"] == [snapshot.step, snapshot.step]
+        assert data["roles"][index] == snapshot.roles
+        assert data["counts"]["marks"][index] == snapshot.step  # the line over the chart
 
 
 def test_probe_guesses_per_snapshot_first_guess_bold_and_escaped(timelapse, data):
@@ -116,7 +112,7 @@ def test_a_live_run_appending_while_the_data_is_made_is_read_as_one_list(timelap
     growing = made_up(snapshots=3)
     data = replay_data(growing)
     growing.snapshots.append(timelapse.snapshots[-1])  # after: the data keeps its 3
-    assert len(data["steps"]) == len(data["figures"]["map"]["frames"]) == 3
+    assert len(data["steps"]) == len(data["map"]["frames"]) == len(data["roles"]) == 3
     with pytest.raises(ValueError, match="no snapshot"):
         replay_data(made_up(snapshots=0))
 

@@ -14,13 +14,14 @@ on the snapshot the visitor chose unless they were at the latest one.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from roberta.viz.timelapse import FIGURES, replay_data
+from roberta.viz.timelapse import MAP_SCALE, replay_data
 
 # During a run, the time-lapse is re-sent at most this often (each send is the whole of it).
 TIMELAPSE_SECONDS = 5.0
@@ -84,143 +85,29 @@ CSS = """
 .tl-run { flex: 1 1 420px; min-width: 0; }
 .tl-title { font-weight: 600; }
 .tl-line { margin: 2px 0 6px; font-size: 14px; }
-.tl-grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(360px, 1fr)); gap: 8px; }
-.tl-probes-table { font-size: 13px; border-collapse: collapse; }
+.tl-grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 12px; }
+.tl-caption { font-size: 13px; font-weight: 600; margin: 4px 0; }
+.tl-sentence { font-size: 12px; color: #4b5563; margin-bottom: 4px; }
+.tl-heads { display: grid; gap: 6px; }
+.tl-head-title { font-size: 11px; text-align: center; }
+.tl-head canvas, .tl-map { width: 100%; display: block; }
+.tl-counts { position: relative; }
+.tl-mark { position: absolute; width: 0; border-left: 2px dashed #111827; pointer-events: none; }
+.tl-mark[hidden] { display: none; }
+.tl-roles { border-collapse: separate; border-spacing: 2px; font-size: 12px; }
+.tl-roles td { padding: 3px 6px; text-align: center; border-radius: 3px; }
+.tl-roles th { font-weight: normal; font-size: 11px; padding: 0 4px; }
+.tl-probes-table { font-size: 13px; border-collapse: collapse; margin-bottom: 6px; }
 .tl-probes-table td, .tl-probes-table th { padding: 2px 6px; border-bottom: 1px solid #e5e7eb; }
 """
 
-# The block's script: `element` is the block, `props.value` its JSON, `watch` runs a function
-# after the value changed (Gradio's gr.HTML). Every figure keeps its <div> for the page's life,
-# so Plotly.react updates it in place (plot_cleanup.py purges any that leave the page).
-SCRIPT = """
-const FIGURES = __FIGURES__, CHUNK = __CHUNK__, PLAY_MS = __PLAY_MS__;
-const state = {index: 0, follow: true, playing: false, drawing: false, again: false,
-               dirty: true, runs: 0};
-element.robertaTimelapse = state;  // for tests: the snapshot drawn, how long it took
-const $ = s => element.querySelector(s);
-const slider = $('.tl-slider'), play = $('.tl-play'), stepText = $('.tl-step');
-const value = () => props.value || {};
-const frames = () => Math.max(0, ...(value().runs || []).map(r => r.steps.length));
-const visible = () => element.getClientRects().length > 0;
-
-let asked = false;
-function plotly() {
-  if (window.Plotly) return Promise.resolve(window.Plotly);
-  if (!asked && CHUNK) {  // no chart on the page has loaded plotly yet: load Gradio's copy
-    asked = true;
-    const main = document.querySelector('script[type=module][src*="/assets/index-"]');
-    if (main) import(main.src.replace(/[^/]*$/, CHUNK)).catch(() => {});
-  }
-  return new Promise(resolve => setTimeout(() => resolve(plotly()), 200));
-}
-
-function build(runs) {
-  const box = $('.tl-runs');
-  box.replaceChildren();
-  for (const run of runs) {
-    const column = document.createElement('div');
-    column.className = 'tl-run';
-    column.innerHTML = '<div class="tl-title"></div><div class="tl-line"></div>' +
-      '<div class="tl-probes"></div><div class="tl-grid">' +
-      FIGURES.map(f => '<div class="tl-fig" data-figure="' + f + '"></div>').join('') +
-      '</div>';
-    column.querySelector('.tl-title').textContent = run.title || '';
-    box.appendChild(column);
-  }
-  state.runs = runs.length;
-}
-
-async function draw() {
-  if (state.drawing) { state.again = true; return; }
-  if (!visible()) { state.dirty = true; return; }
-  state.drawing = true;
-  const started = performance.now(), index = state.index;
-  try {
-    const P = await plotly();
-    const runs = value().runs || [];
-    if (runs.length !== state.runs) build(runs);
-    const columns = element.querySelectorAll('.tl-run');
-    const drawn = [];
-    runs.forEach((run, r) => {
-      const k = Math.min(index, run.steps.length - 1);
-      columns[r].querySelector('.tl-line').textContent = run.lines[k];
-      columns[r].querySelector('.tl-probes').innerHTML = run.probes[k];  // escaped server-side
-      for (const name of FIGURES) {
-        const figure = run.figures[name];
-        const data = figure.data.map((trace, t) => Object.assign({}, trace, figure.frames[k][t]));
-        const div = columns[r].querySelector('[data-figure="' + name + '"]');
-        drawn.push(P.react(div, data, figure.layout, {responsive: true, displaylogo: false}));
-      }
-    });
-    await Promise.all(drawn);
-    state.dirty = false;
-    state.drawn = index;
-    state.lastMs = performance.now() - started;
-    element.dispatchEvent(new CustomEvent('tl-drawn', {detail: index}));
-  } finally {
-    state.drawing = false;
-  }
-  if (state.again) { state.again = false; draw(); }
-}
-
-function show(index) {
-  const n = frames();
-  state.index = Math.max(0, Math.min(index, n - 1));
-  state.follow = state.index === n - 1;
-  slider.value = state.index;
-  const runs = value().runs || [];
-  stepText.textContent = runs.map(r => (runs.length > 1 ? (r.title || '').split(':')[0] + ' ' : '')
-    + 'step ' + r.steps[Math.min(state.index, r.steps.length - 1)].toLocaleString('en'))
-    .join(' · ') + '  (' + (state.index + 1) + ' of ' + n + ')';
-  draw();
-}
-
-function stop() {
-  state.playing = false;
-  play.textContent = '▶ Play';
-}
-
-function tick() {
-  if (!state.playing) return;
-  if (state.index >= frames() - 1) { stop(); return; }
-  show(state.index + 1);
-  setTimeout(tick, PLAY_MS);
-}
-
-function update() {
-  const n = frames();
-  $('.tl-message').textContent = value().message || '';
-  $('.tl-controls').hidden = n === 0;
-  slider.max = Math.max(0, n - 1);
-  if (n === 0) {  // a new run (or a model without a time-lapse): start over
-    $('.tl-runs').replaceChildren();
-    Object.assign(state, {runs: 0, index: 0, follow: true});
-    stop();
-    return;
-  }
-  show(state.follow || state.index > n - 1 ? n - 1 : state.index);
-}
-
-slider.addEventListener('input', () => { stop(); show(Number(slider.value)); });
-play.addEventListener('click', () => {
-  if (state.playing) { stop(); return; }
-  state.playing = true;
-  play.textContent = '⏸ Pause';
-  if (state.index >= frames() - 1) show(0);
-  setTimeout(tick, PLAY_MS);
-});
-new IntersectionObserver(entries => {
-  if (entries.some(e => e.isIntersecting) && state.dirty && frames()) draw();
-}).observe(element);
-update();
-watch('value', update);
-"""
+SCRIPT_FILE = Path(__file__).with_name("timelapse_view.js")
 
 
+@functools.cache
 def script() -> str:
-    import json
-
-    return (SCRIPT.replace("__FIGURES__", json.dumps(list(FIGURES)))
+    """The block's script, with this module's constants."""
+    return (SCRIPT_FILE.read_text().replace("__MAP_SCALE__", str(MAP_SCALE))
             .replace("__CHUNK__", json.dumps(plotly_chunk()))
             .replace("__PLAY_MS__", str(PLAY_FRAME_MS)))
 
