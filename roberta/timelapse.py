@@ -132,10 +132,9 @@ def load_timelapse(directory: str | os.PathLike) -> tuple[TimeLapse | None, str]
     path = path / FILE_NAME if path.is_dir() else path
     if not path.is_file():
         return None, f"This model has no time-lapse (no {FILE_NAME} beside its weights)."
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        return None, (f"Its time-lapse was not loaded: the file is {size:,} bytes, more than "
-                      f"the {MAX_FILE_BYTES:,} a time-lapse may have.")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        return None, (f"Its time-lapse was not loaded: the file is larger than the "
+                      f"{MAX_FILE_BYTES / 1e6:g} MB a time-lapse may have.")
     try:
         return _read(path), ""
     except _Refused as err:
@@ -273,11 +272,12 @@ class TimeLapseRecorder:
         self.most = min(snapshots, MAX_SNAPSHOTS, max_bytes // each)
         self.every = snapshot_interval(max_steps, eval_every, self.most)
 
-    def due(self, step: int) -> bool:
-        """Whether `step` is one to snapshot and has room (a step is recorded once)."""
+    def due(self, step: int, final: bool = False) -> bool:
+        """Whether `step` is one to snapshot (`final`: a stopped run's last) and has room; a
+        step is recorded once."""
         taken = self.timelapse.steps()
         wanted = (step == 0 and self.most >= 2) or (step > 0 and step % self.every == 0) or \
-            step == self.max_steps
+            step == self.max_steps or final
         return wanted and len(taken) < self.most and (not taken or step > taken[-1])
 
     def adopt(self, saved: TimeLapse | None, step: int) -> bool:

@@ -10,10 +10,14 @@ import struct
 import numpy as np
 import pytest
 import torch
+import transformers
 from safetensors.numpy import save_file
+from test_checkpoint_zip import LIMIT, folder_files, make_zip
+from test_train import run_cli
 from tiny_assets import tiny_corpus
 
 from roberta import RobertaConfig, RobertaForMaskedLM
+from roberta.checkpoint_zip import load_checkpoint_zip
 from roberta.inference import attention_maps, fill_mask
 from roberta.timelapse import (
     FILE_NAME,
@@ -28,6 +32,9 @@ from roberta.timelapse import (
     snapshot_interval,
 )
 from roberta.tokenizer import RobertaTokenizer
+from roberta.training.config import PretrainConfig
+from roberta.training.engine import run_to_end
+from roberta.training.pretraining import Pretrainer, prepare_pretraining_data
 from roberta.viz.head_roles import head_roles
 
 PROBES = ("The cat <mask> good.", "This coffee tasted <mask> yesterday.")
@@ -219,3 +226,125 @@ def test_snapshots_fall_on_evaluations_and_within_the_limits(recorded, tokenizer
                               snapshots=4)
     assert short.every == 40  # 0, 40, 80 and the last step, 95
     assert [s for s in range(96) if short.due(s)] == [0, 40, 80, 95]
+
+
+# --- recording during a run ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def data(tokenizer):
+    return prepare_pretraining_data(tiny_corpus(400), tokenizer, seq_length=32,
+                                    validation_fraction=0.1)
+
+
+def _trainer(tokenizer, data, **overrides) -> Pretrainer:
+    torch.manual_seed(0)
+    model = RobertaForMaskedLM(RobertaConfig.preset("nano", vocab_size=tokenizer.vocab_size,
+                                                    max_position_embeddings=34))
+    config = PretrainConfig(**{**dict(
+        max_steps=20, batch_size=8, learning_rate=2e-3, warmup_steps=5, eval_every=5,
+        precision="fp32", device="cpu", seq_length=32, eval_sequences=16, probes=PROBES,
+        snapshots=MAX_SNAPSHOTS), **overrides})
+    return Pretrainer(model, tokenizer, data, config)
+
+
+def _same_snapshots(a: TimeLapse, b: TimeLapse) -> None:
+    assert a.steps() == b.steps()
+    for x, y in zip(a.snapshots, b.snapshots, strict=True):
+        assert (x.metrics, x.probes, x.roles) == (y.metrics, y.probes, y.roles)
+        np.testing.assert_array_equal(x.embeddings, y.embeddings)
+        np.testing.assert_array_equal(x.attention, y.attention)
+
+
+def test_a_run_snapshots_its_evaluations_and_saves_them_beside_the_weights(
+        tokenizer, data, tmp_path):
+    assert _trainer(tokenizer, data, snapshots=0).timelapse is None  # the library's default
+    trainer = _trainer(tokenizer, data, output_dir=str(tmp_path / "run"))
+    evals = {e.step: e for e in trainer.run() if e.kind == "eval"}
+    timelapse = trainer.timelapse
+    assert timelapse.steps() == [0, 5, 10, 15, 20]
+    for snapshot in timelapse.snapshots[1:]:  # the evaluation's own figures, not new ones
+        event = evals[snapshot.step]
+        assert snapshot.metrics == event.metrics
+        assert snapshot.probes == [[(c.token, c.probability) for c in p.predictions[0].candidates]
+                                   for p in event.probes]
+    saved, why = load_timelapse(tmp_path / "run")
+    assert why == ""
+    _same_snapshots(saved, timelapse)
+    hf = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "run")  # still loads
+    ids = torch.tensor([tokenizer.encode("The cat was good.").ids])
+    with torch.no_grad():
+        trainer.model.eval()
+        assert (hf(input_ids=ids).logits - trainer.model(ids).logits).abs().max() < 1e-4
+
+
+def test_a_resumed_run_keeps_the_snapshots_taken_before_the_interruption(
+        tokenizer, data, tmp_path):
+    whole = _trainer(tokenizer, data, checkpoint_every=10)
+    run_to_end(whole)
+    out = tmp_path / "run"
+    interrupted = _trainer(tokenizer, data, checkpoint_every=10, output_dir=str(out))
+    for event in interrupted.run():
+        if event.kind == "checkpoint":  # killed after its step-10 checkpoint
+            interrupted.stop()
+    assert load_timelapse(out)[0].steps() == [0, 5, 10]
+    resumed = Pretrainer.resume(out, data, interrupted.config)
+    assert resumed.timelapse.steps() == [0, 5, 10]
+    run_to_end(resumed)
+    _same_snapshots(resumed.timelapse, whole.timelapse)  # as if never interrupted
+    _same_snapshots(load_timelapse(out)[0], whole.timelapse)
+
+
+def test_a_stopped_run_snapshots_where_it_stopped(tokenizer, data):
+    trainer = _trainer(tokenizer, data)
+    for event in trainer.run():
+        if event.kind == "step" and event.step == 7:
+            trainer.stop()
+    assert trainer.timelapse.steps() == [0, 5, 7]
+    assert trainer.timelapse.snapshots[-1].metrics["val_loss"] > 0
+
+
+def test_the_command_line_writes_a_time_lapse_with_snapshots_n(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(tiny_corpus(200)))
+    flags = ["pretrain", "--preset", "nano", "--corpus", corpus, "--vocab-size", "300",
+             "--max-steps", "8", "--eval-every", "2", "--seq-length", "32", "--batch-size",
+             "4", "--precision", "fp32", "--device", "cpu"]
+    done = run_cli(*flags, "--snapshots", "3", "--out", tmp_path / "with")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert load_timelapse(tmp_path / "with")[0].steps() == [0, 4, 8]  # every 4th: 3 in all
+    assert run_cli(*flags, "--out", tmp_path / "without").returncode == 0
+    assert not (tmp_path / "without" / FILE_NAME).exists()  # off unless asked for
+    refused = run_cli(*flags, "--snapshots", "61", "--out", tmp_path / "many")
+    assert refused.returncode != 0 and "--snapshots must be between 0 and 60" in refused.stderr
+
+
+# --- travelling in a zip ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["good", "missing", "truncated", "hostile", "too big",
+                                  "damaged in the zip"])
+def test_an_imported_zip_brings_its_time_lapse_or_one_line_why_not(kind, recorded, tiny_assets,
+                                                                    tmp_path):
+    good = recorded[0].timelapse.save(tmp_path / "saved").read_bytes()
+    inside = {"good": good, "truncated": good[:len(good) // 2], "damaged in the zip": good,
+              "hostile": struct.pack("<Q", 60) + b'{"a": {"dtype": "F16", "shape": [1e9]}}',
+              "too big": b"\0" * (MAX_FILE_BYTES + 10)}  # compresses to a few kB
+    files = folder_files(tiny_assets / "mlm", "run/")
+    if kind in inside:
+        files[f"run/{FILE_NAME}"] = inside[kind]
+    upload = make_zip(tmp_path / "upload.zip", files)
+    if kind == "damaged in the zip":  # the member's bytes changed after its checksum
+        raw = upload.read_bytes()
+        at = raw.index(good[-4000:-3990])
+        upload.write_bytes(raw[:at] + bytes(b ^ 0xFF for b in raw[at:at + 10]) + raw[at + 10:])
+    imported = load_checkpoint_zip(upload, tmp_path / "x", LIMIT)
+    assert imported.task == "mlm" and imported.model is not None  # the model loads regardless
+    if kind == "good":
+        assert imported.timelapse_note == ""
+        _same_snapshots(imported.timelapse, recorded[0].timelapse)
+        return
+    assert imported.timelapse is None
+    note = imported.timelapse_note
+    assert note.endswith(".") and "\n" not in note and note.count(". ") == 0, note
+    assert {"missing": "no time-lapse", "too big": "larger than"}.get(kind, "not") in note, note
+    if kind == "too big":  # copied no further than one byte past the cap
+        assert (tmp_path / "x" / FILE_NAME).stat().st_size == MAX_FILE_BYTES + 1

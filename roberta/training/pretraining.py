@@ -18,6 +18,7 @@ from ..masking import IGNORE_INDEX, DynamicMasker, StaticMaskedDataset
 from ..model import RobertaForMaskedLM
 from ..packing import PackedSequences, pack_documents
 from ..settings import TrainingError
+from ..timelapse import TimeLapse, TimeLapseRecorder, load_timelapse
 from ..tokenizer import RobertaTokenizer
 from .config import PretrainConfig
 from .devices import autocast, world
@@ -135,6 +136,9 @@ class Pretrainer(Trainer):
                                 f" add text or lower the batch size")
         self.tokenizer = tokenizer
         self.data = data
+        self.recorder = TimeLapseRecorder(
+            tokenizer, model.config, data.train.input_ids, config.max_steps, config.eval_every,
+            config.probes, config.snapshots) if config.snapshots and self.rank == 0 else None
         # One masking stream on every rank: each masks the whole global batch and keeps its own
         # rows, so N processes train on exactly the masks one process would draw.
         self.masker = self._masker(seed=config.seed * 7919)
@@ -148,9 +152,22 @@ class Pretrainer(Trainer):
     def before_step(self) -> None:
         self._position_hold.update(self.step)
 
+    @property
+    def timelapse(self) -> TimeLapse | None:
+        """The run's time-lapse (its snapshots grow as it runs); None when it records none."""
+        return self.recorder.timelapse if self.recorder else None
+
     def run(self) -> Iterator[TrainEvent]:
         try:
-            yield from super().run()
+            if self.recorder and self.recorder.due(self.step):  # the start, before any step
+                self.recorder.record(self.model, self.step)
+            for event in super().run():
+                # At an evaluation, reusing its metrics and guesses; a stopped run's last one
+                # too. Before the event goes on: the engine saves the run after its last eval.
+                if event.kind == "eval" and self.recorder and \
+                        self.recorder.due(event.step, final=self._stop.is_set()):
+                    self.recorder.record(self.model, event.step, event.metrics, event.probes)
+                yield event
         finally:  # the model outlives the run (fine-tuning, export): no frozen rows, no hook
             self._position_hold.release()
 
@@ -244,6 +261,11 @@ class Pretrainer(Trainer):
         return {"unigram_accuracy": baseline["accuracy"],
                 "unigram_perplexity": baseline["perplexity"]}
 
+    def save_extra(self, directory) -> None:
+        super().save_extra(directory)
+        if self.timelapse is not None:
+            self.timelapse.save(directory)
+
     def extra_state(self) -> dict[str, Any]:
         return {"masker": self.masker.state_dict()}
 
@@ -257,4 +279,9 @@ class Pretrainer(Trainer):
         tokenizer = RobertaTokenizer.from_pretrained(directory)
         trainer = cls(model, tokenizer, data, config)
         trainer.load_training_state(directory)
+        if trainer.recorder:  # the snapshots taken before the interruption go on
+            saved, why = load_timelapse(directory)
+            if not trainer.recorder.adopt(saved, trainer.step):
+                why = why or "The checkpoint's time-lapse is another run's."
+                trainer.notes.append(f"{why} The time-lapse starts again at step {trainer.step}.")
         return trainer
