@@ -8,7 +8,9 @@
 const CHUNK = __CHUNK__, PLAY_MS = __PLAY_MS__, MAP_SCALE = __MAP_SCALE__;
 const state = {index: 0, follow: true, playing: false, drawing: false, again: false,
                dirty: true, runs: null};
-element.robertaTimelapse = state;  // for tests: the snapshot drawn, how long it took
+// For tests: the snapshot drawn, how long it took, how many snapshots each value held.
+Object.assign(state, {seen: [], value: () => props.value});
+element.robertaTimelapse = state;
 const $ = s => element.querySelector(s);
 const slider = $('.tl-slider'), play = $('.tl-play'), stepText = $('.tl-step');
 const runsOf = () => (props.value || {}).runs || [];
@@ -223,6 +225,7 @@ function tick() {
 
 function update() {
   const n = frames();
+  state.seen.push(n);
   $('.tl-message').textContent = (props.value || {}).message || '';
   $('.tl-controls').hidden = n === 0;
   slider.max = Math.max(0, n - 1);
