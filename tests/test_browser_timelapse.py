@@ -15,7 +15,7 @@ from tiny_assets import set_up_tiny_run
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REDRAW_MS = 300
-STEPS, EVERY = 200, 20  # 11 snapshots: 0, 20, ..., 200
+STEPS, EVERY = 100, 20  # 6 snapshots: 0, 20, ..., 100
 
 STATE = "id => document.querySelector('#' + id + ' .tl-block').parentElement.robertaTimelapse"
 # Move the slider to snapshot k as a drag does (an input event) and time it until the block
@@ -67,7 +67,7 @@ def test_a_run_grows_its_timelapse_and_the_slider_replays_it(page):
     assert block.locator(".tl-head canvas").count() == 4  # micro: 2 layers × 2 heads
     assert block.locator(".tl-roles td").count() == 4
 
-    times = scrub_all(page, "train-timelapse", [3, 0, 10, 6, 9, 1])
+    times = scrub_all(page, "train-timelapse", [3, 0, 5, 2, 4, 1])
     print(f"Train tab: slider redraws {[round(t) for t in times]} ms")
     assert block.locator(".tl-step").inner_text().startswith("step 20 ")
     assert block.locator(".tl-line").inner_text().startswith("step 20 · validation accuracy")
@@ -115,8 +115,8 @@ def test_the_downloaded_zip_replays_again_once_imported(page, tmp_path):
         if zipped is archive:
             block.locator(".tl-step").get_by_text(f"step {STEPS}").wait_for()
             assert block.locator(".tl-head canvas").count() == 4
-            scrub_all(page, "import-timelapse-mlm-classifier", [0, 5])
-            assert block.locator(".tl-step").inner_text().startswith("step 100 ")
+            scrub_all(page, "import-timelapse-mlm-classifier", [0, 2])
+            assert block.locator(".tl-step").inner_text().startswith("step 40 ")
         else:
             block.locator(".tl-message").get_by_text(
                 "Its time-lapse was not loaded: the file is not a readable safetensors file "
