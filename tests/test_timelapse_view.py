@@ -135,3 +135,39 @@ def test_a_micro_runs_sixty_snapshots_stay_under_a_megabyte_of_json():
                                width=128))
     size = len(json.dumps(data, separators=(",", ":")))
     assert size < 1_000_000, size
+
+
+def test_the_apps_zip_carries_the_timelapse_and_the_import_panel_replays_it(tiny_assets,
+                                                                             tmp_path):
+    """The Train tab's download (pretrain_job.export_hf_zip) writes the run's time-lapse beside
+    the weights; importing that zip (model_import) gives the panel's block the same snapshots,
+    and a model without one gives the block the library's one sentence why."""
+    from roberta.model import RobertaForMaskedLM
+    from roberta.tokenizer import RobertaTokenizer
+    from roberta.ui import registry
+    from roberta.ui.model_import import import_checkpoint, imported_timelapse
+    from roberta.ui.pretrain_job import export_hf_zip
+
+    model = RobertaForMaskedLM.from_pretrained(tiny_assets / "mlm")
+    tokenizer = RobertaTokenizer.from_pretrained(tiny_assets / "mlm")
+    config = model.config
+    recorded = made_up(snapshots=3, layers=config.num_hidden_layers,
+                       heads=config.num_attention_heads)
+    archive = export_hf_zip(model, tokenizer, "run", parent=tmp_path / "with", timelapse=recorded)
+    plain = export_hf_zip(model, tokenizer, "plain", parent=tmp_path / "without")
+    session: dict = {}
+    for upload in (archive, plain):
+        copy = tmp_path / f"{'run' if upload is archive else 'plain'}.zip"
+        copy.write_bytes(upload.read_bytes())  # the import deletes its upload once read
+        session, *_ = import_checkpoint(session, str(copy), None)
+    shown = imported_timelapse(session, "Imported: run")
+    (run,) = shown["runs"]
+    assert run["steps"] == recorded.steps() and run["title"] == "Time-lapse of Imported: run"
+    np.testing.assert_allclose(attention_at(run, 2),
+                               recorded.snapshots[2].attention.astype(np.float32), atol=0.005)
+    assert run["roles"] == [s.roles for s in recorded.snapshots]
+    assert registry.session_models(session)["Imported: run"].timelapse is not None
+    assert imported_timelapse(session, "Imported: plain") == {
+        "runs": [], "message": "This model has no time-lapse (no timelapse.safetensors beside "
+                               "its weights)."}
+    assert imported_timelapse(session, "Nobody") == {"runs": [], "message": ""}
