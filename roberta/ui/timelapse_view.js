@@ -25,15 +25,15 @@ const SHADE = Array.from({length: 101}, (_, p) => {
 });
 const clip = (text, n) => text.length > n ? text.slice(0, n - 1) + '…' : text;
 
-let asked = false;
-function plotly() {
-  if (window.Plotly) return Promise.resolve(window.Plotly);
+let asked = false, waiting = false;
+function plotly(tries = 150) {  // the page's plotly, or null after 30 s without it
+  if (window.Plotly || tries <= 0) return Promise.resolve(window.Plotly || null);
   if (!asked && CHUNK) {  // no chart on the page has loaded plotly yet: load Gradio's copy
     asked = true;
     const main = document.querySelector('script[type=module][src*="/assets/index-"]');
     if (main) import(main.src.replace(/[^/]*$/, CHUNK)).catch(() => {});
   }
-  return new Promise(resolve => setTimeout(() => resolve(plotly()), 200));
+  return new Promise(resolve => setTimeout(() => resolve(plotly(tries - 1)), 200));
 }
 
 function canvas2d(canvas, height) {  // the canvas's pixels sized to its box, cleared
@@ -137,9 +137,12 @@ function build(runs) {
     new ResizeObserver(() => requestAnimationFrame(() => placeMark(counts))).observe(counts);
     box.appendChild(column);
   }
-  state.runs = runs.map(r => [r.attention.layers, r.attention.heads, r.attention.tokens.length]
-                             .join()).join(';');
+  state.runs = layoutKey(runs);
 }
+
+// What the columns' elements depend on: a value with another key gets new ones.
+const layoutKey = runs => JSON.stringify(runs.map(r => [r.title, r.sentence, r.attention.layers,
+                                                        r.attention.heads, r.attention.tokens]));
 
 function placeMark(div) {  // the line at the step shown, over plotly's plot area
   const full = div.chart && div.chart._fullLayout, line = div.mark;
@@ -154,10 +157,16 @@ function placeMark(div) {  // the line at the step shown, over plotly's plot are
 function drawCounts(div, run, k) {
   div.step = run.counts.marks[k];
   if (div.drawnFor === run) { placeMark(div); return Promise.resolve(); }
+  if (!window.Plotly) {  // the rest is drawn now; this chart once plotly has loaded
+    if (!waiting) {
+      waiting = true;
+      plotly().then(P => { waiting = false; if (P) draw(); });
+    }
+    return Promise.resolve();
+  }
   div.drawnFor = run;  // a new value: the whole chart, once
-  return plotly().then(P => P.react(div.chart, run.counts.data, run.counts.layout,
-                                    {responsive: true, displaylogo: false}))
-    .then(() => placeMark(div));
+  return window.Plotly.react(div.chart, run.counts.data, run.counts.layout,
+                             {responsive: true, displaylogo: false}).then(() => placeMark(div));
 }
 
 function drawRun(column, run, index) {
@@ -185,9 +194,7 @@ async function draw() {
   state.drawing = true;
   const started = performance.now(), index = state.index;
   try {
-    const shape = runs.map(r => [r.attention.layers, r.attention.heads,
-                                 r.attention.tokens.length].join()).join(';');
-    if (shape !== state.runs) build(runs);
+    if (layoutKey(runs) !== state.runs) build(runs);
     const columns = element.querySelectorAll('.tl-run');
     await Promise.all(runs.map((run, r) => drawRun(columns[r], run, index)));
     state.dirty = false;
