@@ -120,12 +120,14 @@ def test_a_live_run_appending_while_the_data_is_made_is_read_as_one_list(timelap
 def test_the_block_value_holds_runs_with_snapshots_and_says_why_there_are_none(timelapse):
     from roberta.ui.timelapse_view import WAITING, timelapse_value
 
-    assert timelapse_value([None]) == {"runs": [], "message": WAITING}
+    assert json.loads(timelapse_value([None])) == {"runs": [], "message": WAITING}
     reason = "This model has no time-lapse (no timelapse.safetensors beside its weights)."
-    assert timelapse_value([None], message=reason) == {"runs": [], "message": reason}
-    both = timelapse_value([timelapse, made_up(seed=1)], ["A: x", "B: y"])
+    assert json.loads(timelapse_value([None], message=reason)) == {"runs": [], "message": reason}
+    text = timelapse_value([timelapse, made_up(seed=1)], ["A: x", "B: y"])
+    assert "<" not in text  # "<mask>", "<script>": escaped in the text, intact once parsed
+    both = json.loads(text)
     assert [r["title"] for r in both["runs"]] == ["A: x", "B: y"] and both["message"] == ""
-    json.dumps(both)  # plain JSON: what the page receives
+    assert both["runs"][0] == json.loads(json.dumps(replay_data(timelapse, "A: x")))
 
 
 def test_a_micro_runs_sixty_snapshots_stay_under_a_megabyte_of_json():
@@ -160,14 +162,14 @@ def test_the_apps_zip_carries_the_timelapse_and_the_import_panel_replays_it(tiny
         copy = tmp_path / f"{'run' if upload is archive else 'plain'}.zip"
         copy.write_bytes(upload.read_bytes())  # the import deletes its upload once read
         session, *_ = import_checkpoint(session, str(copy), None)
-    shown = imported_timelapse(session, "Imported: run")
+    shown = json.loads(imported_timelapse(session, "Imported: run"))
     (run,) = shown["runs"]
     assert run["steps"] == recorded.steps() and run["title"] == "Time-lapse of Imported: run"
     np.testing.assert_allclose(attention_at(run, 2),
                                recorded.snapshots[2].attention.astype(np.float32), atol=0.005)
     assert run["roles"] == [s.roles for s in recorded.snapshots]
     assert registry.session_models(session)["Imported: run"].timelapse is not None
-    assert imported_timelapse(session, "Imported: plain") == {
+    assert json.loads(imported_timelapse(session, "Imported: plain")) == {
         "runs": [], "message": "This model has no time-lapse (no timelapse.safetensors beside "
                                "its weights)."}
-    assert imported_timelapse(session, "Nobody") == {"runs": [], "message": ""}
+    assert json.loads(imported_timelapse(session, "Nobody")) == {"runs": [], "message": ""}

@@ -60,7 +60,7 @@ def test_compare_with_only_its_first_argument_then_stop_both(app_url):
     status, progress, paragraph, accuracy, loss, perplexity, speed, replay, models = outputs[-1]
     assert status.startswith("Stopped: A after"), status
     # Each side's time-lapse, replayed side by side: the same snapshot steps on both.
-    side_a, side_b = replay["runs"]
+    side_a, side_b = json.loads(replay)["runs"]
     assert (side_a["title"], side_b["title"]) == ("A: structured start",
                                                   "B: RoBERTa's random start")
     assert side_a["steps"] == side_b["steps"] and side_a["steps"][0] == 0

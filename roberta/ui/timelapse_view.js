@@ -1,6 +1,6 @@
 // The time-lapse block's script (roberta/ui/timelapse_view.py), run by Gradio's gr.HTML as
-// its js_on_load: `element` is the block, `props.value` its JSON (roberta/viz/timelapse.py's
-// replay_data per run), `watch` runs a function after the value changed.
+// its js_on_load: `element` is the block, `props.value` its JSON text (roberta/viz/timelapse.py's
+// replay_data per run; parsed once per value), `watch` runs a function after it changed.
 // Attention and the map are canvases and the roles a table, redrawn in a few ms per snapshot;
 // the role counts are a plotly chart drawn once per value, with a line of our own placed over
 // it at the step shown (moving a plotly shape redraws the whole chart: ~150 ms under load).
@@ -9,11 +9,20 @@ const CHUNK = __CHUNK__, PLAY_MS = __PLAY_MS__, MAP_SCALE = __MAP_SCALE__;
 const state = {index: 0, follow: true, playing: false, drawing: false, again: false,
                dirty: true, runs: null};
 // For tests: the snapshot drawn, how long it took, how many snapshots each value held.
-Object.assign(state, {seen: [], value: () => props.value});
+let parsedFrom, parsed = {};
+const value = () => {
+  if (props.value !== parsedFrom) {
+    parsedFrom = props.value;
+    try { parsed = typeof parsedFrom === 'string' && parsedFrom ? JSON.parse(parsedFrom) : {}; }
+    catch (error) { parsed = {}; }
+  }
+  return parsed;
+};
+Object.assign(state, {seen: [], value});
 element.robertaTimelapse = state;
 const $ = s => element.querySelector(s);
 const slider = $('.tl-slider'), play = $('.tl-play'), stepText = $('.tl-step');
-const runsOf = () => (props.value || {}).runs || [];
+const runsOf = () => value().runs || [];
 const frames = () => Math.max(0, ...runsOf().map(r => r.steps.length));
 const STOPS = [[0, [247, 251, 255]], [0.25, [198, 219, 239]], [0.5, [107, 174, 214]],
                [0.75, [33, 113, 181]], [1, [8, 48, 107]]];
@@ -233,7 +242,7 @@ function tick() {
 function update() {
   const n = frames();
   state.seen.push(n);
-  $('.tl-message').textContent = (props.value || {}).message || '';
+  $('.tl-message').textContent = value().message || '';
   $('.tl-controls').hidden = n === 0;
   slider.max = Math.max(0, n - 1);
   if (n === 0) {  // a new run (or a model without a time-lapse): start over

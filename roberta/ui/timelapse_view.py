@@ -32,14 +32,19 @@ WAITING = ("The time-lapse appears here once the run has taken its first snapsho
 
 
 def timelapse_value(timelapses: Sequence[Any | None], titles: Sequence[str] = (),
-                    message: str = "") -> dict[str, Any]:
+                    message: str = "") -> str:
     """The block's value: each time-lapse that has a snapshot, replayable side by side, and a
-    line of text (what the block waits for, or why there is no time-lapse)."""
+    line of text (what the block waits for, or why there is no time-lapse); as JSON text.
+
+    Text, not an object: Gradio's page compares and copies an output's value as it streams a
+    run's other updates (twice a second), and a string of a few hundred kB costs it next to
+    nothing where the same data as nested arrays kept the page busy (measured: long tasks
+    took the page's whole time while training). The block's script parses it once."""
     runs = []
     for i, timelapse in enumerate(timelapses):
         if timelapse is not None and timelapse.snapshots:
             runs.append(replay_data(timelapse, titles[i] if i < len(titles) else ""))
-    return {"runs": runs, "message": message if message or runs else WAITING}
+    return _text({"runs": runs, "message": message if message or runs else WAITING})
 
 
 def live_value(send, timelapses: Sequence[Any | None], ended: bool,
@@ -52,8 +57,13 @@ def live_value(send, timelapses: Sequence[Any | None], ended: bool,
                 TIMELAPSE_SECONDS)
 
 
-def empty_value(message: str = WAITING) -> dict[str, Any]:
-    return {"runs": [], "message": message}
+def empty_value(message: str = WAITING) -> str:
+    return _text({"runs": [], "message": message})
+
+
+def _text(value: dict[str, Any]) -> str:
+    """Compact JSON with every "<" escaped: the text can never read as a tag to anything."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).replace("<", "\\u003c")
 
 
 @functools.cache
