@@ -81,13 +81,13 @@ def test_the_map_points_are_the_timelapses_at_that_index(timelapse, data):
 
 def test_the_role_grid_and_the_counts_follow_the_snapshots(timelapse, data):
     expected_counts = timelapse.role_counts()
-    lines = {t["name"]: t["y"] for t in data["counts"]["data"]}
-    assert lines == {r: c for r, c in expected_counts.items() if any(c)}
+    assert data["counts"]["lines"] == {r: c for r, c in expected_counts.items() if any(c)}
+    assert list(data["counts"]["lines"]) == [r for r in ROLE_NAMES if any(expected_counts[r])]
+    assert data["counts"]["heads"] == 6 and data["counts"]["steps"] == timelapse.steps()
     assert set(data["role_colors"]) == set(data["role_short"]) == set(ROLE_NAMES)
     assert data["role_short"]["first"] == "<s>"  # a label the page writes as text
     for index, snapshot in enumerate(timelapse.snapshots):
         assert data["roles"][index] == snapshot.roles
-        assert data["counts"]["marks"][index] == snapshot.step  # the line over the chart
 
 
 def test_probe_guesses_per_snapshot_first_guess_bold_and_escaped(timelapse, data):

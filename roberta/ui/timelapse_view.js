@@ -1,13 +1,11 @@
 // The time-lapse block's script (roberta/ui/timelapse_view.py), run by Gradio's gr.HTML as
 // its js_on_load: `element` is the block, `props.value` its JSON text (roberta/viz/timelapse.py's
 // replay_data per run; parsed once per value), `watch` runs a function after it changed.
-// Attention and the map are canvases and the roles a table, redrawn in a few ms per snapshot;
-// the role counts are a plotly chart drawn once per value, with a line of our own placed over
-// it at the step shown (moving a plotly shape redraws the whole chart: ~150 ms under load).
+// Attention, the role counts and the map are canvases and the roles a table, redrawn in a few
+// ms per snapshot (plotly took 100-200 ms a figure under load, even to move one line).
 // Every element keeps its place for the page's life; a figure's redraw never mounts a new one.
-const CHUNK = __CHUNK__, PLAY_MS = __PLAY_MS__, MAP_SCALE = __MAP_SCALE__;
-const state = {index: 0, follow: true, playing: false, drawing: false, again: false,
-               dirty: true, runs: null};
+const PLAY_MS = __PLAY_MS__, MAP_SCALE = __MAP_SCALE__;
+const state = {index: 0, follow: true, playing: false, dirty: true, runs: null};
 // For tests: the snapshot drawn, how long it took, how many snapshots each value held.
 let parsedFrom, parsed = {};
 const value = () => {
@@ -33,17 +31,6 @@ const SHADE = Array.from({length: 101}, (_, p) => {
   return 'rgb(' + ca.map((c, j) => Math.round(c + f * (cb[j] - c))).join(',') + ')';
 });
 const clip = (text, n) => text.length > n ? text.slice(0, n - 1) + '…' : text;
-
-let asked = false, waiting = false;
-function plotly(tries = 150) {  // the page's plotly, or null after 30 s without it
-  if (window.Plotly || tries <= 0) return Promise.resolve(window.Plotly || null);
-  if (!asked && CHUNK) {  // no chart on the page has loaded plotly yet: load Gradio's copy
-    asked = true;
-    const main = document.querySelector('script[type=module][src*="/assets/index-"]');
-    if (main) import(main.src.replace(/[^/]*$/, CHUNK)).catch(() => {});
-  }
-  return new Promise(resolve => setTimeout(() => resolve(plotly(tries - 1)), 200));
-}
 
 function canvas2d(canvas, height) {  // the canvas's pixels sized to its box, cleared
   const dpr = window.devicePixelRatio || 1, width = canvas.clientWidth;
@@ -117,8 +104,9 @@ function build(runs) {
       'Attention of the fixed sentence in every head (row: the token looking, column: the ' +
       'token looked at; darker: more)</div><div class="tl-sentence"></div>' +
       '<div class="tl-heads"></div></div><div><div class="tl-caption">The role each head ' +
-      'plays</div><table class="tl-roles"></table><div class="tl-counts"><div></div>' +
-      '<div class="tl-mark" hidden></div></div></div>' +
+      'plays</div><table class="tl-roles"></table><div class="tl-caption">How many heads ' +
+      'play each role</div><canvas class="tl-counts"></canvas><div class="tl-legend"></div>' +
+      '</div>' +
       '<div><div class="tl-caption">Embedding map: the most frequent words of the text ' +
       '(one projection for the whole run)</div><canvas class="tl-map"></canvas></div></div>';
     column.querySelector('.tl-title').textContent = run.title || '';
@@ -140,10 +128,9 @@ function build(runs) {
       (_, l) => '<tr><th>layer ' + (l + 1) + '</th>' + '<td></td>'.repeat(a.heads) + '</tr>')
       .join('');
     column.querySelector('.tl-map').addEventListener('mousemove', hoverText);
-    const counts = column.querySelector('.tl-counts');
-    [counts.chart, counts.mark] = counts.children;
-    // plotly redraws the chart when the page's width changes: the line follows.
-    new ResizeObserver(() => requestAnimationFrame(() => placeMark(counts))).observe(counts);
+    column.querySelector('.tl-legend').innerHTML = Object.keys(run.counts.lines).map(role =>
+      '<span><i style="background:' + (run.role_colors[role] || '#6b7280') + '"></i>' +
+      (run.role_short[role] || role) + '</span>').join(' ');
     box.appendChild(column);
   }
   state.runs = layoutKey(runs);
@@ -153,29 +140,37 @@ function build(runs) {
 const layoutKey = runs => JSON.stringify(runs.map(r => [r.title, r.sentence, r.attention.layers,
                                                         r.attention.heads, r.attention.tokens]));
 
-function placeMark(div) {  // the line at the step shown, over plotly's plot area
-  const full = div.chart && div.chart._fullLayout, line = div.mark;
-  if (!full || !full.xaxis || !full.yaxis || div.step === undefined) return;
-  const xa = full.xaxis, ya = full.yaxis;
-  line.style.left = (xa._offset + xa.l2p(div.step)) + 'px';
-  line.style.top = ya._offset + 'px';
-  line.style.height = ya._length + 'px';
-  line.hidden = false;
-}
-
-function drawCounts(div, run, k) {
-  div.step = run.counts.marks[k];
-  if (div.drawnFor === run) { placeMark(div); return Promise.resolve(); }
-  if (!window.Plotly) {  // the rest is drawn now; this chart once plotly has loaded
-    if (!waiting) {
-      waiting = true;
-      plotly().then(P => { waiting = false; if (P) draw(); });
-    }
-    return Promise.resolve();
+function drawCounts(canvas, run, k) {  // a line per role over the run; a mark at step k
+  const c = run.counts, width = canvas.clientWidth, height = 200;
+  const left = 34, right = 8, top = 8, bottom = 30, ctx = canvas2d(canvas, height);
+  const last = c.steps[c.steps.length - 1], first = c.steps[0], span = Math.max(1, last - first);
+  const x = step => left + (step - first) / span * (width - left - right);
+  const y = n => height - bottom - n / c.heads * (height - top - bottom);
+  ctx.font = '10px sans-serif'; ctx.fillStyle = '#6b7280'; ctx.strokeStyle = '#e5e7eb';
+  ctx.textAlign = 'right';
+  const tick = Math.max(1, Math.ceil(c.heads / 4));
+  for (let n = 0; n <= c.heads; n += tick) {
+    ctx.beginPath(); ctx.moveTo(left, y(n)); ctx.lineTo(width - right, y(n)); ctx.stroke();
+    ctx.fillText(String(n), left - 4, y(n) + 3);
   }
-  div.drawnFor = run;  // a new value: the whole chart, once
-  return window.Plotly.react(div.chart, run.counts.data, run.counts.layout,
-                             {responsive: true, displaylogo: false}).then(() => placeMark(div));
+  ctx.textAlign = 'center';
+  ctx.fillText(first.toLocaleString('en'), x(first), height - bottom + 12);
+  ctx.fillText(last.toLocaleString('en'), x(last) - 10, height - bottom + 12);
+  ctx.fillText('step', (left + width) / 2, height - 4);
+  ctx.save(); ctx.translate(10, (top + height - bottom) / 2); ctx.rotate(-Math.PI / 2);
+  ctx.fillText('heads', 0, 0); ctx.restore();
+  ctx.lineWidth = 2;
+  for (const [role, counts] of Object.entries(c.lines)) {
+    ctx.strokeStyle = run.role_colors[role] || '#6b7280';
+    ctx.beginPath();
+    counts.forEach((n, i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, x(c.steps[i]), y(n)));
+    ctx.stroke();
+  }
+  ctx.lineWidth = 1; ctx.strokeStyle = '#111827'; ctx.setLineDash([4, 3]);
+  ctx.beginPath(); ctx.moveTo(x(c.steps[k]), top); ctx.lineTo(x(c.steps[k]), height - bottom);
+  ctx.stroke(); ctx.setLineDash([]);
+  canvas.title = 'step ' + c.steps[k].toLocaleString('en') + ': ' + Object.entries(c.lines)
+    .map(([role, counts]) => (run.role_short[role] || role) + ' ' + counts[k]).join(', ');
 }
 
 function drawRun(column, run, index) {
@@ -191,29 +186,20 @@ function drawRun(column, run, index) {
     cells[n].style.background = run.role_colors[role] || '#9ca3af';
     cells[n].style.color = role === 'off' || role === 'mixed' ? '#111827' : 'white';
   });
+  drawCounts(column.querySelector('.tl-counts'), run, k);
   drawMap(column.querySelector('.tl-map'), run.map, k);
-  return drawCounts(column.querySelector('.tl-counts'), run, k);
 }
 
-async function draw() {
-  if (state.drawing) { state.again = true; return; }
+function draw() {
   const runs = runsOf();
   if (!runs.length) return;
   if (!element.getClientRects().length) { state.dirty = true; return; }  // hidden tab
-  state.drawing = true;
   const started = performance.now(), index = state.index;
-  try {
-    if (layoutKey(runs) !== state.runs) build(runs);
-    const columns = element.querySelectorAll('.tl-run');
-    await Promise.all(runs.map((run, r) => drawRun(columns[r], run, index)));
-    state.dirty = false;
-    state.drawn = index;
-    state.lastMs = performance.now() - started;
-    element.dispatchEvent(new CustomEvent('tl-drawn', {detail: index}));
-  } finally {
-    state.drawing = false;
-  }
-  if (state.again) { state.again = false; draw(); }
+  if (layoutKey(runs) !== state.runs) build(runs);
+  const columns = element.querySelectorAll('.tl-run');
+  runs.forEach((run, r) => drawRun(columns[r], run, index));
+  Object.assign(state, {dirty: false, drawn: index, lastMs: performance.now() - started});
+  element.dispatchEvent(new CustomEvent('tl-drawn', {detail: index}));
 }
 
 function show(index) {
@@ -262,6 +248,10 @@ play.addEventListener('click', () => {
   if (state.index >= frames() - 1) show(0);
   setTimeout(tick, PLAY_MS);
 });
+let width = 0;  // the page's width changed: the canvases are drawn again at the new size
+new ResizeObserver(() => {
+  if (element.clientWidth !== width && frames()) { width = element.clientWidth; draw(); }
+}).observe(element);
 new IntersectionObserver(entries => {
   if (entries.some(e => e.isIntersecting) && state.dirty) draw();
 }).observe(element);

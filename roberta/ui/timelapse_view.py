@@ -3,12 +3,12 @@
 play each role, the embedding map and the probe guesses — for one run (Train tab, an imported
 model) or two side by side under one slider (an Experiments pair).
 
-The whole time-lapse goes to the page once per update as JSON (roberta.viz.timelapse.replay_data)
-and the slider redraws in the browser: a server round trip per slider move, on a loaded 2-core
-host, with four plotly figures, would not keep a drag under 300 ms. The block is a gr.HTML whose
-value is that JSON; its script (js_on_load) draws with the page's plotly (the copy Gradio's
-charts load; loaded here if no chart has yet) and redraws when a run sends a newer value, staying
-on the snapshot the visitor chose unless they were at the latest one.
+The whole time-lapse goes to the page once per update as JSON text (roberta.viz.timelapse's
+replay_data) and the slider redraws in the browser: a server round trip per slider move, on a
+loaded 2-core host, would not keep a drag under 300 ms. The block is a gr.HTML whose value is
+that text; its script (timelapse_view.js, run as the block's js_on_load) draws on canvases — a
+snapshot in milliseconds, where plotly took 100-200 ms a figure — and redraws when a run sends a
+newer value, staying on the snapshot the visitor chose unless they were at the latest one.
 """
 
 from __future__ import annotations
@@ -66,15 +66,6 @@ def _text(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).replace("<", "\\u003c")
 
 
-@functools.cache
-def plotly_chunk() -> str:
-    """The file name of Gradio's plotly bundle in its frontend's assets (empty if not found):
-    the page imports it when no chart has loaded plotly yet."""
-    assets = Path(gr.__file__).parent / "templates" / "frontend" / "assets"
-    found = sorted(assets.glob("PlotlyPlot-*.js"))
-    return found[0].name if found else ""
-
-
 TEMPLATE = """<div class="tl-block">
   <div class="tl-message"></div>
   <div class="tl-controls" hidden>
@@ -101,9 +92,10 @@ CSS = """
 .tl-heads { display: grid; gap: 6px; }
 .tl-head-title { font-size: 11px; text-align: center; }
 .tl-head canvas, .tl-map { width: 100%; display: block; }
-.tl-counts { position: relative; }
-.tl-mark { position: absolute; width: 0; border-left: 2px dashed #111827; pointer-events: none; }
-.tl-mark[hidden] { display: none; }
+.tl-counts { width: 100%; display: block; }
+.tl-legend { font-size: 11px; display: flex; flex-wrap: wrap; gap: 2px 10px; }
+.tl-legend i { display: inline-block; width: 10px; height: 10px; margin-right: 3px;
+               border-radius: 2px; }
 .tl-roles { border-collapse: separate; border-spacing: 2px; font-size: 12px; }
 .tl-roles td { padding: 3px 6px; text-align: center; border-radius: 3px; }
 .tl-roles th { font-weight: normal; font-size: 11px; padding: 0 4px; }
@@ -118,7 +110,6 @@ SCRIPT_FILE = Path(__file__).with_name("timelapse_view.js")
 def script() -> str:
     """The block's script, with this module's constants."""
     return (SCRIPT_FILE.read_text().replace("__MAP_SCALE__", str(MAP_SCALE))
-            .replace("__CHUNK__", json.dumps(plotly_chunk()))
             .replace("__PLAY_MS__", str(PLAY_FRAME_MS)))
 
 

@@ -7,15 +7,15 @@ What the page draws from it (roberta/ui/timelapse_view.py):
 - the attention of the fixed sentence, one heatmap per head (layers down, heads across), drawn
   on canvases: `attention.frames[i]` is every head's (T, T) weights, flattened, in whole percents;
 - the role of every head: `roles[i]` the (L, H) labels, with ROLE_COLORS and ROLE_SHORT;
-- how many heads play each role over the run: a plotly figure drawn once per update, and a line
-  the page places over it at the snapshot's step (`counts.marks[i]`; moving a plotly shape
-  would redraw the whole chart, ~150 ms);
+- how many heads play each role over the run (`counts`: a line per role over the steps), with a
+  mark at the snapshot shown;
 - the embedding map on fixed axes (`map.frames[i]`: each word's x and y as whole numbers
   0..MAP_SCALE of the axes' ranges, one PCA basis for the whole run: TimeLapse.map_points);
 - the probe guesses (`probes[i]`, HTML escaped here) and a line about the step (`lines[i]`).
 
-Canvases redraw a snapshot in a few milliseconds where plotly recomputes a whole figure (~100 ms
-each on a loaded 2-core host), so a drag of the slider keeps up. A micro run's 60 snapshots are
+All four are drawn on canvases (and the roles as a table): a snapshot redraws in a few
+milliseconds where plotly recomputed a whole figure per move (100-200 ms each on a loaded 2-core
+host, even to move one line), so a drag of the slider keeps up. A micro run's 60 snapshots are
 a few hundred kB of JSON.
 """
 
@@ -61,23 +61,14 @@ def attention_at(data: dict[str, Any], index: int) -> np.ndarray:
     return np.asarray(a["frames"][index], np.float32).reshape(a["layers"], a["heads"], T, T) / 100
 
 
-def counts_figure(timelapse) -> dict[str, Any]:
-    """How many heads play each role at every snapshot, a line per role (those that ever
-    occur); `marks[i]` is where the page draws its line for snapshot i."""
-    steps = timelapse.steps()
+def counts_data(timelapse) -> dict[str, Any]:
+    """How many heads play each role at every snapshot: a line per role that ever occurs (in
+    ROLE_ORDER), over the snapshots' steps, out of `heads`."""
     counts = timelapse.role_counts()
-    heads = sum(len(row) for row in timelapse.snapshots[0].roles)
-    data = [dict(type="scatter", mode="lines+markers", x=steps, y=list(counts[role]),
-                 name=role, line=dict(color=ROLE_COLORS.get(role, "#6b7280"), width=2),
-                 marker=dict(size=4))
-            for role in ROLE_ORDER if role in counts and any(counts[role])]
-    layout = dict(title=dict(text="How many heads play each role", font=dict(size=13)),
-                  height=260, margin=dict(l=50, r=10, t=40, b=40),
-                  xaxis=dict(title=dict(text="step")),
-                  yaxis=dict(title=dict(text="heads"), range=[0, heads + 0.5],
-                             dtick=max(1, heads // 8)),
-                  legend=dict(font=dict(size=10)))
-    return dict(data=data, layout=layout, marks=steps)
+    return dict(steps=timelapse.steps(),
+                heads=sum(len(row) for row in timelapse.snapshots[0].roles),
+                lines={role: list(counts[role]) for role in ROLE_ORDER
+                       if role in counts and any(counts[role])})
 
 
 def map_data(timelapse) -> dict[str, Any]:
@@ -150,4 +141,4 @@ def replay_data(timelapse, title: str = "") -> dict[str, Any]:
         attention=attention_data(timelapse),
         roles=[[list(row) for row in s.roles] for s in timelapse.snapshots],
         role_colors=ROLE_COLORS, role_short=SHORT,
-        counts=counts_figure(timelapse), map=map_data(timelapse))
+        counts=counts_data(timelapse), map=map_data(timelapse))
