@@ -275,7 +275,7 @@ class TimeLapseRecorder:
     def due(self, step: int, final: bool = False) -> bool:
         """Whether `step` is one to snapshot (`final`: a stopped run's last); a step is
         recorded once, and the last step even when the snapshots are full (record)."""
-        taken, last = self.timelapse.steps(), step == self.max_steps or final
+        taken, last = self.timelapse.steps(), (step == self.max_steps or final) and self.most > 0
         wanted = (step == 0 and self.most >= 2) or (step > 0 and step % self.every == 0) or last
         return wanted and (not taken or step > taken[-1]) and (len(taken) < self.most or last)
 

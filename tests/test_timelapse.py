@@ -230,6 +230,9 @@ def test_snapshots_fall_on_evaluations_and_within_the_limits(recorded, tokenizer
     short.timelapse.snapshots = [Snapshot(s, {}, [], None, [], None) for s in (0, 40, 80, 90)]
     assert [s for s in range(96) if short.due(s)] == [95]
     assert short.due(93, final=True)  # a run stopped there
+    none_fit = TimeLapseRecorder(tokenizer, RobertaConfig.preset("nano", vocab_size=400),
+                                 torch.tensor([0, 1]), 95, 10, PROBES, max_bytes=1_000)
+    assert none_fit.most == 0 and not any(none_fit.due(s) for s in range(96))
 
 
 # --- recording during a run ---------------------------------------------------------------------
