@@ -273,12 +273,11 @@ class TimeLapseRecorder:
         self.every = snapshot_interval(max_steps, eval_every, self.most)
 
     def due(self, step: int, final: bool = False) -> bool:
-        """Whether `step` is one to snapshot (`final`: a stopped run's last) and has room; a
-        step is recorded once."""
-        taken = self.timelapse.steps()
-        wanted = (step == 0 and self.most >= 2) or (step > 0 and step % self.every == 0) or \
-            step == self.max_steps or final
-        return wanted and len(taken) < self.most and (not taken or step > taken[-1])
+        """Whether `step` is one to snapshot (`final`: a stopped run's last); a step is
+        recorded once, and the last step even when the snapshots are full (record)."""
+        taken, last = self.timelapse.steps(), (step == self.max_steps or final) and self.most > 0
+        wanted = (step == 0 and self.most >= 2) or (step > 0 and step % self.every == 0) or last
+        return wanted and (not taken or step > taken[-1]) and (len(taken) < self.most or last)
 
     def adopt(self, saved: TimeLapse | None, step: int) -> bool:
         """Continue `saved` (a resumed run's, up to `step`) if it is this run's: the same
@@ -313,7 +312,11 @@ class TimeLapseRecorder:
                 words.detach().float().cpu().numpy().astype(np.float16))
         finally:
             model.train(was_training)
-        self.timelapse.snapshots.append(snapshot)
+        snapshots = self.timelapse.snapshots
+        if len(snapshots) < self.most:
+            snapshots.append(snapshot)
+        else:  # full: a resumed run made longer; the weights it ends with replace the latest
+            snapshots[-1] = snapshot
         return snapshot
 
     def _attentions(self, model) -> list[torch.Tensor]:

@@ -226,6 +226,13 @@ def test_snapshots_fall_on_evaluations_and_within_the_limits(recorded, tokenizer
                               snapshots=4)
     assert short.every == 40  # 0, 40, 80 and the last step, 95
     assert [s for s in range(96) if short.due(s)] == [0, 40, 80, 95]
+    # Full (a resumed run made longer): only the last step is still due, replacing the latest.
+    short.timelapse.snapshots = [Snapshot(s, {}, [], None, [], None) for s in (0, 40, 80, 90)]
+    assert [s for s in range(96) if short.due(s)] == [95]
+    assert short.due(93, final=True)  # a run stopped there
+    none_fit = TimeLapseRecorder(tokenizer, RobertaConfig.preset("nano", vocab_size=400),
+                                 torch.tensor([0, 1]), 95, 10, PROBES, max_bytes=1_000)
+    assert none_fit.most == 0 and not any(none_fit.due(s) for s in range(96))
 
 
 # --- recording during a run ---------------------------------------------------------------------
@@ -312,6 +319,12 @@ def test_the_command_line_writes_a_time_lapse_with_snapshots_n(tmp_path):
     done = run_cli(*flags, "--snapshots", "3", "--out", tmp_path / "with")
     assert done.returncode == 0, done.stderr[-2000:]
     assert load_timelapse(tmp_path / "with")[0].steps() == [0, 4, 8]  # every 4th: 3 in all
+    # Resumed and made longer, with room for more: the first run's snapshots go on.
+    longer = [*flags[:flags.index("--max-steps")], "--max-steps", "12",
+              *flags[flags.index("--max-steps") + 2:]]
+    resumed = run_cli(*longer, "--snapshots", "5", "--resume", "--out", tmp_path / "with")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert load_timelapse(tmp_path / "with")[0].steps() == [0, 4, 8, 12]
     assert run_cli(*flags, "--out", tmp_path / "without").returncode == 0
     assert not (tmp_path / "without" / FILE_NAME).exists()  # off unless asked for
     refused = run_cli(*flags, "--snapshots", "61", "--out", tmp_path / "many")

@@ -151,6 +151,8 @@ class Pretrainer(Trainer):
 
     def before_step(self) -> None:
         self._position_hold.update(self.step)
+        if self.step == 0 and self.recorder and self.recorder.due(0):  # the start
+            self.recorder.record(self.model, 0)
 
     @property
     def timelapse(self) -> TimeLapse | None:
@@ -159,15 +161,7 @@ class Pretrainer(Trainer):
 
     def run(self) -> Iterator[TrainEvent]:
         try:
-            if self.recorder and self.recorder.due(self.step):  # the start, before any step
-                self.recorder.record(self.model, self.step)
-            for event in super().run():
-                # At an evaluation, reusing its metrics and guesses; a stopped run's last one
-                # too. Before the event goes on: the engine saves the run after its last eval.
-                if event.kind == "eval" and self.recorder and \
-                        self.recorder.due(event.step, final=self._stop.is_set()):
-                    self.recorder.record(self.model, event.step, event.metrics, event.probes)
-                yield event
+            yield from super().run()
         finally:  # the model outlives the run (fine-tuning, export): no frozen rows, no hook
             self._position_hold.release()
 
@@ -224,6 +218,10 @@ class Pretrainer(Trainer):
                    "val_accuracy": totals["correct"] / max(totals["scored"], 1),
                    "val_mask_accuracy": totals["mask_correct"] / max(totals["mask_shown"], 1)}
         probes = [fill_mask(self.model, self.tokenizer, p) for p in self.config.probes]
+        # The time-lapse's snapshots fall on evaluations (and a stopped run's last), reusing
+        # their figures; inside the run's loop, so a failure ends the run as the evaluation's do.
+        if self.recorder and self.recorder.due(self.step, final=self._stop.is_set()):
+            self.recorder.record(self.model, self.step, metrics, probes)
         return metrics, probes
 
     @torch.no_grad()
