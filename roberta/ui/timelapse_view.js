@@ -128,9 +128,6 @@ function build(runs) {
       (_, l) => '<tr><th>layer ' + (l + 1) + '</th>' + '<td></td>'.repeat(a.heads) + '</tr>')
       .join('');
     column.querySelector('.tl-map').addEventListener('mousemove', hoverText);
-    column.querySelector('.tl-legend').innerHTML = Object.keys(run.counts.lines).map(role =>
-      '<span><i style="background:' + (run.role_colors[role] || '#6b7280') + '"></i>' +
-      (run.role_short[role] || role) + '</span>').join(' ');
     box.appendChild(column);
   }
   state.runs = layoutKey(runs);
@@ -142,6 +139,16 @@ const layoutKey = runs => JSON.stringify(runs.map(r => [r.title, r.sentence, r.a
 
 function drawCounts(canvas, run, k) {  // a line per role over the run; a mark at step k
   const c = run.counts, width = canvas.clientWidth, height = 200;
+  const legend = canvas.nextElementSibling, roles = Object.keys(c.lines).join();
+  if (legend.dataset.roles !== roles) {  // a role that appears later in a run joins it
+    legend.dataset.roles = roles;
+    legend.replaceChildren(...Object.keys(c.lines).map(role => {
+      const entry = document.createElement('span'), swatch = document.createElement('i');
+      swatch.style.background = run.role_colors[role] || '#6b7280';
+      entry.append(swatch, run.role_short[role] || role);
+      return entry;
+    }));
+  }
   const left = 34, right = 8, top = 8, bottom = 30, ctx = canvas2d(canvas, height);
   const last = c.steps[c.steps.length - 1], first = c.steps[0], span = Math.max(1, last - first);
   const x = step => left + (step - first) / span * (width - left - right);
