@@ -86,7 +86,9 @@ CSS = """
 .tl-run { flex: 1 1 420px; min-width: 0; }
 .tl-title { font-weight: 600; }
 .tl-line { margin: 2px 0 6px; font-size: 14px; }
-.tl-grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 12px; }
+.tl-grid { display: grid; gap: 12px;
+           grid-template-columns: repeat(auto-fit, minmax(min(340px, 100%), 1fr)); }
+.tl-grid > div, .tl-probes { min-width: 0; overflow-x: auto; }  /* a phone scrolls a table */
 .tl-caption { font-size: 13px; font-weight: 600; margin: 4px 0; }
 .tl-sentence { font-size: 12px; color: #4b5563; margin-bottom: 4px; }
 .tl-heads { display: grid; gap: 6px; }
