@@ -31,7 +31,7 @@ SCRUB = """async ([id, k]) => {
     slider.dispatchEvent(new Event('input', {bubbles: true}));
     await drawn;
     await new Promise(resolve => requestAnimationFrame(() => resolve()));
-    return performance.now() - started;
+    return [performance.now() - started, element.robertaTimelapse.lastMs];
 }"""
 # The drawn colour (r + g + b) of cell (q, k) of the n-th head's heatmap: darker is more.
 CELL = """([id, n, q, k]) => {
@@ -44,7 +44,10 @@ CELL = """([id, n, q, k]) => {
 
 
 def scrub_all(page, block_id: str, indexes) -> list[float]:
-    times = [page.evaluate(SCRUB, [block_id, k]) for k in indexes]
+    """Each move's time from the input event to the frame painted after its redraw (ms)."""
+    measured = [page.evaluate(SCRUB, [block_id, k]) for k in indexes]
+    print(f"{block_id}: input to paint, drawing: {[[round(t) for t in m] for m in measured]}")
+    times = [total for total, _ in measured]
     assert max(times) <= REDRAW_MS, f"slider redraws took {times} ms"
     return times
 
@@ -67,8 +70,9 @@ def test_a_run_grows_its_timelapse_and_the_slider_replays_it(page):
     assert block.locator(".tl-head canvas").count() == 4  # micro: 2 layers × 2 heads
     assert block.locator(".tl-roles td").count() == 4
 
-    times = scrub_all(page, "train-timelapse", [3, 0, 5, 2, 4, 1])
-    print(f"Train tab: slider redraws {[round(t) for t in times]} ms")
+    # The run's last updates (the download's zip) have reached the page: it is idle but for us.
+    page.locator("#train-download", has_text="My model 1 (micro,").wait_for(timeout=60_000)
+    scrub_all(page, "train-timelapse", [3, 0, 5, 2, 4, 1])
     assert block.locator(".tl-step").inner_text().startswith("step 20 ")
     assert block.locator(".tl-line").inner_text().startswith("step 20 · validation accuracy")
     assert block.locator(".tl-probes b").count() == len(run["probes"][1].split("<b>")) - 1 > 0
@@ -87,6 +91,15 @@ def test_a_run_grows_its_timelapse_and_the_slider_replays_it(page):
                            timeout=60_000)
     assert block.locator(".tl-play").inner_text() == "▶ Play"
     assert page.get_by_text("Traceback").count() == 0
+
+    # On a phone the block redraws at its width and nothing scrolls the page sideways.
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.wait_for_function(f"{state}.lastMs !== undefined && document.querySelector("
+                               f"'#train-timelapse .tl-map').width <= 390 * devicePixelRatio")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def test_the_downloaded_zip_replays_again_once_imported(page, tmp_path):
@@ -136,8 +149,7 @@ def test_an_experiments_pair_replays_side_by_side_under_one_slider(page):
     block.locator(".tl-run").nth(1).wait_for()
     assert block.locator(".tl-title").all_inner_texts() == [
         "A: structured start", "B: RoBERTa's random start"]
-    times = scrub_all(page, "compare-timelapse", [0, 1, 0])
-    print(f"Experiments: slider redraws {[round(t) for t in times]} ms")
+    scrub_all(page, "compare-timelapse", [0, 1, 0])
     assert block.locator(".tl-step").inner_text().startswith("A step 0 · B step 0")
     assert all(line.startswith("step 0") for line in block.locator(".tl-line").all_inner_texts())
     assert block.locator(".tl-head canvas").count() == 8  # 2 × (2 layers × 2 heads)
