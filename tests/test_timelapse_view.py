@@ -173,3 +173,34 @@ def test_the_apps_zip_carries_the_timelapse_and_the_import_panel_replays_it(tiny
         "runs": [], "message": "This model has no time-lapse (no timelapse.safetensors beside "
                                "its weights)."}
     assert json.loads(imported_timelapse(session, "Nobody")) == {"runs": [], "message": ""}
+
+
+def test_a_run_streams_its_timelapse_as_it_grows_and_whole_at_the_end(timelapse):
+    """live_value: sent when a snapshot was added, held back TIMELAPSE_SECONDS between sends
+    (the page replays what it has), sent whole once the run has ended; a run that ended with
+    no snapshot says so instead of waiting for one."""
+    from roberta.ui.live import SendWhenChanged
+    from roberta.ui.timelapse_view import NONE_TAKEN, TIMELAPSE_SECONDS, WAITING, live_value
+
+    now = [0.0]
+    send = SendWhenChanged(clock=lambda: now[0])
+    growing = made_up(snapshots=0)
+    assert json.loads(live_value(send, [growing], False))["message"] == WAITING
+    growing.snapshots.append(timelapse.snapshots[0])
+    assert not isinstance(live_value(send, [growing], False), str)  # gr.skip(): too soon
+    now[0] += TIMELAPSE_SECONDS
+    (run,) = json.loads(live_value(send, [growing], False))["runs"]
+    assert run["steps"] == [0]
+    now[0] += TIMELAPSE_SECONDS / 2
+    assert not isinstance(live_value(send, [growing], False), str)  # nothing new to send
+    growing.snapshots.append(timelapse.snapshots[1])
+    now[0] += TIMELAPSE_SECONDS / 4
+    assert not isinstance(live_value(send, [growing], False), str)  # too soon after the last
+    now[0] += TIMELAPSE_SECONDS / 4
+    (run,) = json.loads(live_value(send, [growing], False))["runs"]
+    assert run["steps"] == [0, 10]
+    growing.snapshots.append(timelapse.snapshots[2])
+    (run,) = json.loads(live_value(send, [growing], True))["runs"]  # ended: sent at once
+    assert run["steps"] == [0, 10, 20]
+    assert json.loads(live_value(SendWhenChanged(), [made_up(snapshots=0)], True)) == {
+        "runs": [], "message": NONE_TAKEN}

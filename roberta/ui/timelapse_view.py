@@ -29,6 +29,8 @@ PLAY_FRAME_MS = 600  # how long play shows each snapshot
 WAITING = ("The time-lapse appears here once the run has taken its first snapshot: then replay, "
            "at any step, the fixed sentence's attention in every head, the role each head plays, "
            "the embedding map and the probe guesses.")
+NONE_TAKEN = ("This run kept no time-lapse: it ended before its first snapshot, or one snapshot "
+              "of a model this large would not fit the time-lapse's size cap.")
 
 
 def timelapse_value(timelapses: Sequence[Any | None], titles: Sequence[str] = (),
@@ -53,8 +55,9 @@ def live_value(send, timelapses: Sequence[Any | None], ended: bool,
     time-lapses when one has a new snapshot, at most every TIMELAPSE_SECONDS while they run
     (the page replays what it has meanwhile), and all of them once the run has ended."""
     counts = tuple(len(t.snapshots) if t is not None else 0 for t in timelapses)
-    return send("timelapse", counts, lambda: timelapse_value(timelapses, titles), ended,
-                TIMELAPSE_SECONDS)
+    message = NONE_TAKEN if ended and not any(counts) else ""
+    return send("timelapse", counts, lambda: timelapse_value(timelapses, titles, message),
+                ended, TIMELAPSE_SECONDS)
 
 
 def empty_value(message: str = WAITING) -> str:
