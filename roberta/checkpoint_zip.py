@@ -14,6 +14,7 @@ import json
 import shutil
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -38,6 +39,9 @@ from .import_checks import (
     read_json,
     size_text,
 )
+from .timelapse import FILE_NAME as TIMELAPSE_NAME
+from .timelapse import MAX_FILE_BYTES as TIMELAPSE_LIMIT
+from .timelapse import TimeLapse, load_timelapse
 from .tokenizer import RobertaTokenizer
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
@@ -56,6 +60,8 @@ class ImportedCheckpoint:
     tokenizer: RobertaTokenizer
     task: str  # "mlm" | "classifier"
     directory: Path  # where the checked files were extracted
+    timelapse: TimeLapse | None = None  # the run's time-lapse, when it has a usable one
+    timelapse_note: str = ""  # otherwise, one sentence saying why not
 
 
 def _member_path(name: str) -> PurePosixPath:
@@ -194,7 +200,22 @@ def extract_checkpoint(zip_path: str | Path, destination: str | Path,
                 _extract(archive, files[root / name], destination / name, budget)
         except (zipfile.BadZipFile, EOFError, OSError, RuntimeError) as err:
             raise CheckpointZipError(f"The zip is damaged ({err}).") from err
+        if root / TIMELAPSE_NAME in files:
+            _copy_timelapse(archive, files[root / TIMELAPSE_NAME], destination / TIMELAPSE_NAME)
     return destination
+
+
+def _copy_timelapse(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
+    """The time-lapse, which may be bad without costing the model: at most one byte past its
+    cap (bytes really read; load_timelapse then refuses it as too large), and empty when the
+    member is damaged (load_timelapse then says the file is unreadable)."""
+    try:
+        with archive.open(info) as source, open(target, "wb") as sink:
+            while (room := TIMELAPSE_LIMIT + 1 - sink.tell()) > 0 and \
+                    (chunk := source.read(min(CHUNK, room))):
+                sink.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError):
+        target.write_bytes(b"")
 
 
 def _read_config(directory: Path) -> RobertaConfig:
@@ -222,7 +243,9 @@ def load_checkpoint_zip(zip_path: str | Path, destination: str | Path, max_bytes
     than `max_parameters`, or a model costing more to serve than `budget` (layers, FLOPs per
     window, memory per request, vocabulary: roberta.import_checks), is refused before the model
     is built: a few bytes of config could otherwise ask for gigabytes or minutes. Tokenizers
-    must be RoBERTa's byte-level BPE, and weights finite."""
+    must be RoBERTa's byte-level BPE, and weights finite. A time-lapse beside the weights
+    (roberta/timelapse.py) comes back with it, or the one sentence saying why it does not: a
+    missing or bad one never stops the model from loading."""
     from .model import RobertaForMaskedLM, RobertaForSequenceClassification
 
     budget = budget or ImportBudget()
@@ -267,7 +290,8 @@ def load_checkpoint_zip(zip_path: str | Path, destination: str | Path, max_bytes
                                  f"tokenizer only {tokenizer.vocab_size:,}: they do not belong "
                                  f"together (zip the tokenizer files the model was trained "
                                  f"with).")
-    return ImportedCheckpoint(model.eval(), tokenizer, task, directory)
+    return ImportedCheckpoint(model.eval(), tokenizer, task, directory,
+                              *load_timelapse(directory))
 
 
 def remove_quietly(directory: str | Path) -> None:

@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--whole-word", action="store_true", default=None)
     p.add_argument("--static-masking", action="store_true", default=None,
                    help="the paper's static baseline")
-    add_flags(p, PretrainConfig, ("packing",))
+    add_flags(p, PretrainConfig, ("packing", "snapshots"))
     _add_training_flags(p, PretrainConfig)
 
     f = sub.add_parser("finetune", help="fine-tune a sequence classifier")

@@ -19,10 +19,11 @@ from .training.config import FinetuneConfig, PretrainConfig
 # A setting's flag, as the CLI declares it (roberta/settings.py).
 FLAG_OF = naming(PretrainConfig, FinetuneConfig, MaskingConfig, RobertaConfig, by="flag")
 
-# Settings a resumed run may change: how long it goes on, how often it reports and saves, and
-# where it runs. Any other (seed, learning rate, batch, masking...) would make it another run.
-RESUME_MAY_CHANGE = frozenset({"max_steps", "eval_every", "checkpoint_every", "device",
-                               "output_dir"})
+# Settings a resumed run may change: how long it goes on, how often it reports, snapshots and
+# saves, and where it runs. Any other (seed, learning rate, batch, masking...) would make it
+# another run.
+RESUME_MAY_CHANGE = frozenset({"max_steps", "eval_every", "snapshots", "checkpoint_every",
+                               "device", "output_dir"})
 
 
 def _flag(name: str) -> str:

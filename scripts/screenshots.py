@@ -35,6 +35,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 # matched by the word in their label, so an icon in front of it may change.
 SHOTS = [
     ("1-train.png", "Train", "Start", None),
+    # The same run's time-lapse, under its charts (the run was stopped after 1-train.png).
+    ("10-train-timelapse.png", "Train", None, None),
     ("2-fill-mask.png", "Fill-mask", "Predict", "First guesses"),
     ("3-sentiment.png", "Sentiment", "Classify", "Predicted"),
     ("4-attention.png", "Attention", "Show attention", "All heads are on"),
@@ -52,7 +54,9 @@ PHONE_SHOTS = [
 PHONE = {"width": 390, "height": 844}
 EXTRA_WAIT = {"Attention": "#bertviz-head-view iframe"}
 SCROLL_TO_BUTTON: dict[str, str] = {}  # tab: a button to show rather than the tab's top
-SCROLL_TO = {"7-experiments.png": "#compare-paragraph",
+WAIT_FOR = {"10-train-timelapse.png": "#train-timelapse .tl-head canvas"}
+SCROLL_TO = {"10-train-timelapse.png": "#train-timelapse",
+             "7-experiments.png": "#compare-paragraph",
              "8-fill-mask-compare.png": "#fill-mask-compare"}
 
 
@@ -105,6 +109,8 @@ def take(page, args: argparse.Namespace, file_name: str, tab_name: str, button: 
         tab.get_by_text(wait_text).first.wait_for()
     if tab_name in EXTRA_WAIT:
         page.locator(EXTRA_WAIT[tab_name]).wait_for()
+    if file_name in WAIT_FOR:
+        page.locator(WAIT_FOR[file_name]).first.wait_for()
     page.wait_for_timeout(1500)  # let plots and iframes finish drawing
     with contextlib.suppress(PlaywrightTimeout):  # an earlier tab's toast fades
         page.locator(".toast-body").first.wait_for(state="hidden", timeout=15_000)
@@ -137,7 +143,7 @@ def parse_args() -> argparse.Namespace:
                         help="how long the Experiments tab's comparison may run before Stop")
     parser.add_argument("--only", nargs="+", default=None,
                         help="take only these files, e.g. 7-experiments.png "
-                             "8-fill-mask-compare.png (8 needs 7 first)")
+                             "8-fill-mask-compare.png (8 needs 7 first, 10 needs 1)")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=1000)
     return parser.parse_args()

@@ -122,3 +122,18 @@ def test_logit_lens_bench_finds_where_an_answer_enters_the_top_5(tiny_assets, ca
     assert rows[1]["accepted_from"] is None  # "zzz" is no token of this vocabulary
     print(bench.report(rows, model.config.num_hidden_layers))
     assert "- never: 1" in capsys.readouterr().out
+
+
+def test_timelapse_bench_runs_the_default_run_with_and_without_snapshots(capsys):
+    from bench import timelapse as bench
+
+    threads = torch.get_num_threads()
+    try:
+        summary = bench.main(["--steps", "12", "--documents", "120"])
+    finally:
+        torch.set_num_threads(threads)  # the bench's one thread is for its own process
+    out = capsys.readouterr().out
+    assert "snapshots off:" in out and "snapshots on :" in out and "load average" in out
+    assert summary["snapshots"] == 2  # step 0 and the last: the run has no evaluation before
+    assert 0 < summary["bytes"] < 1_000_000 and summary["steps_per_s_off"] > 0
+    assert 0 < summary["record_share"] < 1 and summary["slower_per_cpu_s"] < 1

@@ -57,8 +57,13 @@ def test_compare_with_only_its_first_argument_then_stop_both(app_url):
     assert "No comparison" in stranger.predict(api_name="/stop_comparison")
     assert "Stopping" in owner.predict(api_name="/stop_comparison")
     outputs = stream(job, timeout=120)
-    status, progress, paragraph, accuracy, loss, perplexity, speed, models = outputs[-1]
+    status, progress, paragraph, accuracy, loss, perplexity, speed, replay, models = outputs[-1]
     assert status.startswith("Stopped: A after"), status
+    # Each side's time-lapse, replayed side by side: the same snapshot steps on both.
+    side_a, side_b = json.loads(replay)["runs"]
+    assert (side_a["title"], side_b["title"]) == ("A: structured start",
+                                                  "B: RoBERTa's random start")
+    assert side_a["steps"] == side_b["steps"] and side_a["steps"][0] == 0
     steps_a = int(status.split("A after ")[1].split(" steps")[0].replace(",", ""))
     steps_b = int(status.split("B after ")[1].split(",")[0].replace(",", ""))
     assert steps_a == steps_b >= 50  # Stop stopped both at the same step

@@ -309,8 +309,13 @@ def trained(app_url, connect):
 @pytest.mark.slow
 def test_train_with_only_the_step_count_streams_and_keeps_the_model(trained):
     client, outputs, _ = trained
-    status, progress, loss, accuracy, perplexity, lr, speed, probes, name = outputs[-1]
+    status, progress, loss, accuracy, perplexity, lr, speed, probes, replay, name = outputs[-1]
     assert status.startswith("Finished after 60 steps"), status
+    # The time-lapse: every snapshot to the last step, with its figures and guesses, to replay.
+    (run,) = json.loads(replay)["runs"]
+    assert run["steps"][0] == 0 and run["steps"][-1] == 60
+    assert len(run["probes"]) == len(run["lines"]) == len(run["roles"]) == len(run["steps"])
+    assert len(run["attention"]["frames"]) == len(run["map"]["frames"]) == len(run["steps"])
     assert "step 60 / 60" in progress
     counts = [n for n in (plot_points(o[2]) for o in outputs) if n is not None]
     assert counts == sorted(counts) and counts[-1] >= 60 > counts[0]  # the loss chart grew

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ..masking import MaskingConfig
 from ..packing import PACKING_MODES
 from ..settings import check, like, setting
+from ..timelapse import MAX_SNAPSHOTS
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -102,6 +103,11 @@ class PretrainConfig(TrainConfig):
         0, "Hold positions for (steps)", minimum=HOLD_WHOLE_RUN, flag="--hold-positions",
         help="steps the structured start's position rows stay fixed (-1: the whole run, 0: "
              "trainable from the start)")
+    # The run's time-lapse (roberta/timelapse.py). Off unless asked for here: a script or the
+    # command line pays nothing and writes no extra file; the app's runs keep 60 (PretrainSettings).
+    snapshots: int = setting(0, "Snapshots", minimum=0, maximum=MAX_SNAPSHOTS, flag="--snapshots",
+                             help="keep at most N snapshots of the run for its time-lapse, "
+                                  "saved beside the weights (0: none)")
 
     @staticmethod
     def hold_for(init: str, steps: int = HOLD_WHOLE_RUN) -> int:

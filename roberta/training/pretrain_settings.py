@@ -28,6 +28,7 @@ from ..init import INIT_CHOICES, STRUCTURED_START, StructuredInit, initialise_
 from ..masking import MaskingConfig
 from ..model import RobertaForMaskedLM
 from ..settings import SettingError, TrainingError, check, like, setting
+from ..timelapse import MAX_SNAPSHOTS
 from ..tokenizer import RobertaTokenizer
 from .config import DEFAULT_PROBES, HOLD_WHOLE_RUN, PretrainConfig, TrainConfig
 from .devices import cpu_supports_bf16
@@ -103,6 +104,7 @@ class PretrainSettings:
     device: str = like(TrainConfig, "device", "cpu", choices=DEVICE_CHOICES)
     precision: str = like(TrainConfig, "precision")
     probes: Sequence[str] = DEFAULT_PROBES
+    snapshots: int = like(PretrainConfig, "snapshots", MAX_SNAPSHOTS)  # every app run has one
 
 
 ONE_MINUTE_RUN = PretrainSettings()
@@ -181,7 +183,7 @@ def pretrain_config(settings: PretrainSettings) -> PretrainConfig:
         max_steps=s.max_steps, batch_size=s.batch_size, learning_rate=s.learning_rate,
         warmup_steps=s.warmup_steps, precision=s.precision, device=s.device, seed=s.seed,
         eval_every=s.eval_every, seq_length=s.seq_length, static_masking=s.static_masking,
-        eval_sequences=s.eval_sequences, probes=tuple(s.probes),
+        eval_sequences=s.eval_sequences, probes=tuple(s.probes), snapshots=s.snapshots,
         masking=MaskingConfig(s.mlm_probability, s.mask_fraction, s.random_fraction,
                               s.whole_word),
         hold_positions_steps=PretrainConfig.hold_for(s.init, s.hold_positions_steps))

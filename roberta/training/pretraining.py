@@ -18,6 +18,7 @@ from ..masking import IGNORE_INDEX, DynamicMasker, StaticMaskedDataset
 from ..model import RobertaForMaskedLM
 from ..packing import PackedSequences, pack_documents
 from ..settings import TrainingError
+from ..timelapse import TimeLapse, TimeLapseRecorder, load_timelapse
 from ..tokenizer import RobertaTokenizer
 from .config import PretrainConfig
 from .devices import autocast, world
@@ -135,6 +136,9 @@ class Pretrainer(Trainer):
                                 f" add text or lower the batch size")
         self.tokenizer = tokenizer
         self.data = data
+        self.recorder = TimeLapseRecorder(
+            tokenizer, model.config, data.train.input_ids, config.max_steps, config.eval_every,
+            config.probes, config.snapshots) if config.snapshots and self.rank == 0 else None
         # One masking stream on every rank: each masks the whole global batch and keeps its own
         # rows, so N processes train on exactly the masks one process would draw.
         self.masker = self._masker(seed=config.seed * 7919)
@@ -147,6 +151,13 @@ class Pretrainer(Trainer):
 
     def before_step(self) -> None:
         self._position_hold.update(self.step)
+        if self.step == 0 and self.recorder and self.recorder.due(0):  # the start
+            self.recorder.record(self.model, 0)
+
+    @property
+    def timelapse(self) -> TimeLapse | None:
+        """The run's time-lapse (its snapshots grow as it runs); None when it records none."""
+        return self.recorder.timelapse if self.recorder else None
 
     def run(self) -> Iterator[TrainEvent]:
         try:
@@ -207,6 +218,10 @@ class Pretrainer(Trainer):
                    "val_accuracy": totals["correct"] / max(totals["scored"], 1),
                    "val_mask_accuracy": totals["mask_correct"] / max(totals["mask_shown"], 1)}
         probes = [fill_mask(self.model, self.tokenizer, p) for p in self.config.probes]
+        # The time-lapse's snapshots fall on evaluations (and a stopped run's last), reusing
+        # their figures; inside the run's loop, so a failure ends the run as the evaluation's do.
+        if self.recorder and self.recorder.due(self.step, final=self._stop.is_set()):
+            self.recorder.record(self.model, self.step, metrics, probes)
         return metrics, probes
 
     @torch.no_grad()
@@ -244,6 +259,11 @@ class Pretrainer(Trainer):
         return {"unigram_accuracy": baseline["accuracy"],
                 "unigram_perplexity": baseline["perplexity"]}
 
+    def save_extra(self, directory) -> None:
+        super().save_extra(directory)
+        if self.timelapse is not None:
+            self.timelapse.save(directory)
+
     def extra_state(self) -> dict[str, Any]:
         return {"masker": self.masker.state_dict()}
 
@@ -257,4 +277,9 @@ class Pretrainer(Trainer):
         tokenizer = RobertaTokenizer.from_pretrained(directory)
         trainer = cls(model, tokenizer, data, config)
         trainer.load_training_state(directory)
+        if trainer.recorder:  # the snapshots taken before the interruption go on
+            saved, why = load_timelapse(directory)
+            if not trainer.recorder.adopt(saved, trainer.step):
+                why = why or "The checkpoint's time-lapse is another run's."
+                trainer.notes.append(f"{why} The time-lapse starts again at step {trainer.step}.")
         return trainer

@@ -57,7 +57,7 @@ def export_zip(holder: dict, loaded: registry.LoadedModel) -> str:
     export = holder.setdefault("export", new_export())
     with plain_errors("Exporting the model"):
         return str(export.zip_for(loaded.model, loaded.tokenizer, loaded.name,
-                                  loaded.description))
+                                  loaded.description, loaded.timelapse))
 
 
 def ready(holder: dict, loaded: registry.LoadedModel | None):

@@ -24,7 +24,7 @@ import gradio as gr
 
 from roberta.experiments import COMPARISONS, CUSTOM_ID, Comparison, verdict
 from roberta.training.engine import TrainEvent
-from roberta.ui import registry
+from roberta.ui import registry, timelapse_view
 from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop
 from roberta.ui.experiment_job import (
     CUSTOM_SETTINGS,
@@ -34,7 +34,7 @@ from roberta.ui.experiment_job import (
     side_settings,
 )
 from roberta.ui.limits import current_limits
-from roberta.ui.live import UPDATE_SECONDS, duration, plot_value, progress_html
+from roberta.ui.live import UPDATE_SECONDS, SendWhenChanged, duration, plot_value, progress_html
 from roberta.ui.runs import stream_run
 from roberta.viz.compare_curves import SIDE_COLORS, ComparisonHistory
 
@@ -81,6 +81,9 @@ class CompareView:
     elapsed: float | None = None
     note: str = ""
     shown_at: float = 0.0
+    timelapses: tuple = (None, None)  # each side's TimeLapse, growing as it trains
+    ended: bool = False
+    send: SendWhenChanged = field(default_factory=SendWhenChanged)
 
     def record(self, side: int, event: TrainEvent) -> None:
         self.history.record(side, event.kind, event.step, event.metrics)
@@ -108,7 +111,10 @@ class CompareView:
         self.shown_at = time.monotonic()
         plots = tuple(plot_value(s) for s in self.history.specs()) if charts else \
             (gr.skip(),) * 4
-        return (self.status, self.progress(), self.paragraph + self.result, *plots,
+        titles = [f"{side}: {label}" for side, label in
+                  zip("AB", (self.comparison.label_a, self.comparison.label_b), strict=True)]
+        replay = timelapse_view.live_value(self.send, self.timelapses, self.ended, titles)
+        return (self.status, self.progress(), self.paragraph + self.result, *plots, replay,
                 self.models, gr.skip() if session is None else session)
 
 
@@ -159,6 +165,7 @@ def start_comparison(comparison: str = DEFAULT_COMPARISON, max_steps: float | No
             yield view.outputs()
             return
         control["trainer"] = job.pair  # request_stop() calls its stop(): both sides stop
+        view.timelapses = tuple(t.timelapse for t in job.trainers)
         for side, settings in enumerate(s.settings for s in job.sides):
             if x_title != "step":
                 history.sides[side].x_per_step = settings.batch_size
@@ -194,6 +201,7 @@ def _train(job: ExperimentJob, view: CompareView, control: dict, session: dict):
             metrics, _ = trainer.evaluate()
             view.record(side, TrainEvent("eval", trainer.step, trainer.config.max_steps,
                                          view.elapsed or 0.0, metrics))
+    view.ended = True
     failed = [e.message for e in last if e is not None and e.kind == "failed"]
     for message in failed:
         gr.Warning(message)
@@ -207,7 +215,7 @@ def _train(job: ExperimentJob, view: CompareView, control: dict, session: dict):
                   f"“{job.comparison.title}” ({label})")
         session = registry.add(session, registry.LoadedModel(
             name, "mlm", trainer.model.eval(), trainer.tokenizer,
-            registry.describe(trainer.model, source)))
+            registry.describe(trainer.model, source), trainer.timelapse))
     control["last_models"] = names
     a, b = job.trainers
     found = verdict(job.comparison, job.labels[0], job.labels[1], a.step, view.last_eval[0],
@@ -275,6 +283,11 @@ def build_experiments_tab(session: gr.State) -> None:
                                   label="Perplexity")
         speed_plot = gr.Plot(plot_value(empty.throughput_spec()), show_label=False,
                              label="Tokens per second")
+    with gr.Accordion("Time-lapse of both runs, side by side", open=True):
+        gr.Markdown("One slider replays both runs at the same snapshot: each head's attention "
+                    "on a fixed sentence, the role it plays, the embedding map and the probe "
+                    "guesses of side A beside side B's.")
+        replay = timelapse_view.timelapse_block("compare-timelapse")
     models = gr.Textbox(label="The two models (selectable in the other tabs)", lines=2,
                         interactive=False, elem_id="compare-models")
 
@@ -282,7 +295,7 @@ def build_experiments_tab(session: gr.State) -> None:
                       api_visibility="private")
     inputs = [comparison, max_steps, seed, custom_setting, custom_a, custom_b, control, session]
     outputs = [status, progress, paragraph, accuracy_plot, loss_plot, perplexity_plot,
-               speed_plot, models, session]
+               speed_plot, replay, models, session]
     start_stop(start_button, stop_button, start_comparison, inputs, outputs,
                api_name="compare", concurrency_limit=None, show_progress="hidden")
     stop_answer = gr.Textbox(visible=False, label="Stop")

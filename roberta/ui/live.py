@@ -10,8 +10,11 @@ import time
 from collections.abc import Callable
 
 import gradio as gr
+import pandas as pd
 from gradio.components.plot import PlotData
 
+from roberta.inference import FillMaskResult
+from roberta.ui.common import markdown_literal
 from roberta.viz.curves import PretrainHistory, Spec
 
 UPDATE_SECONDS = 0.5  # at most ~2 updates a second: the progress line moves, the CPU keeps training
@@ -19,6 +22,7 @@ UPDATE_SECONDS = 0.5  # at most ~2 updates a second: the progress line moves, th
 # EVAL_CHART_SECONDS: a busy page answers Stop late (issue 13: within 0.5 s).
 CHART_SECONDS = 1.0
 EVAL_CHART_SECONDS = 2.0
+GUESS_COLUMNS = ["1st", "2nd", "3rd", "4th", "5th"]
 
 
 def plot_value(spec: Spec) -> PlotData:
@@ -103,3 +107,28 @@ def pretrain_plots(history: PretrainHistory, send: SendWhenChanged,
         send("speed", len(history.tokens_per_s) * SLOW_CHART_REDRAWS // planned,
              lambda: plot_value(history.throughput_spec()), final),
     )
+
+
+# --- the probe guesses (the Train tab's table) ----------------------------------------------
+
+def _word(token: str) -> str:
+    return token.strip() or repr(token)
+
+
+def probe_table(probes: list[FillMaskResult] | None, sentences, step: int = 0) -> pd.DataFrame:
+    """One row per probe: the sentence with the first guess in bold, then the top 5; the
+    first column's header says at which step the model guessed."""
+    rows = []
+    for i, sentence in enumerate(sentences):
+        result = probes[i] if probes and i < len(probes) else None
+        if result is None or not result.predictions:
+            rows.append([markdown_literal(sentence)] + [""] * 5)
+            continue
+        candidates = result.predictions[0].candidates[:5]
+        first = _word(candidates[0].token)
+        filled = markdown_literal(sentence).replace("&lt;mask&gt;",
+                                                    f"**{markdown_literal(first)}**", 1)
+        cells = [f"{_word(c.token)} ({c.probability:.0%})" for c in candidates]
+        rows.append([filled] + cells + [""] * (5 - len(cells)))
+    header = f"Probe at step {step:,} (first guess in bold)" if probes else "Probe"
+    return pd.DataFrame(rows, columns=[header, *GUESS_COLUMNS])

@@ -16,7 +16,7 @@ from pathlib import Path
 import gradio as gr
 
 from roberta.defaults import TASK_WORDS
-from roberta.ui import limits, registry
+from roberta.ui import limits, registry, timelapse_view
 from roberta.ui.common import markdown_literal, plain_errors, shown, user_error
 from roberta.ui.session_end import delete_uploads
 
@@ -67,7 +67,8 @@ def import_checkpoint(session: dict, upload: str | None, current: str | None,
     stem = Path(upload).stem[:60] or "checkpoint"
     name = imported_name(stem)
     loaded = registry.LoadedModel(name, imported.task, imported.model, imported.tokenizer,
-                                  registry.describe(imported.model, f"imported from {stem}.zip"))
+                                  registry.describe(imported.model, f"imported from {stem}.zip"),
+                                  imported.timelapse, imported.timelapse_note)
     registry.add(session, loaded)
     names = registry.choices_for(session, task)
     if imported.task in registry.task_list(task):
@@ -81,6 +82,18 @@ def import_checkpoint(session: dict, upload: str | None, current: str | None,
               f"({markdown_literal(loaded.description)}). {where}")
     return (session, gr.update(choices=names, value=value),
             registry.model_info(session, value, task), status)
+
+
+def imported_timelapse(session: dict | None, name: str | None) -> dict:
+    """The time-lapse block's value after an import: the imported run's time-lapse, or the
+    one sentence saying why it has none (missing, truncated, refused)."""
+    loaded = registry.session_models(session).get(name) if isinstance(name, str) else None
+    if loaded is None:
+        return timelapse_view.empty_value("")
+    if loaded.timelapse is None or not loaded.timelapse.snapshots:
+        return timelapse_view.empty_value(loaded.timelapse_note or
+                                          "This model has no time-lapse.")
+    return timelapse_view.timelapse_value([loaded.timelapse], [f"Time-lapse of {name}"])
 
 
 def build_import_panel(session: gr.State, picker: gr.Dropdown, picker_info: gr.Markdown,
@@ -97,12 +110,19 @@ def build_import_panel(session: gr.State, picker: gr.Dropdown, picker_info: gr.M
         upload_button = gr.UploadButton(IMPORT_BUTTON, file_types=[".zip"], type="filepath",
                                  variant="secondary")
         status = gr.Markdown()
+        # An imported run's time-lapse, replayed here (its name goes through a state, so the
+        # import's API answer stays the picker, its line and the status).
+        imported = gr.State(None)
+        replay = timelapse_view.timelapse_block(
+            "import-timelapse-" + "-".join(registry.task_list(task)), message="")
 
     def import_here(session_value: dict, upload: str | None, current: str | None):
-        return import_checkpoint(session_value, upload, current, task)
+        answer = import_checkpoint(session_value, upload, current, task)
+        return *answer, imported_name(Path(upload).stem[:60] or "checkpoint")
 
     visibility = {"api_name": api_name} if api_name else {"api_visibility": "private"}
     upload_button.upload(import_here, [session, upload_button, picker],
-                         [session, picker, picker_info, status], concurrency_limit=1,
-                         concurrency_id=CONCURRENCY_ID, **visibility)
+                         [session, picker, picker_info, status, imported], concurrency_limit=1,
+                         concurrency_id=CONCURRENCY_ID, **visibility).then(
+        imported_timelapse, [session, imported], replay, api_visibility="private")
     return status

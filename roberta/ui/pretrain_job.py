@@ -247,11 +247,13 @@ def slug(text: str) -> str:
 
 
 def export_hf_zip(model: torch.nn.Module, tokenizer: RobertaTokenizer, name: str,
-                  description: str = "", parent: Path | str | None = None) -> Path:
+                  description: str = "", parent: Path | str | None = None,
+                  timelapse=None) -> Path:
     """Zip config.json, model.safetensors and the tokenizer files in one folder, under a new
     temporary directory in `parent` (default: the system's temp folder), so a later export
     never overwrites an earlier one's file. Only the zip stays there: the files it was made
-    from are deleted once zipped (they would double the export's size on disk)."""
+    from are deleted once zipped (they would double the export's size on disk). A run's
+    `timelapse` (roberta.timelapse) goes beside the weights, for an import to replay."""
     folder = f"{slug(name)}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     if parent is not None:
         Path(parent).mkdir(parents=True, exist_ok=True)
@@ -260,6 +262,8 @@ def export_hf_zip(model: torch.nn.Module, tokenizer: RobertaTokenizer, name: str
         model_dir = workdir / folder
         model.save_pretrained(model_dir)
         tokenizer.save_pretrained(model_dir)
+        if timelapse is not None and timelapse.snapshots:
+            timelapse.save(model_dir)
         (model_dir / "README.md").write_text(_export_readme(model, name, folder, description))
         archive = workdir / f"{folder}.zip"
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -295,14 +299,15 @@ class ModelExport:
         return self._archive
 
     def zip_for(self, model: torch.nn.Module, tokenizer: RobertaTokenizer, name: str,
-                description: str = "") -> Path:
+                description: str = "", timelapse=None) -> Path:
         with self._lock:
             # A trained model is never trained further (a new run builds a new one), so the
             # object itself identifies the version.
             if self._model is model and self._archive is not None and self._archive.is_file():
                 return self._archive
             self._discard()
-            archive = export_hf_zip(model, tokenizer, name, description, parent=self._parent)
+            archive = export_hf_zip(model, tokenizer, name, description, self._parent,
+                                    timelapse)
             self._model, self._archive = model, archive
             self._cleanup = weakref.finalize(self, shutil.rmtree, archive.parent, True)
             return archive

@@ -45,6 +45,8 @@ class LoadedModel:
     model: torch.nn.Module
     tokenizer: RobertaTokenizer
     description: str
+    timelapse: object = None  # its run's roberta.timelapse.TimeLapse, when it has one
+    timelapse_note: str = ""  # an imported model without one: why (one sentence)
 
 
 def embedded_dir(task: str) -> Path:
@@ -149,7 +151,7 @@ def missing_message(task: str) -> str:
 
 # --- this session's models ---------------------------------------------------------------
 
-def _session_models(session: dict | None) -> dict[str, LoadedModel]:
+def session_models(session: dict | None) -> dict[str, LoadedModel]:
     if not isinstance(session, dict):
         return {}
     return session.get(SESSION_MODELS) or {}
@@ -164,7 +166,7 @@ def choices(session: dict | None, task: str) -> list[str]:
     """Names a dropdown offers: the embedded default first, then this session's models."""
     _check_task(task)
     names = [EMBEDDED_NAMES[task]] if embedded(task) is not None else []
-    names += [name for name, m in _session_models(session).items() if m.task == task]
+    names += [name for name, m in session_models(session).items() if m.task == task]
     if task == "mlm" and structured_start() is not None:
         names.append(STRUCTURED_START_NAME)
     return names
@@ -185,7 +187,7 @@ def resolve(session: dict | None, name: str | None, task: str) -> LoadedModel:
         if loaded is None:
             raise user_error(missing_message(task))
         return loaded
-    loaded = _step_zero(task, name) or _session_models(session).get(name)
+    loaded = _step_zero(task, name) or session_models(session).get(name)
     if loaded is None or loaded.task != task:
         available = choices(session, task)
         offer = (f" Choose one of: {', '.join(available)}." if available
@@ -359,7 +361,7 @@ def model_info(session: dict | None, name: str | None, task: str | tuple[str, ..
         return missing
     is_embedded = name == EMBEDDED_NAMES[found]
     loaded = embedded(found) if is_embedded else \
-        _step_zero(found, name) or _session_models(session).get(name)
+        _step_zero(found, name) or session_models(session).get(name)
     if loaded is None:
         return missing
     return f"**{markdown_literal(loaded.name)}**: {markdown_literal(loaded.description)}"

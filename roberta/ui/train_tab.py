@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass, field
 
 import gradio as gr
-import pandas as pd
 import torch
 from gradio.context import Context
 
@@ -43,9 +42,9 @@ from roberta.training.pretrain_settings import (
     with_shape,
 )
 from roberta.training.pretraining import Pretrainer
-from roberta.ui import downloads, registry
+from roberta.ui import downloads, registry, timelapse_view
 from roberta.ui import pretrain_job as job
-from roberta.ui.common import markdown_literal, plain_errors, request_stop, start_stop, user_error
+from roberta.ui.common import plain_errors, request_stop, start_stop, user_error
 from roberta.ui.limits import current_limits
 from roberta.ui.live import (
     EVAL_CHART_SECONDS,
@@ -54,39 +53,16 @@ from roberta.ui.live import (
     duration,
     plot_value,
     pretrain_plots,
+    probe_table,
     progress_html,
 )
 from roberta.ui.runs import form_handler, stream_run, unique_name, watch
 from roberta.viz.curves import PretrainHistory
 
-GUESS_COLUMNS = ["1st", "2nd", "3rd", "4th", "5th"]
 DEFAULTS = ONE_MINUTE_RUN
 
 
 # --- what the page shows -------------------------------------------------------------------
-
-def _word(token: str) -> str:
-    return token.strip() or repr(token)
-
-
-def probe_table(probes: list[FillMaskResult] | None, sentences, step: int = 0) -> pd.DataFrame:
-    """One row per probe: the sentence with the first guess in bold, then the top 5; the
-    first column's header says at which step the model guessed."""
-    rows = []
-    for i, sentence in enumerate(sentences):
-        result = probes[i] if probes and i < len(probes) else None
-        if result is None or not result.predictions:
-            rows.append([markdown_literal(sentence)] + [""] * 5)
-            continue
-        candidates = result.predictions[0].candidates[:5]
-        first = _word(candidates[0].token)
-        filled = markdown_literal(sentence).replace("&lt;mask&gt;",
-                                                    f"**{markdown_literal(first)}**", 1)
-        cells = [f"{_word(c.token)} ({c.probability:.0%})" for c in candidates]
-        rows.append([filled] + cells + [""] * (5 - len(cells)))
-    header = f"Probe at step {step:,} (first guess in bold)" if probes else "Probe"
-    return pd.DataFrame(rows, columns=[header, *GUESS_COLUMNS])
-
 
 @dataclass
 class TrainView:
@@ -101,6 +77,7 @@ class TrainView:
     probes: list[FillMaskResult] | None = None
     probe_step: int = 0
     model_name: str = ""
+    timelapse: object = None  # the run's TimeLapse: its snapshots grow as it trains
     note: str = ""
     shown_at: float = 0.0
     shown_loss_points: int = 0
@@ -130,7 +107,8 @@ class TrainView:
         tokens_per_s = self.history.tokens_per_s.last
         progress = progress_html(self.step, self.settings.max_steps, self.elapsed, self.eta,
                                  tokens_per_s, self.note)
-        return (self.status, progress, *plots, table, self.model_name,
+        replay = timelapse_view.live_value(self.send, [self.timelapse], self.ended)
+        return (self.status, progress, *plots, table, replay, self.model_name,
                 gr.skip() if session is None else session)
 
     def show(self, status: str) -> tuple:
@@ -194,7 +172,7 @@ def _prepare(settings: PretrainSettings, view: TrainView, control: dict,
         return None
     model = job.build_model(settings, tokenizer)
     trainer = Pretrainer(model, tokenizer, data, pretrain_config(settings))
-    control["trainer"] = trainer
+    control["trainer"], view.timelapse = trainer, trainer.timelapse
     baseline = trainer.unigram_baseline()
     view.history.unigram_accuracy = baseline["accuracy"]
     view.history.unigram_perplexity = baseline["perplexity"]
@@ -235,7 +213,7 @@ def _train(trainer: Pretrainer, settings: PretrainSettings, view: TrainView,
     source = (f"trained here from scratch for {trainer.step:,} steps on "
               f"{'the bundled corpus' if settings.corpus == 'bundled' else 'your text'}")
     loaded = registry.LoadedModel(name, "mlm", model, trainer.tokenizer,
-                                  registry.describe(model, source))
+                                  registry.describe(model, source), trainer.timelapse)
     session = registry.add(session, loaded)
     control["last_model"] = loaded
     outcome = {"done": "Finished", "stopped": "Stopped",
@@ -272,7 +250,7 @@ def download_model(control: dict | None) -> str:
     export = control.setdefault("export", downloads.new_export())
     with plain_errors("Exporting the model"):
         return str(export.zip_for(loaded.model, loaded.tokenizer, loaded.name,
-                                  loaded.description))
+                                  loaded.description, loaded.timelapse))
 
 
 def pace_key(size: str, num_layers=None, hidden_size=None, num_heads=None,
@@ -555,12 +533,13 @@ def _charts() -> tuple[list, gr.DownloadButton]:
                           label="Learning rate")
         speed_plot = gr.Plot(plot_value(empty.throughput_spec()), show_label=False,
                              label="Tokens per second")
+    replay = timelapse_view.build_train_timelapse()
     with gr.Row(equal_height=True):
         model_name = gr.Textbox(label="Trained model (selectable in the other tabs)",
                                 interactive=False, scale=3)
         download_button = downloads.download_button(scale=1, elem_id="train-download")
     outputs = [status, progress, loss_plot, accuracy_plot, perplexity_plot, lr_plot, speed_plot,
-               probe_results, model_name]
+               probe_results, replay, model_name]
     return outputs, download_button
 
 
