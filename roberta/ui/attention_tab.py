@@ -13,6 +13,7 @@ import torch
 from roberta.inference import attention_maps, fill_mask
 from roberta.ui import limits, registry
 from roberta.ui.common import markdown_literal, plain_errors, shown, user_error
+from roberta.ui.heavy_lane import one_model, slots, takes_turn
 from roberta.ui.lens_views import build_neuron_view
 from roberta.ui.limits import attention_tokens
 from roberta.ui.page_export import html_download
@@ -124,6 +125,7 @@ def switched_off_note(head_mask: torch.Tensor | None) -> str:
             f"attention to draw.</p>")
 
 
+@takes_turn(one_model("mlm"))
 def show_attention(text: str, model_name: str | None = None, layer: int = 1, head: int = 1,
                    heads_off: list[str] | None = None, session: dict | None = None):
     """All the views for one text."""
@@ -154,6 +156,7 @@ def show_attention(text: str, model_name: str | None = None, layer: int = 1, hea
     return head_view, model_view, single, summary, rollout, table, verdict
 
 
+@takes_turn(one_model("mlm"))
 def show_head(text: str, model_name: str | None = None, layer: int = 1, head: int = 1,
               heads_off: list[str] | None = None, session: dict | None = None):
     """Just the heatmap of one head (the layer/head sliders)."""
@@ -163,6 +166,7 @@ def show_head(text: str, model_name: str | None = None, layer: int = 1, head: in
         return viz.head_heatmap(result.attentions, result.tokens, layer, head)
 
 
+@takes_turn(one_model("mlm"))
 def export_bertviz(text: str, model_name: str | None = None,
                    heads_off: list[str] | None = None, session: dict | None = None) -> list[str]:
     """bertviz's head and model views of `text` as two HTML files that open with no network."""
@@ -259,13 +263,14 @@ def build_attention_tab(session: gr.State) -> None:
     inputs = [text, model_name, layer, head, heads_off, session]
     outputs = [head_view, model_view, single, summary, rollout, table, verdict]
     show_button.click(show_attention, inputs, outputs, api_name="attention",
-                      concurrency_limit=2)
-    text.submit(show_attention, inputs, outputs, api_visibility="private", concurrency_limit=2)
+                      concurrency_limit=slots(2))
+    text.submit(show_attention, inputs, outputs, api_visibility="private",
+                concurrency_limit=slots(2))
     save_button.click(export_bertviz, [text, model_name, heads_off, session], saved,
-                      api_name="attention_pages", concurrency_limit=2)
-    layer.input(show_head, inputs, single, api_name="attention_head", concurrency_limit=2,
+                      api_name="attention_pages", concurrency_limit=slots(2))
+    layer.input(show_head, inputs, single, api_name="attention_head", concurrency_limit=slots(2),
                 trigger_mode="always_last")
-    head.input(show_head, inputs, single, api_visibility="private", concurrency_limit=2,
+    head.input(show_head, inputs, single, api_visibility="private", concurrency_limit=slots(2),
                trigger_mode="always_last")
     model_name.change(controls_for, [model_name, layer, head, session],
                       [layer, head, heads_off], api_visibility="private", queue=False)

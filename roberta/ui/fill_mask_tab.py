@@ -15,6 +15,7 @@ from roberta.inference import FillMaskResult, fill_mask
 from roberta.token_text import merge_pieces, visible_token
 from roberta.ui import registry
 from roberta.ui.common import check_masked_text, markdown_literal, plain_errors, shown
+from roberta.ui.heavy_lane import one_model, slots, takes_turn
 from roberta.ui.lens_views import build_logit_lens, mask_clicked
 from roberta.ui.model_import import build_import_panel
 from roberta.ui.side_by_side import build_fill_mask_compare
@@ -113,6 +114,7 @@ def filled_sentence(text: str, result: FillMaskResult) -> str:
     return before + "".join(parts) + markdown_literal(text[end:]) + after
 
 
+@takes_turn(one_model("mlm"))
 def predict(text: str, model_name: str | None = None, top_k: int = 5,
             session: dict | None = None):
     """Everything the tab shows for one text: table, chart, tokenization, summary."""
@@ -172,12 +174,13 @@ def build_fill_mask_tab(session: gr.State) -> None:
     inputs = [text, model_name, top_k, session]
     outputs = [table, chart, tokens, summary]
     predict_button.click(predict, inputs, outputs, api_name="fill_mask",
-                         concurrency_limit=4)
-    text.submit(predict, inputs, outputs, api_visibility="private", concurrency_limit=4)
+                         concurrency_limit=slots(4))
+    text.submit(predict, inputs, outputs, api_visibility="private", concurrency_limit=slots(4))
     # Click a word of the tokenization to hide it: it becomes <mask>, guessed again (the lens
     # too).
     clicked = tokens.select(mask_clicked, [text, model_name, session], text,
                             api_visibility="private", concurrency_limit=4)
-    clicked.success(predict, inputs, outputs, api_visibility="private", concurrency_limit=4)
-    clicked.success(*redraw_lens, api_visibility="private", concurrency_limit=4,
+    clicked.success(predict, inputs, outputs, api_visibility="private",
+                    concurrency_limit=slots(4))
+    clicked.success(*redraw_lens, api_visibility="private", concurrency_limit=slots(4),
                     show_progress="hidden")

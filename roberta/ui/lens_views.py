@@ -18,6 +18,7 @@ from roberta.ui.common import (
     plain_errors,
     user_error,
 )
+from roberta.ui.heavy_lane import one_model, slots, takes_turn
 from roberta.ui.limits import attention_tokens
 from roberta.ui.page_export import html_download
 from roberta.viz.lens import layer_names, lens_figure, neuron_figure
@@ -47,6 +48,7 @@ def _whole(value: object, label: str, minimum: int, default: int) -> int:
 
 # --- Fill-mask: the logit lens and click-to-mask ----------------------------------------------
 
+@takes_turn(one_model("mlm"))
 def show_logit_lens(text: str, model_name: str | None = None, mask_number: int = 1,
                     session: dict | None = None):
     """The lens at the `mask_number`-th <mask> (from 1): heatmap, table, one line."""
@@ -104,12 +106,13 @@ def build_logit_lens(session: gr.State, text: gr.Textbox, model_name: gr.Dropdow
         table = gr.Dataframe(headers=LENS_COLUMNS, interactive=False,
                              label="Each layer's top guesses, and the final answer's place")
     redraw = (show_logit_lens, [text, model_name, mask_number, session], [figure, table, summary])
-    button.click(*redraw, api_name="logit_lens", concurrency_limit=4)
+    button.click(*redraw, api_name="logit_lens", concurrency_limit=slots(4))
     return redraw
 
 
 # --- Attention: the neuron view ---------------------------------------------------------------
 
+@takes_turn(one_model("mlm"))
 def show_neuron_view(text: str, model_name: str | None = None, layer: int = 1, head: int = 1,
                      query_token: int = 1, session: dict | None = None):
     """One head's weights for one query token (0 = <s>), step by step."""
@@ -137,6 +140,7 @@ def show_neuron_view(text: str, model_name: str | None = None, layer: int = 1, h
     return figure, table, summary
 
 
+@takes_turn(one_model("mlm"))
 def export_neuron_view(text: str, model_name: str | None = None, layer: int = 1, head: int = 1,
                        query_token: int = 1, session: dict | None = None) -> str:
     """The neuron view's chart as an HTML file with plotly inside (opens with no network)."""
@@ -163,6 +167,6 @@ def build_neuron_view(session: gr.State, text: gr.Textbox, model_name: gr.Dropdo
                          label="Every key: score, scaled score, weight")
     inputs = [text, model_name, layer, head, query_token, session]
     button.click(show_neuron_view, inputs, [figure, table, summary], api_name="neuron_view",
-                 concurrency_limit=2)
+                 concurrency_limit=slots(2))
     save_button.click(export_neuron_view, inputs, saved, api_name="neuron_view_page",
-                      concurrency_limit=2)
+                      concurrency_limit=slots(2))

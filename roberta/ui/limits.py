@@ -63,6 +63,8 @@ ENV_MAX_IMPORT_LAYERS = "ROBERTA_LAB_MAX_IMPORT_LAYERS"
 ENV_MAX_IMPORT_GFLOPS = "ROBERTA_LAB_MAX_IMPORT_GFLOPS"
 ENV_MAX_VOCAB = "ROBERTA_LAB_MAX_VOCAB"
 ENV_MAX_REQUEST_GFLOPS = "ROBERTA_LAB_MAX_REQUEST_GFLOPS"
+ENV_HEAVY_GFLOPS = "ROBERTA_LAB_HEAVY_GFLOPS"
+ENV_MAX_HEAVY_REQUESTS = "ROBERTA_LAB_MAX_HEAVY_REQUESTS"
 
 
 class LimitError(ValueError):
@@ -112,6 +114,8 @@ class Limits:
     max_import_gflops: float = 20.0
     max_request_gflops: float = 1_000.0
     max_vocab: int = 131_072
+    heavy_gflops: float = 4.0
+    max_heavy_requests: int = 1
 
     @classmethod
     def from_env(cls, gpu: bool | None = None) -> Limits:
@@ -144,6 +148,12 @@ class Limits:
             # 32-window /classify is ~580 GFLOP (15 s measured).
             max_request_gflops=_env_number(ENV_MAX_REQUEST_GFLOPS, 50_000 if gpu else 1_000),
             max_vocab=int(_env_number(ENV_MAX_VOCAB, 131_072, _parse_count)),
+            # A visitor's model whose window costs more than this is a "large model" whose
+            # requests take turns in their own lane (roberta.ui.heavy_lane), so they never hold
+            # the slots the host's own models answer in. The embedded masked LM is 2.5 GFLOP, the
+            # Train tab's tiny preset at 256 tokens 3.0, mini 7.8.
+            heavy_gflops=_env_number(ENV_HEAVY_GFLOPS, 100 if gpu else 4),
+            max_heavy_requests=int(_env_number(ENV_MAX_HEAVY_REQUESTS, 2 if gpu else 1)),
         )
 
     def import_budget(self):

@@ -197,6 +197,15 @@ def resolve(session: dict | None, name: str | None, task: str) -> LoadedModel:
     return loaded
 
 
+def session_model(session: dict | None, name: object, task: str) -> LoadedModel | None:
+    """This session's own model called `name` for `task` (None, a cleared field: the first
+    choice), or None: no message, no log line (resolve() says what is wrong)."""
+    if not name:
+        name = next(iter(choices(session, task)), None)
+    loaded = _session_models(session).get(name) if isinstance(name, str) else None
+    return loaded if loaded is not None and loaded.task == task else None
+
+
 def add(session: dict | None, loaded: LoadedModel) -> dict:
     """Store `loaded` in the session under its name (replacing one of the same name) and return
     the session dict, to be given back to its gr.State. The caps apply (`make_room`): the

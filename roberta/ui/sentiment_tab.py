@@ -42,6 +42,7 @@ from roberta.ui.common import (
     user_error,
 )
 from roberta.ui.finetune_job import FinetuneSettings
+from roberta.ui.heavy_lane import one_model, slots, takes_turn
 from roberta.ui.live import UPDATE_SECONDS, plot_value, progress_html
 from roberta.ui.runs import form_handler, stream_run, unique_name, watch
 from roberta.ui.side_by_side import build_classify_compare
@@ -227,6 +228,7 @@ def attribution_steps(windows: int) -> int:
     return max(4, min(16, ATTRIBUTION_PASSES // windows))
 
 
+@takes_turn(one_model("classifier"))
 def classify_text(text: str, model_name: str | None = None, session: dict | None = None):
     """Class probabilities, per-token attribution, and a sentence saying what they mean."""
     if not isinstance(text, str) or not text.strip():
@@ -387,7 +389,7 @@ def _classifying(session: gr.State) -> tuple[gr.Dropdown, gr.Markdown]:
     classify_inputs = [text, classifier, session]
     classify_outputs = [probabilities, attributions, explanation]
     classify_button.click(classify_text, classify_inputs, classify_outputs,
-                          api_name="classify", concurrency_limit=4)
+                          api_name="classify", concurrency_limit=slots(4))
     text.submit(classify_text, classify_inputs, classify_outputs, api_visibility="private",
-                concurrency_limit=4)
+                concurrency_limit=slots(4))
     return classifier, classifier_info

@@ -15,6 +15,7 @@ import pandas as pd
 from roberta.inference import classify, fill_mask
 from roberta.ui import registry
 from roberta.ui.common import check_masked_text, markdown_literal, plain_errors, user_error
+from roberta.ui.heavy_lane import slots, takes_turn
 
 
 def default_pair(session: dict | None, task: str) -> tuple[str | None, str | None]:
@@ -39,10 +40,21 @@ def resolve_pair(session: dict | None, task: str, name_a: str | None, name_b: st
     return registry.resolve(session, name_a, task), registry.resolve(session, name_b, task)
 
 
+def both_models(task: str):
+    """`takes_turn`'s argument for a comparison: the session's models on either side."""
+    def models(arguments: dict) -> list:
+        session = arguments.get("session")
+        first, second = default_pair(session, task)
+        return [registry.session_model(session, arguments.get(side) or default, task)
+                for side, default in (("model_a", first), ("model_b", second))]
+    return models
+
+
 def _token(token: str) -> str:
     return token.replace(" ", "␣").replace("\n", "↵") or "∅"
 
 
+@takes_turn(both_models("mlm"))
 def compare_fill_mask(text: str, model_a: str | None = None, model_b: str | None = None,
                       top_k: float = 5, session: dict | None = None):
     """One row per (mask, rank): model A's guess and probability, then model B's."""
@@ -71,6 +83,7 @@ def compare_fill_mask(text: str, model_a: str | None = None, model_b: str | None
     return pd.DataFrame(rows, columns=columns), summary
 
 
+@takes_turn(both_models("classifier"))
 def compare_classify(text: str, model_a: str | None = None, model_b: str | None = None,
                      session: dict | None = None):
     """One row per class (the union of both models' labels): A's probability, then B's."""
@@ -107,7 +120,8 @@ def build_fill_mask_compare(session: gr.State, text: gr.Textbox) -> None:
                              interactive=False, elem_id="fill-mask-compare-table")
         top_k = gr.Number(5, visible=False, precision=0)
     button.click(compare_fill_mask, [text, model_a, model_b, top_k, session],
-                 [table, summary], api_name="fill_mask_compare", concurrency_limit=4)
+                 [table, summary], api_name="fill_mask_compare",
+                 concurrency_limit=slots(4))
 
 
 def build_classify_compare(session: gr.State, text: gr.Textbox) -> None:
@@ -120,4 +134,4 @@ def build_classify_compare(session: gr.State, text: gr.Textbox) -> None:
         table = gr.Dataframe(label="Class probabilities: classifier A, then classifier B",
                              interactive=False, elem_id="classify-compare-table")
     button.click(compare_classify, [text, model_a, model_b, session], [table, summary],
-                 api_name="classify_compare", concurrency_limit=4)
+                 api_name="classify_compare", concurrency_limit=slots(4))
