@@ -62,6 +62,14 @@ ATTRIBUTION_ROWS = 16
 ATTRIBUTION_WINDOW_ROWS = 128
 CLASSIFY_REQUEST_PASSES = MAX_CLASSIFY_WINDOWS + 3 * ATTRIBUTION_WINDOW_ROWS
 BYTES = 4  # float32
+# A (head, query, key) attention weight takes a few FLOPs (scale, mask, softmax) but many
+# passes over memory, and with narrow heads QK^T and AV are slow matmuls: measured on one
+# thread (Dec 2026, 8 windows of a classifier), many narrow heads ran at 5-8 GFLOP/s by a
+# 5-FLOP count where ordinary shapes ran at ~30 (12 layers × 64 wide × 64 heads at 514
+# positions: 3.5 s for 19.5 GFLOP so counted; its /classify took minutes under a 1,000 GFLOP
+# budget). Counting each weight at 100 FLOPs brings those shapes to the ordinary rate (47-97
+# FLOPs a weight measured) and adds ~5% to ordinary ones (the embedded models).
+ATTENTION_WEIGHT_FLOPS = 100
 
 # config.json keys kept besides RobertaConfig's own fields, each when its JSON is short.
 KEPT_EXTRA_KEYS = frozenset({
@@ -86,7 +94,7 @@ class ImportBudget:
     """The host's bounds on one imported model (roberta.ui.limits reads them from settings)."""
     max_layers: int = 48
     max_window_gflops: float = 20.0
-    max_request_gflops: float = 1_000.0
+    max_request_gflops: float = 800.0
     max_memory_bytes: int = 1024 * 2**20
     max_vocab: int = 131_072
 
@@ -112,7 +120,9 @@ def _layer_flops_per_token(config: RobertaConfig, tokens: int) -> float:
     H, F, heads = config.hidden_size, config.intermediate_size, config.num_attention_heads
     projections = 2 * 4 * H * H  # query, key, value, output
     ffn = 2 * 2 * H * F + 8 * F  # two matmuls and the GELU
-    attention = 2 * 2 * tokens * H + 5 * heads * tokens  # QK^T, AV; scale, mask, softmax
+    # QK^T and AV, then each (head, query, key) weight's scale, mask and softmax, counted at
+    # what it costs in time rather than its few FLOPs (ATTENTION_WEIGHT_FLOPS).
+    attention = 2 * 2 * tokens * H + ATTENTION_WEIGHT_FLOPS * heads * tokens
     return projections + ffn + attention + 20 * H  # layer norms, residuals, biases
 
 

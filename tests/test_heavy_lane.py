@@ -41,9 +41,8 @@ class Holder:
 
 
 def refusal(lane: HeavyLane, owner: object) -> str:
-    with pytest.raises(gr.Error) as refused:
-        with lane.turn(owner):
-            pass
+    with pytest.raises(gr.Error) as refused, lane.turn(owner):
+        pass
     return refused.value.message
 
 
@@ -93,9 +92,8 @@ def test_a_request_that_waits_too_long_is_refused_and_leaves_the_line():
 
 def test_a_request_calling_another_keeps_its_place():
     lane = HeavyLane(lambda: 1, wait_seconds=0.2)
-    with lane.turn("A"):
-        with lane.turn("A"):  # the page export drawing its view: no second place, no refusal
-            assert lane.running == 1
+    with lane.turn("A"), lane.turn("A"):  # a page export drawing its view: no second place
+        assert lane.running == 1
     assert lane.running == 0
 
 

@@ -27,8 +27,12 @@ settings page can change it without touching code):
     ROBERTA_LAB_MAX_IMPORT_GFLOPS   GFLOPs of one forward pass over an imported model's longest
                                     window (roberta.import_checks)   (CPU: 20, GPU: 500)
     ROBERTA_LAB_MAX_REQUEST_GFLOPS  GFLOPs of an imported model's heaviest request (a
-                                    classifier's long-text /classify) (CPU: 1,000, GPU: 50,000)
+                                    classifier's long-text /classify) (CPU: 800, GPU: 50,000)
     ROBERTA_LAB_MAX_VOCAB           tokens in an imported vocabulary (131,072)
+    ROBERTA_LAB_HEAVY_GFLOPS        a visitor's model whose window costs more is a large model:
+                                    its requests take turns (heavy_lane) (CPU: 4, GPU: 100)
+    ROBERTA_LAB_MAX_HEAVY_REQUESTS  requests on large models at once, host-wide, as many
+                                    waiting; slots sized at start    (CPU: 1, GPU: 2)
 An import is also refused when its heaviest request would need more than
 ROBERTA_LAB_MAX_REQUEST_MB (weights and activations), or its window is under 8 tokens.
 """
@@ -112,7 +116,7 @@ class Limits:
     max_request_bytes: int = 1024 * 2**20
     max_import_layers: int = 48
     max_import_gflops: float = 20.0
-    max_request_gflops: float = 1_000.0
+    max_request_gflops: float = 800.0
     max_vocab: int = 131_072
     heavy_gflops: float = 4.0
     max_heavy_requests: int = 1
@@ -144,9 +148,10 @@ class Limits:
             # One forward pass over the longest window: the "tiny" preset at 256 tokens is ~3
             # GFLOP, "mini" at 512 ~17, roberta-base at 512 ~137 (refused on a CPU host).
             max_import_gflops=_env_number(ENV_MAX_IMPORT_GFLOPS, 500 if gpu else 20),
-            # ~26 s at the ~38 GFLOP/s one thread of this host gave; the embedded classifier's
-            # 32-window /classify is ~580 GFLOP (15 s measured).
-            max_request_gflops=_env_number(ENV_MAX_REQUEST_GFLOPS, 50_000 if gpu else 1_000),
+            # The slowest classifier 1,000 GFLOP allowed took 27 s of CPU on one thread of this
+            # host (bench/worst_model.py --classifier), too near the 30 s target; the embedded
+            # classifier's 32-window /classify is ~620 GFLOP (15 s measured).
+            max_request_gflops=_env_number(ENV_MAX_REQUEST_GFLOPS, 50_000 if gpu else 800),
             max_vocab=int(_env_number(ENV_MAX_VOCAB, 131_072, _parse_count)),
             # A visitor's model whose window costs more than this is a "large model" whose
             # requests take turns in their own lane (roberta.ui.heavy_lane), so they never hold
