@@ -188,13 +188,17 @@ def sweep(url: str, calls: list[Call], log: Path | None = None, say=print) -> di
     seen = len(log.read_text(errors="replace")) if log else 0
     tally: dict[str, Counter] = {}
     findings = []
+    framework: Counter = Counter()  # values the web framework refused, by kind
     started = time.monotonic()
     for n, call in enumerate(calls, start=1):
         outcome = send(url, call)
         tally.setdefault(call.api, Counter())[outcome.kind] += 1
+        if outcome.kind == "http_refused":
+            framework[call.value] += 1
         if outcome.kind in ("generic", "no_answer"):
             findings.append(f"{outcome.kind}: {call.api} {call.argument}={call.value}: "
                             f"{outcome.message}")
+            say(f"# {findings[-1]}")
         if log is not None:
             text = log.read_text(errors="replace")
             new, seen = text[seen:], len(text)
@@ -203,16 +207,19 @@ def sweep(url: str, calls: list[Call], log: Path | None = None, say=print) -> di
                 last = [x for x in new.splitlines() if x.strip()][-1:]
                 findings.append(f"traceback: {call.api} {call.argument}={call.value}: "
                                 f"{' '.join(last)[:200]}")
+                say(f"# {findings[-1]}")
         if n % 250 == 0:
             say(f"# {n} of {len(calls)} calls, {time.monotonic() - started:.0f} s")
     total = sum(tally.values(), Counter())
     return {"calls": len(calls), "seconds": time.monotonic() - started,
-            "by_endpoint": tally, "total": total, "findings": findings}
+            "by_endpoint": tally, "total": total, "findings": findings,
+            "http_refused_by_value": framework}
 
 
 def main(argv: list[str] | None = None) -> int:
     from bench.load import free_port, start_server, stop_server, wait_until_up
     from bench.repeat_runs import PATIENT_SERVER, line
+    from roberta.ui.limits import ENV_MAX_STEPS
 
     p = argparse.ArgumentParser(prog="python -m bench.bad_inputs", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -223,7 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     (temp / "server").mkdir()
     port, log = free_port(), temp / "server.log"
     url = f"http://127.0.0.1:{port}/"
-    server = start_server(port, temp / "server", 1, log, PATIENT_SERVER)
+    # A step count of 0 means "the comparison's default" (600 steps a side): with a cap of 2
+    # steps, a bad value that a run accepts trains a step or two, and a default is refused.
+    server = start_server(port, temp / "server", 1, log,
+                          f"import os\nos.environ['{ENV_MAX_STEPS}'] = '2'\n" + PATIENT_SERVER)
     try:
         wait_until_up(url, server, log)
         apis = endpoints(url)
@@ -243,8 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     total = result["total"]
     print(line("total", calls=result["calls"], seconds=result["seconds"],
                **dict(sorted(total.items()))))
-    for finding in result["findings"]:
-        print(f"# {finding}")
+    print(line("http_refused", **dict(sorted(result["http_refused_by_value"].items()))))
     bad = total["generic"] + total["traceback"] + total["no_answer"]
     print(line("result", generic=total["generic"], tracebacks=total["traceback"],
                no_answer=total["no_answer"], target="met" if not bad else "MISSED"))

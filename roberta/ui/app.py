@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 
 from roberta.ui import registry, session_keep
 from roberta.ui.attention_tab import build_attention_tab
-from roberta.ui.common import guard_number_inputs
+from roberta.ui.common import guard_number_inputs, plain_request_errors
 from roberta.ui.experiments_tab import build_experiments_tab
 from roberta.ui.fill_mask_tab import build_fill_mask_tab
 from roberta.ui.leave_guard import EarlyScriptMiddleware
@@ -70,6 +70,7 @@ def build_app() -> gr.Blocks:
         session_keep.keep_models_across_reloads(demo, session)
     no_empty_upload_files(demo)
     guard_number_inputs(demo)
+    plain_request_errors(demo)
     registry.warm_up_in_background()
     return demo
 

@@ -199,6 +199,33 @@ def guard_number_inputs(demo: gr.Blocks) -> None:
         block.preprocess = preprocess
 
 
+MISSING_VALUES = ("This call does not send a value for each of the endpoint's parameters: send "
+                  "them all, in order (the app's API page lists them).")
+SERVER_FILE = ("A file can only be given by uploading it to this app; this one names a file on "
+               "the server, which is not read.")
+
+
+def plain_request_errors(demo: gr.Blocks) -> None:
+    """Two refusals Gradio makes before any component sees a value, each printed with a
+    traceback and shown to a program as a bare error: a call with fewer values than its
+    endpoint takes, and a file given as a path on the server that nobody uploaded (Gradio rightly
+    will not read it; any argument may carry one, since Gradio looks for files in every value).
+    Both become a plain sentence, logged as one line; the checks themselves stay Gradio's."""
+    from gradio.exceptions import InvalidPathError
+
+    checked = demo.preprocess_data
+
+    async def preprocess_data(block_fn, inputs, state, explicit_call=False):
+        if not isinstance(inputs, list) or len(inputs) < len(block_fn.inputs):
+            raise user_error(MISSING_VALUES)
+        try:
+            return await checked(block_fn, inputs, state, explicit_call)
+        except InvalidPathError:
+            raise user_error(SERVER_FILE) from None
+
+    demo.preprocess_data = preprocess_data
+
+
 @contextmanager
 def plain_errors(action: str) -> Iterator[None]:
     """Show a library ValueError as its own plain sentence and anything unexpected as one line
