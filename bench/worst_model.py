@@ -162,13 +162,15 @@ def run(seconds: float, calls_alone: int, threads: int, quick: bool, say=print) 
 
     from gradio_client import Client, handle_file
 
-    from roberta.ui.limits import ENV_MAX_IMPORT_GFLOPS
+    from roberta.ui.limits import ENV_HEAVY_GFLOPS, ENV_MAX_IMPORT_GFLOPS
 
     temp = Path(tempfile.mkdtemp(prefix="roberta-worst-"))
     (temp / "server").mkdir()
-    budget_before = os.environ.get(ENV_MAX_IMPORT_GFLOPS)
-    if quick:  # the server (started below, with this environment) and this script agree
+    before = {name: os.environ.get(name) for name in (ENV_MAX_IMPORT_GFLOPS, ENV_HEAVY_GFLOPS)}
+    if quick:  # the server (started below, with this environment) and this script agree; the
+        # small "worst" model still counts as a large one, so its requests take the lane
         os.environ[ENV_MAX_IMPORT_GFLOPS] = str(QUICK_GFLOPS)
+        os.environ[ENV_HEAVY_GFLOPS] = str(QUICK_GFLOPS / 10)
     upload, config, cost = worst_model_zip(temp / "worst.zip")
     say(line("model", layers=config.num_hidden_layers, hidden=config.hidden_size,
              heads=config.num_attention_heads, positions=config.max_position_embeddings,
@@ -215,10 +217,11 @@ def run(seconds: float, calls_alone: int, threads: int, quick: bool, say=print) 
         load_end = load_average()
     finally:
         stop_server(server, temp)
-        if budget_before is None:
-            os.environ.pop(ENV_MAX_IMPORT_GFLOPS, None)
-        else:
-            os.environ[ENV_MAX_IMPORT_GFLOPS] = budget_before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     refused, heavy_errors = lane_refusals(heavy)
     errors = heavy_errors + heavy_alone.errors + light_alone.errors + light_loaded.errors
     result = {

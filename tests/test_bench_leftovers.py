@@ -60,7 +60,10 @@ def test_worst_model_reports_the_other_visitors_latency(tiny_assets, capsys):
     assert list(lines) == ["model", "heavy", "visitor", "result"]
     # The model is the budget's worst: just under the (quick) cap per window, and accepted.
     assert QUICK_GFLOPS * 0.5 < float(lines["model"]["window_gflops"]) <= QUICK_GFLOPS
-    assert int(lines["heavy"]["requests_at_once"]) == 4 and int(lines["heavy"]["calls"]) >= 4
+    assert int(lines["heavy"]["requests_at_once"]) == 4
+    # One runs, one waits, the rest are refused at once (the lane); refusals are not errors.
+    assert int(lines["heavy"]["calls"]) >= 2
+    assert int(lines["heavy"]["calls"]) + int(lines["heavy"]["refused"]) >= 4
     assert 0 < float(lines["heavy"]["alone_s"]) < 60
     assert int(lines["visitor"]["calls"]) >= 1
     for key in ("alone_p50_s", "alone_p95_s", "p50_s", "p95_s", "max_s"):

@@ -622,6 +622,26 @@ def test_nan_from_a_raw_client_is_a_plain_message(app_url, api_name, data, expec
     assert expected in answer["data"]["error"]
 
 
+SERVER_PATH = '{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}'
+
+
+@pytest.mark.parametrize("api_name, data, expected", [
+    ("fill_mask", f'[{SERVER_PATH}, "Embedded masked LM", 5]', "names a file on the server"),
+    ("import_checkpoint", f'[{SERVER_PATH}, "Embedded masked LM"]', "names a file on the server"),
+    ("classify", "[]", "does not send a value for each of the endpoint's parameters"),
+    ("fill_mask", f'["{MASKED}"]', "does not send a value for each of the endpoint's parameters"),
+])
+def test_refusals_gradio_makes_before_the_components_are_plain(app_url, capfd, api_name, data,
+                                                               expected):
+    """Found by bench/bad_inputs.py: a server path in any argument (Gradio looks for files in
+    every value) and a call with too few values were refused with a traceback in the log."""
+    capfd.readouterr()
+    answer = raw_call(app_url, api_name, '{"data": ' + data + '}')
+    assert answer["event"] == "error"
+    assert expected in answer["data"]["error"] and "passwd" not in answer["data"]["error"]
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_nan_learning_rate_and_steps_are_refused_before_training(tiny_assets):
     """/train and /finetune take 30 and 13 inputs: their Number components are checked the
     same way (the preprocess Gradio calls), without writing every input in raw JSON."""
