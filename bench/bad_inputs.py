@@ -143,7 +143,7 @@ def sample(calls: list[Call], n: int) -> list[Call]:
     return chosen
 
 
-def send(url: str, call: Call, timeout: float = 300) -> Outcome:
+def send(url: str, call: Call, timeout: float = 120) -> Outcome:
     """One call through `/gradio_api/call/<name>`, and what came back."""
     import httpx
 
@@ -159,9 +159,12 @@ def send(url: str, call: Call, timeout: float = 300) -> Outcome:
         return Outcome("http_refused", f"HTTP {posted.status_code}: {posted.text[:200]}")
     event_id = posted.json().get("event_id")
     kind, data = None, None
+    deadline = time.monotonic() + timeout  # Gradio's heartbeats keep a stream alive forever
     try:
         with httpx.stream("GET", f"{base}/{event_id}", timeout=timeout) as answer:
             for line in answer.iter_lines():
+                if time.monotonic() > deadline:
+                    return Outcome("no_answer", f"no answer in {timeout:.0f} s")
                 if line.startswith("event:"):
                     kind = line.split(":", 1)[1].strip()
                 elif line.startswith("data:") and kind in ("complete", "error"):

@@ -181,3 +181,24 @@ def test_the_model_endpoints_have_room_for_the_lane(tiny_assets):
         assert limits[api] == 4 + extra, api
     for api in ("attention", "attention_head", "attention_pages", "neuron_view"):
         assert limits[api] == 2 + extra, api
+
+
+def test_a_request_in_the_lane_runs_at_a_lower_priority_with_the_callers_context():
+    import contextvars
+    import os
+
+    lane = HeavyLane(lambda: 1)
+    request = contextvars.ContextVar("request")
+    request.set("the visitor's")
+
+    def where():
+        me = threading.get_native_id()
+        return me, os.getpriority(os.PRIO_PROCESS, me), request.get(), lane.inside()
+
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with lane.turn("A"):
+        thread, priority, seen, inside = lane.run(where)
+    assert thread != threading.get_native_id()
+    assert priority == min(19, here + heavy_lane.LOWER_PRIORITY)  # this thread's stays
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here
+    assert seen == "the visitor's" and inside
