@@ -1,7 +1,8 @@
 """Another visitor's fill-mask while the worst model the import budget accepts serves four
 requests at once (issue #31's target: their p95 under 2 s).
 
-    nice -n 19 python -m bench.worst_model                   # ~3 minutes on 2 shared cores
+    nice -n 5 python -m bench.worst_model     # ~3 minutes on 2 shared cores (not 19: the
+                                              # lane's threads run 10 lower, at most 19)
     python -m bench.worst_model --quick                      # a small budget: a smoke test
 
 1. The worst accepted masked LM is found from the host's import budget (roberta.ui.limits, the
