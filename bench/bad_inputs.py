@@ -137,7 +137,7 @@ def sample(calls: list[Call], n: int) -> list[Call]:
     while len(chosen) < n:
         for api, own in by_api.items():
             if taken[api] < len(own) and len(chosen) < n:
-                start = 5 * list(by_api).index(api)
+                start = 7 * list(by_api).index(api)
                 chosen.append(own[(start + taken[api] * 23) % len(own)])
                 taken[api] += 1
     return chosen

@@ -571,19 +571,30 @@ def test_anything_but_a_file_where_a_file_goes_is_a_plain_message(client):
         assert "“Import a checkpoint (.zip)” must be an uploaded file" in message
 
 
-@pytest.mark.slow  # 150 calls, one at a time, a few of them one-step training runs
+@pytest.mark.slow  # 150 calls, one at a time
 def test_a_sample_of_the_bad_input_sweep_is_plain_and_leaves_no_traceback(app_url, capfd):
     """Issue #31: bench/bad_inputs.py sends every endpoint × every argument × every class of
     bad value (types, None, lists, objects, NaN and infinities, huge numbers, deep nesting, odd
     Unicode, a server path where a file goes, huge strings) and malformed bodies, ~2,200 calls;
     a systematic sample of 150 of them here: no generic error, no call left unanswered, and the
-    server prints no traceback."""
-    from bench.bad_inputs import BAD_BODIES, BAD_VALUES, bad_calls, endpoints, sample, sweep
+    server prints no traceback. The endpoints that start a training run are left to the bench
+    (a value they accept trains, on the bundled data, minutes to prepare the first time); their
+    bad values are covered above and in test_ui_*."""
+    from bench.bad_inputs import (
+        BAD_BODIES,
+        BAD_VALUES,
+        RUN_BASELINES,
+        bad_calls,
+        endpoints,
+        sample,
+        sweep,
+    )
 
-    calls = bad_calls(endpoints(app_url))
+    apis = {api: ps for api, ps in endpoints(app_url).items() if api not in RUN_BASELINES}
+    calls = bad_calls(apis)
     assert len(calls) >= 1_000
     chosen = sample(calls, 150)
-    assert {c.api for c in chosen} == {c.api for c in calls}  # every endpoint
+    assert {c.api for c in chosen} == set(apis)  # every endpoint
     assert {c.value for c in chosen} == set(BAD_VALUES) | set(BAD_BODIES)  # every kind
     capfd.readouterr()
     result = sweep(app_url, chosen, say=lambda text: None)
