@@ -202,7 +202,7 @@ def session_model(session: dict | None, name: object, task: str) -> LoadedModel 
     choice), or None: no message, no log line (resolve() says what is wrong)."""
     if not name:
         name = next(iter(choices(session, task)), None)
-    loaded = _session_models(session).get(name) if isinstance(name, str) else None
+    loaded = session_models(session).get(name) if isinstance(name, str) else None
     return loaded if loaded is not None and loaded.task == task else None
 
 
