@@ -364,6 +364,7 @@ def test_a_sessions_models_are_freed_when_its_state_is_deleted(tiny_assets):
     assert registry.choices(session, "mlm") == registry.choices({}, "mlm")
 
 
+@pytest.mark.slow  # waits for the server to notice the client left: ~15 s
 def test_a_client_that_leaves_has_its_models_and_uploads_let_go_at_once(app_url, tiny_assets,
                                                                          tmp_path):
     """Gradio keeps a closed session's state for an hour and its uploads until the cache sweep;

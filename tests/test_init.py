@@ -187,6 +187,7 @@ def mask_accuracy_after(init: str, real_text, steps: int = 400) -> tuple[float, 
     return final["val_mask_accuracy"], trainer.unigram_baseline()["accuracy"]
 
 
+@pytest.mark.slow  # two 400-step runs: about a minute on one core
 def test_structured_start_leaves_the_plateau_where_random_init_does_not(real_text):
     structured, unigram = mask_accuracy_after("structured", real_text)
     random_init, _ = mask_accuracy_after("roberta", real_text)

@@ -49,6 +49,7 @@ def own_disk(tmp_path, monkeypatch):
     return gradio_folder, temp_folder
 
 
+@pytest.mark.slow  # trains, downloads and imports through the app: ~15 s
 def test_a_session_that_trains_downloads_and_imports_leaves_the_disk_as_it_was(
         tiny_assets, launch_app, connect, own_disk, tmp_path):
     import httpx

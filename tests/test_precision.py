@@ -60,6 +60,7 @@ def windows(curve: list[float], width: int = 20) -> list[float]:
     return [sum(curve[i:i + width]) / width for i in range(0, len(curve), width)]
 
 
+@pytest.mark.slow  # two 200-step runs: ~10 s
 def test_bf16_loss_curve_tracks_fp32_over_200_steps():
     fp32, bf16 = loss_curve("fp32"), loss_curve("bf16")
     assert len(fp32) == len(bf16) == STEPS
