@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_FILE_LINES, MAX_FUNCTION_LINES, FUNCTIONS_ALLOWED_OVER = 500, 80, 1
 
 # Still to be cut (issue #30): each file's lines today, a ceiling.
-FILES_OVER = {"roberta/tokenizer.py": 553, "roberta/ui/train_tab.py": 574}
+FILES_OVER = {"roberta/tokenizer.py": 553, "roberta/ui/train_tab.py": 553}
 FUNCTIONS_OVER = {"roberta/cli.py:build_parser": 82, "roberta/cli.py:cmd_pretrain": 84,
                   "roberta/uploads.py:read_classification_csv": 86,
                   "roberta/masking.py:mask_tokens": 95, "roberta/recipe.py:run_bundled_recipe": 88,
