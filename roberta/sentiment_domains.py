@@ -73,8 +73,8 @@ class Domain:
 
 
 # Every byte but 0-9 and a-z becomes a space.
-_ALNUM_OR_SPACE = bytes(b if chr(b).isascii() and chr(b) in "0123456789abcdefghijklmnopqrstuvwxyz"
-                        else 32 for b in range(256))
+_ALNUM_OR_SPACE = bytes(b if chr(b) in "0123456789abcdefghijklmnopqrstuvwxyz" else 32
+                        for b in range(256))
 
 
 def normalise(text: str) -> str:
